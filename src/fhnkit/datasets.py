@@ -1,0 +1,123 @@
+"""Training and validation sets of a study, solved with the Euler kernel, as Parquet.
+
+Problem A: one trajectory from `initial_state`; a row per sampled time point.
+Problems B and C: `n` sampled parameter sets (U0, W0[, K]), each solved on
+[0, t_max] and stored at `times_per_trajectory` evenly spaced times; a row per
+(parameter set, time). Training and validation sets are drawn from separate
+seeded streams and never share a parameter set (problem A: a time point).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .artifacts import write_parquet
+from .config import config_hash, derive_seed
+from .problems import OUTPUTS, fhn_params, i_app, input_bounds, input_columns, parameter_columns
+from .sampling import sample_box
+from .solver import euler, steps_for
+
+SPLITS = ("train", "val")
+
+
+def data_determinants(config: dict, study_name: str) -> dict:
+    """Everything that determines a study's data sets (their cache key and config hash)."""
+    study = config["studies"][study_name]
+    keys = ("problem", "i_app", "k_to_i_app", "t_max", "initial_state", "ranges", "times_per_trajectory",
+            "train", "val")
+    return {"seed": config["seed"], "model": config["model"], "data_solver": config["data_solver"],
+            "study": {k: study[k] for k in keys}, "fhnkit": __version__}
+
+
+def _split_seed(config: dict, study: dict, split: str) -> int:
+    """Seed of one split, derived from what defines it, not from the study's name: two studies
+    that differ only in their training set (A scarce vs dense) share one validation set."""
+    keys = ("problem", "i_app", "k_to_i_app", "t_max", "initial_state", "ranges", "times_per_trajectory", split)
+    return derive_seed(config["seed"], "data", split, config_hash({k: study[k] for k in keys}))
+
+
+def _solve(config, study, u0, w0, current, save_times_every):
+    solver = config["data_solver"]
+    dt = solver["dt"]
+    n_steps = steps_for(study["t_max"], dt)
+    if n_steps % save_times_every:
+        raise ValueError(f"t_max/dt = {n_steps} steps is not divisible into the requested time points "
+                         f"(every {save_times_every} steps); change times_per_trajectory or data_solver.dt")
+    return euler(u0, w0, current, fhn_params(config), dt, n_steps, save_times_every, solver["precision"])
+
+
+def _problem_a(config, study, name, split):
+    dt = config["data_solver"]["dt"]
+    n_steps = steps_for(study["t_max"], dt)
+    spec = study[split]
+    def draw(which, n):
+        t = sample_box(n, [0.0], [study["t_max"]], study[which]["sampler"],
+                       _split_seed(config, study, which))[:, 0]
+        return np.unique(np.clip(np.rint(t / dt).astype(np.int64), 0, n_steps))  # snap to solver steps
+    steps = draw(split, spec["n"])
+    if split == "val":  # never validate on a training time point
+        steps = np.setdiff1d(steps, draw("train", study["train"]["n"]))
+    u0, w0 = study["initial_state"]
+    _, U, W = _solve(config, study, np.array([u0]), np.array([w0]), np.array([i_app(study)]), 1)
+    return pd.DataFrame({"traj": np.zeros(steps.size, np.int64), "t": steps * dt,
+                         "U": U[steps, 0].astype(np.float64), "W": W[steps, 0].astype(np.float64)})
+
+
+def _parameter_sets(config, study, name, split):
+    """(n, d) parameter sets of a split, with no row equal to one of the other split."""
+    lo, hi = (b[1:] for b in input_bounds(study))
+    def draw(which):
+        return sample_box(study[which]["n"], lo, hi, study[which]["sampler"],
+                          _split_seed(config, study, which))
+    params = draw(split)
+    if split == "val":
+        train = {tuple(r) for r in draw("train")}
+        params = params[[tuple(r) not in train for r in params]]
+    return params
+
+
+def _problem_bc(config, study, name, split):
+    params = _parameter_sets(config, study, name, split)
+    cols = parameter_columns(study)
+    by_col = dict(zip(cols, params.T))
+    current = i_app(study, by_col.get("K"))
+    current = np.broadcast_to(np.asarray(current, float), params.shape[:1])
+    n_steps = steps_for(study["t_max"], config["data_solver"]["dt"])
+    every = n_steps // (study["times_per_trajectory"] - 1)
+    times, U, W = _solve(config, study, by_col["U0"], by_col["W0"], current, every)
+    n_t, n = U.shape
+    frame = {"traj": np.repeat(np.arange(n, dtype=np.int64), n_t), "t": np.tile(times, n)}
+    for col in cols:
+        frame[col] = np.repeat(by_col[col], n_t)
+    frame["U"] = U.T.reshape(-1).astype(np.float64)
+    frame["W"] = W.T.reshape(-1).astype(np.float64)
+    return pd.DataFrame(frame)
+
+
+def make_dataset(config: dict, study_name: str, split: str) -> tuple[pd.DataFrame, dict]:
+    """Build one split of a study's data; returns (rows, metadata for the Parquet schema)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    study = config["studies"][study_name]
+    build = _problem_a if study["problem"] == "A" else _problem_bc
+    df = build(config, study, study_name, split)
+    det = data_determinants(config, study_name)
+    meta = {"study": study_name, "split": split, "problem": study["problem"], "model": config["model"],
+            "data_solver": config["data_solver"], "dt": config["data_solver"]["dt"],
+            "i_app": study["i_app"] if study["problem"] != "C" else None,
+            "k_to_i_app": study["k_to_i_app"] if study["problem"] == "C" else None,
+            "sampler": study[split]["sampler"], "n": study[split]["n"],
+            "seed": _split_seed(config, study, split), "root_seed": config["seed"],
+            "save_step": study["t_max"] / (study["times_per_trajectory"] - 1) if study["problem"] != "A" else None,
+            "inputs": input_columns(study), "outputs": OUTPUTS, "fhnkit_version": __version__,
+            "config_hash": config_hash(det)}
+    return df, meta
+
+
+def write_dataset(config: dict, study_name: str, split: str, path) -> pd.DataFrame:
+    """Build one split and write it to `path` as Parquet (atomically); returns the rows."""
+    df, meta = make_dataset(config, study_name, split)
+    write_parquet(df, path, meta)
+    return df

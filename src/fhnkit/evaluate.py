@@ -1,0 +1,32 @@
+"""Accuracy of a trained network on a data set (thesis eq. 3.3)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .problems import OUTPUTS
+
+
+@torch.no_grad()
+def predict(model, x: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
+    """Network outputs for inputs `x` (n, n_inputs), evaluated in chunks."""
+    model.eval()
+    out = torch.cat([model(x[i:i + chunk]) for i in range(0, len(x), chunk)]) if len(x) else x[:, :2]
+    model.train()
+    return out
+
+
+def sample_errors(model, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """Per-sample error V = |U_pred - U_true| + |W_pred - W_true| (eq. 3.3)."""
+    return (predict(model, x) - y).abs().sum(dim=1).numpy()
+
+
+def evaluate_frame(model, df: pd.DataFrame) -> dict:
+    """Mean, median and max of eq. 3.3 over the rows of a data set (inputs taken from the model spec)."""
+    x = torch.as_tensor(df[model.spec["inputs"]].to_numpy(np.float32))
+    y = torch.as_tensor(df[OUTPUTS].to_numpy(np.float32))
+    err = sample_errors(model, x, y)
+    return {"n": int(err.size), "mean_err": float(err.mean()), "median_err": float(np.median(err)),
+            "max_err": float(err.max())}

@@ -1,0 +1,238 @@
+"""Figures of the analysis stage (SPEC.md section 7), drawn with seaborn/matplotlib.
+
+Each public function writes one PNG at `DPI` dots per inch and returns its
+path. Figure sizes are fixed by the number of panels (no tight bounding box):
+panels of width w sit in rows of at most `MAX_COLS`, plus a legend column of
+`LEGEND_W` inches on the right (see `figure_size`).
+Errors are the dimensionless validation error of eq. 3.3, times are seconds.
+Failed models (NaN errors) are left out of the plots and counted in titles.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
+
+from fhnkit.analysis import successful  # noqa: E402
+
+DPI = 120
+PANEL_W, PANEL_H, LEGEND_W = 4.0, 3.5, 2.2
+WIDE_PANEL_W = 6.0
+MAX_COLS = 3
+SHAPES = ["rectangle", "funnel", "bottleneck", "bowtie", "diamond", "other"]
+LINE_STYLES = ["-", "--", ":", "-."]
+SHAPE_COLOURS = dict(zip(SHAPES, sns.color_palette("colorblind", len(SHAPES))))
+
+
+def _grid(n_panels: int) -> tuple[int, int]:
+    """(rows, columns) of the panel grid."""
+    n = max(n_panels, 1)
+    cols = min(n, MAX_COLS)
+    return -(-n // cols), cols
+
+
+def figure_size(n_panels: int, panel_w: float = PANEL_W) -> tuple[float, float]:
+    """(width, height) in inches of a figure with `n_panels` panels and a legend column."""
+    rows, cols = _grid(n_panels)
+    return panel_w * cols + LEGEND_W, PANEL_H * rows
+
+
+def _new_figure(n_panels: int, panel_w: float = PANEL_W):
+    """Figure and its first `n_panels` axes (at least one); unused grid cells are hidden."""
+    rows, cols = _grid(n_panels)
+    fig, axes = plt.subplots(rows, cols, figsize=figure_size(n_panels, panel_w), squeeze=False)
+    axes = axes.ravel()
+    for ax in axes[max(n_panels, 1):]:
+        ax.set_visible(False)
+    return fig, axes[:max(n_panels, 1)]
+
+
+def _save(fig, path) -> Path:
+    """Reserve the legend column, save at DPI and close."""
+    width = fig.get_figwidth()
+    fig.tight_layout(rect=(0, 0, 1 - LEGEND_W / width, 1))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return Path(path)
+
+
+def _empty(ax, message: str) -> None:
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _margin_legend(fig, handles, fontsize: str = "small") -> None:
+    """A legend of `handles` in the figure's reserved right-hand column."""
+    if handles:
+        fig.legend(handles=handles, loc="center left", fontsize=fontsize, frameon=False,
+                   bbox_to_anchor=(1 - LEGEND_W / fig.get_figwidth(), 0.5))
+
+
+def _figure_legend(fig, axes) -> None:
+    """Move the axes' legends (the last one's entries) to the figure's right margin."""
+    handles = []
+    for ax in axes:
+        if ax.get_legend() is not None:
+            handles = ax.get_legend_handles_labels()[0]
+            ax.get_legend().remove()
+    _margin_legend(fig, handles)
+
+
+def _log_axis(ax, which: str) -> None:
+    """Log scale on axis `which` ("x"/"y"), labelled at powers of ten, at least a decade wide."""
+    ax.set(**{f"{which}scale": "log"})
+    getattr(ax, f"{which}axis").set_minor_formatter(NullFormatter())
+    lo, hi = getattr(ax, f"get_{which}lim")()
+    if hi / lo < 10:
+        centre = np.sqrt(lo * hi)
+        ax.set(**{f"{which}lim": (centre / np.sqrt(10), centre * np.sqrt(10))})
+
+
+def _dodge(data: pd.DataFrame) -> pd.Series:
+    """Neuron counts shifted by ±1.5 % per shape so that shapes do not overlap (as Fig. 26)."""
+    centre = (len(SHAPES) - 1) / 2
+    offset = data["shape"].map({s: i - centre for i, s in enumerate(SHAPES)}).astype(float)
+    return data["neurons"] * (1 + 0.015 * offset.fillna(0.0))
+
+
+def accuracy_vs_neurons(summary: pd.DataFrame, path) -> Path:
+    """Mean error (log) vs neuron count, hue = shape, marker = class, a panel per study.
+
+    Mirrors thesis Fig. 17, 21 and 24-26; points are dodged slightly by shape.
+    """
+    studies = sorted(summary["study"].unique())
+    fig, axes = _new_figure(len(studies))
+    ok = successful(summary)
+    for ax, study in zip(axes, studies):
+        data = ok[ok["study"] == study].assign(neurons_dodged=_dodge)
+        n_failed = int((summary["study"] == study).sum()) - len(data)
+        ax.set_title(study + (f" ({n_failed} failed)" if n_failed else ""), fontsize="medium")
+        if data.empty:
+            _empty(ax, "no successful models")
+            continue
+        sns.scatterplot(data=data, x="neurons_dodged", y="mean_err", hue="shape",
+                        hue_order=[s for s in SHAPES if s in set(ok["shape"])],
+                        palette=SHAPE_COLOURS, style="class", style_order=sorted(ok["class"].unique()),
+                        alpha=0.8, ax=ax)
+        ax.set(xlabel="neurons", ylabel="mean error")
+        _log_axis(ax, "y")
+    if not studies:
+        _empty(axes[0], "no models")
+    _figure_legend(fig, axes)
+    return _save(fig, path)
+
+
+def _loss_columns(history: pd.DataFrame) -> list[str]:
+    return [c for c in history.columns if c.startswith("loss_")]
+
+
+def _plot_positive(ax, history: pd.DataFrame, column: str, **kwargs) -> None:
+    """Plot `column` vs iteration, skipping NaN and non-positive values (log axis)."""
+    data = history[["iteration", column]].dropna()
+    data = data[data[column] > 0]
+    if len(data):
+        ax.plot(data["iteration"], data[column], **kwargs)
+
+
+def _style_legend(ax, styles: dict[str, str], name: str) -> None:
+    """Log y axis and a legend of line styles (one per plotted column), or an empty note."""
+    if not ax.lines:
+        _empty(ax, f"no {name} recorded")
+        return
+    ax.set(xlabel="iteration", ylabel=name)
+    _log_axis(ax, "y")
+    handles = [Line2D([], [], color="0.3", ls=ls, label=col) for col, ls in styles.items()]
+    ax.legend(handles=handles, fontsize="x-small")
+
+
+def training_curves(histories: dict[str, pd.DataFrame], path, title: str) -> Path:
+    """Loss terms (left) and validation mean/max error (right) vs iteration, log y.
+
+    `histories` maps a label to a history table (columns `iteration`,
+    `loss_*`, `val_mean`, `val_max`); colour = model, line style = term.
+    Mirrors thesis Fig. 19-20.
+    """
+    fig, (ax_loss, ax_val) = _new_figure(2)
+    colours = dict(zip(histories, sns.color_palette("tab10", max(len(histories), 1))))
+    terms = sorted({c for h in histories.values() for c in _loss_columns(h)},
+                   key=lambda c: (c != "loss_total", c))
+    loss_styles = {c: LINE_STYLES[i % len(LINE_STYLES)] for i, c in enumerate(terms)}
+    val_styles = {"val_mean": "-", "val_max": "--"}
+    for label, history in histories.items():
+        for column in _loss_columns(history):
+            _plot_positive(ax_loss, history, column, color=colours[label], ls=loss_styles[column])
+        for column in val_styles.keys() & set(history.columns):
+            _plot_positive(ax_val, history, column, color=colours[label], ls=val_styles[column])
+    _style_legend(ax_loss, loss_styles, "loss")
+    _style_legend(ax_val, val_styles, "validation error")
+    fig.suptitle(title, fontsize="medium")
+    _margin_legend(fig, [Line2D([], [], color=c, label=label) for label, c in colours.items()],
+                   fontsize="xx-small")
+    return _save(fig, path)
+
+
+def select_curve_models(summary: pd.DataFrame, study: str, per_class: int = 2) -> list[str]:
+    """Names of the `per_class` lowest-mean-error successful models of each class in `study`."""
+    ok = successful(summary)
+    ok = ok[ok["study"] == study].sort_values(["class", "mean_err", "model"])
+    return ok.groupby("class").head(per_class)["model"].tolist()
+
+
+def study_training_curves(summary: pd.DataFrame, study: str, history_paths: dict[str, str],
+                          path, per_class: int = 2) -> Path:
+    """`training_curves` of the best `per_class` models of each class of `study`.
+
+    `history_paths` maps model name to its history.parquet; only the chosen
+    models' histories are read.
+    """
+    chosen = select_curve_models(summary, study, per_class)
+    histories = {m: pd.read_parquet(history_paths[m]) for m in chosen}
+    return training_curves(histories, path, f"{study}: training curves of the best models per class")
+
+
+def _solver_line(ax, data: pd.DataFrame, colour) -> None:
+    """Vertical line at the study's median solver time, labelled for the legend."""
+    times = data["solver_time_s"].dropna()
+    if times.empty:
+        return
+    median = float(times.median())
+    ax.axvline(median, color=colour, ls="--", lw=1,
+               label=f"Euler solver ({data['study'].iloc[0]}, {median:.3g} s)")
+
+
+def error_vs_inference(summary: pd.DataFrame, path) -> Path:
+    """Mean error vs median inference time (log-log), hue = study, marker = class.
+
+    Each study's median Euler-solver time (same number of outputs) is a
+    dashed vertical line in the study's colour. Mirrors thesis Fig. 41.
+    """
+    fig, (ax,) = _new_figure(1, WIDE_PANEL_W)
+    ok = successful(summary)
+    ok = ok[np.isfinite(ok["inference_time_s"]) & (ok["inference_time_s"] > 0)]
+    studies = sorted(summary["study"].unique())
+    colours = dict(zip(studies, sns.color_palette("colorblind", max(len(studies), 1))))
+    if ok.empty:
+        _empty(ax, "no timed, successful models")
+    else:
+        sns.scatterplot(data=ok, x="inference_time_s", y="mean_err", hue="study",
+                        hue_order=studies, palette=colours, style="class", alpha=0.8, ax=ax)
+        for study in studies:
+            _solver_line(ax, summary[summary["study"] == study], colours[study])
+        ax.set(xlabel="inference time (s, median)", ylabel="mean error")
+        _log_axis(ax, "x")
+        _log_axis(ax, "y")
+        ax.legend()
+    _figure_legend(fig, [ax])
+    return _save(fig, path)

@@ -1,0 +1,82 @@
+"""Expand a study's grid (SPEC.md section 6) into one model spec per training job.
+
+Given layer counts and layer configurations, every sequence of that length
+over the configurations (repetitions included) is one architecture; the
+other axes (class, batch size, seed) multiply it. A model's name encodes all
+of its axes and is the Snakemake wildcard that names its training job.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from .config import derive_seed
+
+PROBLEM_KEYS = ("problem", "t_max", "ranges", "i_app", "k_to_i_app", "initial_state")
+SHAPES = ("rectangle", "funnel", "bottleneck", "bowtie", "diamond", "other")
+
+
+def arch_name(layers) -> str:
+    """`[["silu", 16], ["tanh", 8]]` -> "silu16-tanh8"."""
+    return "-".join(f"{act}{width}" for act, width in layers)
+
+
+def shape_of(widths) -> str:
+    """Shape class of a sequence of hidden widths (SPEC.md section 6 definitions)."""
+    widths = list(widths)
+    pairs = list(zip(widths, widths[1:]))
+    if all(a == b for a, b in pairs):
+        return "rectangle"
+    if all(a >= b for a, b in pairs):
+        return "funnel"
+    if all(a <= b for a, b in pairs):
+        return "bottleneck"
+    if len(widths) == 3 and widths[1] < widths[0] and widths[1] < widths[2]:
+        return "bowtie"
+    if len(widths) == 3 and widths[1] > widths[0] and widths[1] > widths[2]:
+        return "diamond"
+    return "other"
+
+
+def architectures(grid: dict) -> list[list[list]]:
+    """Every distinct layer sequence of the grid, in a stable order."""
+    configs = [tuple(c) for c in grid["layer_configs"]]
+    seen, out = set(), []
+    for depth in grid["layers"]:
+        for seq in itertools.product(configs, repeat=depth):
+            if seq not in seen:
+                seen.add(seq)
+                out.append([list(c) for c in seq])
+    return out
+
+
+def model_name(cls: str, layers, batch_size: int, seed: int) -> str:
+    return f"{cls}_{arch_name(layers)}_bs{batch_size}_s{seed}"
+
+
+def expand_study(config: dict, study_name: str) -> list[dict]:
+    """One spec per model of a study: the architecture, class, batch size, seed and training settings."""
+    study = config["studies"][study_name]
+    grid = study["grid"]
+    specs = []
+    for cls, layers, bs, rep in itertools.product(grid["classes"], architectures(grid), grid["batch_size"],
+                                                  grid["seeds"]):
+        name = model_name(cls, layers, bs, rep)
+        widths = [w for _, w in layers]
+        specs.append({
+            "study": study_name, "problem": study["problem"], "model": name, "class": cls,
+            "layers": layers, "arch": arch_name(layers), "depth": len(layers), "neurons": sum(widths),
+            "shape": shape_of(widths), "batch_size": bs, "seed": rep,
+            "torch_seed": derive_seed(config["seed"], study_name, name, "init"),
+            "training": study["training"], "fhn": config["model"],
+            "problem_settings": {k: study[k] for k in PROBLEM_KEYS},
+        })
+    if len(specs) > grid["max_models"]:
+        raise ValueError(f"studies.{study_name}.grid expands to {len(specs)} models, above "
+                         f"grid.max_models={grid['max_models']}; shrink the grid or raise max_models")
+    return specs
+
+
+def expand_all(config: dict) -> list[dict]:
+    """Specs of every model of every study in the config."""
+    return [spec for name in config["studies"] for spec in expand_study(config, name)]

@@ -1,0 +1,83 @@
+"""Loss terms of the training objective (thesis eq. 3.5-3.16).
+
+Each term draws its own batch with the training run's torch.Generator and
+returns a scalar loss; the total loss is the weighted sum of the terms.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .model import FHNParams, rhs
+
+
+class DataTerm:
+    """Mean over a random batch of 1/2 * |prediction - solver|^2 (eq. 3.7)."""
+
+    kind = "data"
+
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor, batch_size: int, weight: float, name="data"):
+        self.inputs, self.targets = inputs, targets
+        self.batch_size, self.weight, self.name = min(batch_size, len(inputs)), weight, name
+
+    def loss(self, model, gen: torch.Generator) -> torch.Tensor:
+        idx = torch.randint(len(self.inputs), (self.batch_size,), generator=gen)
+        err = model(self.inputs[idx]) - self.targets[idx]
+        return 0.5 * (err ** 2).sum(dim=1).mean()
+
+
+class BoxSampler:
+    """Uniform points in the input box [lo, hi]; column 0 is time."""
+
+    def __init__(self, lo, hi):
+        self.lo = torch.as_tensor(lo, dtype=torch.float32)
+        self.hi = torch.as_tensor(hi, dtype=torch.float32)
+
+    def __call__(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        return self.lo + torch.rand((n, self.lo.numel()), generator=gen) * (self.hi - self.lo)
+
+
+class PhysicsTerm:
+    """Mean squared ODE residual d(net)/dt - f(net) at random collocation points (eq. 3.13).
+
+    `current(x)` gives I_app for each collocation point (constant, or from the K column).
+    """
+
+    kind = "physics"
+
+    def __init__(self, sampler: BoxSampler, params: FHNParams, current, batch_size: int, weight: float,
+                 name="physics"):
+        self.sampler, self.params, self.current = sampler, params, current
+        self.batch_size, self.weight, self.name = batch_size, weight, name
+
+    def loss(self, model, gen: torch.Generator) -> torch.Tensor:
+        x = self.sampler(self.batch_size, gen).requires_grad_(True)
+        out = model(x)
+        u, w = out[:, 0], out[:, 1]
+        du_dt = torch.autograd.grad(u.sum(), x, create_graph=True)[0][:, 0]
+        dw_dt = torch.autograd.grad(w.sum(), x, create_graph=True)[0][:, 0]
+        fu, fw = rhs(u, w, self.current(x), self.params)
+        return ((du_dt - fu) ** 2 + (dw_dt - fw) ** 2).mean()
+
+
+class InitialTerm:
+    """Mean squared miss of the initial state at t = 0 (eq. 3.15).
+
+    Problem A has one fixed initial state; B and C read (U0, W0) from input columns 1 and 2.
+    """
+
+    kind = "initial"
+
+    def __init__(self, sampler: BoxSampler, batch_size: int, weight: float, fixed_state=None, name="initial"):
+        self.sampler, self.batch_size, self.weight, self.name = sampler, batch_size, weight, name
+        self.fixed = None if fixed_state is None else torch.as_tensor(fixed_state, dtype=torch.float32)
+
+    def loss(self, model, gen: torch.Generator) -> torch.Tensor:
+        if self.fixed is not None:
+            x = torch.zeros((1, self.sampler.lo.numel()))
+            target = self.fixed[None, :]
+        else:
+            x = self.sampler(self.batch_size, gen)
+            x[:, 0] = 0.0
+            target = x[:, 1:3]
+        return ((model(x) - target) ** 2).sum(dim=1).mean()

@@ -1,0 +1,163 @@
+"""Training of one model from its spec (DDNN or PINN), with validation history.
+
+`TrainingRun` holds everything one model's training needs (network, loss
+terms, optimiser, scheduler, generator) and advances by `step()`; the loop in
+`fit()` is kept outside so that a batched driver can later step several runs
+in one process.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .artifacts import write_json, write_parquet, versions
+from .evaluate import sample_errors
+from .mlp import MLP, make_spec, n_params, save_model
+from .model import FHNParams
+from .problems import OUTPUTS, INPUTS, input_bounds, i_app
+from .terms import BoxSampler, DataTerm, InitialTerm, PhysicsTerm
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the message names the model, iteration and term."""
+
+
+def _tensors(df: pd.DataFrame, columns) -> torch.Tensor:
+    return torch.tensor(df[list(columns)].to_numpy(np.float32))
+
+
+def _current_fn(settings: dict):
+    if settings["problem"] == "C":
+        return lambda x: i_app(settings, x[:, 3])
+    value = float(settings["i_app"])
+    return lambda x: value
+
+
+def build_terms(spec: dict, train_df: pd.DataFrame) -> list:
+    """The loss terms of a model: data for every class, plus physics and initial state for PINN."""
+    settings, training = spec["problem_settings"], spec["training"]
+    inputs = INPUTS[settings["problem"]]
+    weights, batch = training["weights"], training["batch"]
+    terms = [DataTerm(_tensors(train_df, inputs), _tensors(train_df, OUTPUTS), spec["batch_size"],
+                      weights["data"])]
+    if spec["class"] == "pinn":
+        sampler = BoxSampler(*input_bounds(settings))
+        terms.append(PhysicsTerm(sampler, FHNParams.from_mapping(spec["fhn"]), _current_fn(settings),
+                                 batch["physics"], weights["physics"]))
+        fixed = settings["initial_state"] if settings["problem"] == "A" else None
+        terms.append(InitialTerm(sampler, batch["initial"], weights["initial"], fixed_state=fixed))
+    return terms
+
+
+def network_spec(spec: dict, train_df: pd.DataFrame) -> dict:
+    """Network spec: inputs scaled from the problem's box, outputs from the training targets' range."""
+    settings = spec["problem_settings"]
+    lo, hi = input_bounds(settings)
+    y = train_df[OUTPUTS].to_numpy(np.float64)
+    y_lo, y_hi = y.min(axis=0), y.max(axis=0)
+    scale = np.maximum((y_hi - y_lo) / 2, 1e-3)
+    return make_spec(INPUTS[settings["problem"]], OUTPUTS, spec["layers"], lo, hi, (y_lo + y_hi) / 2, scale)
+
+
+class TrainingRun:
+    """State of one model's training: call `step()` per iteration, `validate()` when due."""
+
+    def __init__(self, spec: dict, train_df: pd.DataFrame, val_df: pd.DataFrame):
+        self.spec = spec
+        training = spec["training"]
+        torch.manual_seed(spec["torch_seed"])
+        self.model = MLP(network_spec(spec, train_df))
+        self.gen = torch.Generator().manual_seed(spec["torch_seed"] + 1)
+        self.terms = build_terms(spec, train_df)
+        self.val_x = _tensors(val_df, INPUTS[spec["problem"]])
+        self.val_y = _tensors(val_df, OUTPUTS)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=training["lr"])
+        p = training["plateau"]
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, mode="min", factor=p["factor"], patience=p["patience"], threshold=p["threshold"],
+            min_lr=p["min_lr"], eps=p["eps"])
+        self.iteration = 0
+
+    def step(self) -> dict[str, float]:
+        """One Adam step on the weighted sum of the terms; returns each term's loss."""
+        self.optimizer.zero_grad(set_to_none=True)
+        losses = {f"loss_{t.name}": t.loss(self.model, self.gen) for t in self.terms}
+        total = sum(t.weight * losses[f"loss_{t.name}"] for t in self.terms)
+        values = {k: float(v.detach()) for k, v in losses.items()}
+        values["loss_total"] = float(total.detach())
+        self.iteration += 1
+        bad = [k for k, v in values.items() if not math.isfinite(v)]
+        if bad:
+            raise TrainingDiverged(f"model {self.spec['study']}/{self.spec['model']} diverged at iteration "
+                                   f"{self.iteration}: {', '.join(f'{k}={values[k]}' for k in bad)}; "
+                                   "lower training.lr or the physics weight")
+        total.backward()
+        self.optimizer.step()
+        self.scheduler.step(values["loss_total"])
+        return values
+
+    def validate(self) -> tuple[float, float]:
+        """Mean and max over the validation set of eq. 3.3, |dU| + |dW|."""
+        err = sample_errors(self.model, self.val_x, self.val_y)
+        return float(err.mean()), float(err.max())
+
+
+def fit(run: TrainingRun, progress: bool = True) -> pd.DataFrame:
+    """Train to `training.iterations`, validating every `validate_every`; returns the history.
+
+    Each history row averages the losses and the iteration time (s) over the
+    iterations since the previous row.
+    """
+    training = run.spec["training"]
+    total, every = training["iterations"], training["validate_every"]
+    rows, window, window_time, start = [], [], 0.0, time.perf_counter()
+    bar = tqdm(total=total, desc=run.spec["model"], disable=not progress, mininterval=10.0)
+    while run.iteration < total:
+        t0 = time.perf_counter()
+        window.append(run.step())
+        window_time += time.perf_counter() - t0
+        bar.update(1)
+        if run.iteration % every == 0 or run.iteration == total:
+            val_mean, val_max = run.validate()
+            row = {"iteration": run.iteration, "lr": run.optimizer.param_groups[0]["lr"]}
+            row.update(pd.DataFrame(window).mean().to_dict())
+            row.update(val_mean=val_mean, val_max=val_max, iter_time_s=window_time / len(window),
+                       wall_time_s=time.perf_counter() - start)
+            rows.append(row)
+            bar.set_postfix(val_mean=f"{val_mean:.2e}")
+            window, window_time = [], 0.0
+    bar.close()
+    return pd.DataFrame(rows)
+
+
+def train_model(spec: dict, train_path, val_path, out_dir, progress: bool = True) -> dict:
+    """Train one model and write `weights.pt`, `spec.json`, `history.parquet`, `metrics.json`.
+
+    `metrics.json` is written last: its presence means the model is finished.
+    Returns the metrics (final validation mean/max error, median iteration time in s).
+    """
+    torch.set_num_threads(spec["training"]["threads"])
+    out_dir = Path(out_dir)
+    train_df, val_df = pd.read_parquet(train_path), pd.read_parquet(val_path)
+    run = TrainingRun(spec, train_df, val_df)
+    history = fit(run, progress=progress)
+    save_model(run.model, out_dir)
+    meta = {"spec": spec, "versions": versions()}
+    write_parquet(history, out_dir / "history.parquet", meta)
+    last = history.iloc[-1]
+    metrics = {k: spec[k] for k in ("study", "problem", "model", "class", "arch", "layers", "depth", "neurons",
+                                    "shape", "batch_size", "seed")}
+    metrics.update(n_params=n_params(run.model), iterations=int(last["iteration"]),
+                   mean_err=float(last["val_mean"]), max_err=float(last["val_max"]),
+                   iter_time_s=float(np.median(history["iter_time_s"])), status="ok",
+                   training_wall_s=float(last["wall_time_s"]), versions=versions(),
+                   config_hash=spec.get("config_hash"))
+    write_json(metrics, out_dir / "metrics.json")
+    return metrics
