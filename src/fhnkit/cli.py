@@ -1,0 +1,321 @@
+"""The `fhnkit` command line: thin wrappers over the package, one function per subcommand.
+
+Every subcommand returns an exit status: 0 success, 2 a user error (bad
+configuration, missing file, bad option value), 3 a training run that
+diverged. User errors print one message on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from . import __version__
+from .artifacts import versions, write_json, write_parquet
+from .config import ConfigError, load_config
+from .grid import expand_study
+from .model import FHNParams
+from .problems import OUTPUTS
+
+UNITS = "Times are in the model's dimensionless time units; U, W and I_app are dimensionless."
+
+
+class UserError(Exception):
+    """A mistake in the command's arguments or inputs; printed without a traceback."""
+
+    code = 2
+
+
+class Diverged(UserError):
+    code = 3
+
+
+def _load(path) -> dict:
+    try:
+        return load_config(path)
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path} is not valid YAML: {exc}") from exc
+
+
+def _study(config: dict, name: str | None) -> str:
+    names = list(config["studies"])
+    if name is None and len(names) == 1:
+        return names[0]
+    if name not in names:
+        raise UserError(f"{'no --study given' if name is None else f'unknown study {name!r}'}; "
+                        f"studies in this config: {names}")
+    return name
+
+
+# --------------------------------------------------------------------------- subcommands
+
+
+def cmd_simulate(args) -> int:
+    from .solver import euler, steps_for  # numba: imported only when needed
+
+    out = Path(args.output) if args.output else None
+    if out is not None and out.suffix.lower() not in (".parquet", ".pq", ".csv"):
+        raise UserError(f"cannot tell the format of {out}: use a .parquet or .csv extension")
+    if args.K is not None and args.i_app is not None:
+        raise UserError("give --i-app or --K (problem C), not both")
+    params = FHNParams(k=args.k, a=args.a, epsilon=args.epsilon, beta=args.beta, gamma=args.gamma)
+    if args.K is None:
+        current, K = args.i_app or [0.0], [np.nan]
+    else:
+        current, K = args.k_to_i_app[0] + args.k_to_i_app[1] * np.asarray(args.K), args.K
+    try:
+        n_steps = steps_for(args.t_end, args.dt)
+        if args.save_every < 1 or n_steps % args.save_every:
+            raise ValueError(f"--save-every {args.save_every} must be >= 1 and divide the {n_steps} steps "
+                             f"of t_end/dt (so that t_end is stored)")
+        cols = np.broadcast_arrays(*(np.asarray(c, float) for c in (args.u0, args.w0, current, K)))
+        times, U, W = euler(*cols[:3], params, args.dt, n_steps, args.save_every, args.precision)
+    except ValueError as exc:  # --u0/--w0/--i-app lengths that do not broadcast, dt not dividing t_end
+        raise UserError(exc) from exc
+    n_t, n = U.shape
+    names = ("U0", "W0", "I_app") + (("K",) if args.K is not None else ())
+    df = pd.DataFrame({"set": np.repeat(np.arange(n), n_t), "t": np.tile(times, n),
+                       **{name: np.repeat(c, n_t) for name, c in zip(names, cols)},
+                       "U": U.T.reshape(-1), "W": W.T.reshape(-1)})
+    if out is None:
+        print(f"{n} parameter set(s) x {n_t} stored times (dt={args.dt}, every {args.save_every} steps)")
+        print(df.to_string(index=False, max_rows=20, min_rows=10))
+        return 0
+    if out.suffix.lower() == ".csv":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(out, index=False, float_format="%.17g")
+    else:
+        write_parquet(df, out, {"command": "simulate", "fhn": params.as_dict(), "dt": args.dt,
+                                "t_end": args.t_end, "n_steps": n_steps, "save_every": args.save_every,
+                                "precision": args.precision, "versions": versions(),
+                                "k_to_i_app": None if args.K is None else list(args.k_to_i_app)})
+    print(f"wrote {len(df)} rows ({n} parameter set(s) x {n_t} times) to {out}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    config = _load(args.config)
+    counts = {name: len(expand_study(config, name)) for name in config["studies"]}
+    print(f"{args.config}: valid; {len(counts)} studies, {sum(counts.values())} models")
+    for name, count in counts.items():
+        print(f"  {name}: problem {config['studies'][name]['problem']}, {count} models")
+    return 0
+
+
+GRID_COLUMNS = ["study", "model", "class", "arch", "neurons", "shape", "batch_size", "seed"]
+
+
+def cmd_grid(args) -> int:
+    config = _load(args.config)
+    names = [_study(config, args.study)] if args.study else list(config["studies"])
+    rows = [{k: s[k] for k in GRID_COLUMNS} for name in names for s in expand_study(config, name)]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(pd.DataFrame(rows, columns=GRID_COLUMNS).to_string(index=False))
+        print(f"{len(rows)} models")
+    return 0
+
+
+def cmd_dataset(args) -> int:
+    from .datasets import write_dataset
+
+    config = _load(args.config)
+    study = _study(config, args.study)
+    df = write_dataset(config, study, args.split, args.output)
+    print(f"wrote {len(df)} rows of {study}/{args.split} to {args.output}")
+    return 0
+
+
+def cmd_spec(args) -> int:
+    config = _load(args.config)
+    study = _study(config, args.study)
+    specs = {s["model"]: s for s in expand_study(config, study)}
+    if args.model not in specs:
+        raise UserError(f"no model {args.model!r} in study {study} ({len(specs)} models, e.g. "
+                        f"{list(specs)[:3]}); list them with: fhnkit grid CONFIG --study {study}")
+    write_json(specs[args.model], args.output)
+    print(f"wrote the spec of {study}/{args.model} to {args.output}")
+    return 0
+
+
+SPEC_KEYS = ("study", "problem", "model", "class", "layers", "batch_size", "torch_seed", "training", "fhn",
+             "problem_settings")
+
+
+def cmd_train(args) -> int:
+    from .train import TrainingDiverged, train_model
+
+    try:
+        spec = json.loads(Path(args.spec).read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{args.spec} is not valid JSON: {exc}") from exc
+    missing = [k for k in SPEC_KEYS if not isinstance(spec, dict) or k not in spec]
+    if missing:
+        raise UserError(f"{args.spec} is not a model spec (missing {missing}); write one with `fhnkit spec`")
+    for path in (args.train, args.val):
+        if not Path(path).is_file():
+            raise UserError(f"data file not found: {path}")
+    try:
+        m = train_model(spec, args.train, args.val, args.out, progress=not args.no_progress)
+    except TrainingDiverged as exc:
+        raise Diverged(exc) from exc
+    print(f"{m['study']}/{m['model']}: {m['iterations']} iterations, mean error {m['mean_err']:.4e}, "
+          f"max error {m['max_err']:.4e}, {m['iter_time_s']:.3e} s/iteration; written to {args.out}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate_frame
+    from .mlp import load_model
+
+    for name in ("spec.json", "weights.pt"):
+        if not (Path(args.model) / name).is_file():
+            raise UserError(f"{args.model} is not a trained model directory (no {name}); see `fhnkit train`")
+    model = load_model(args.model)
+    df = pd.read_parquet(args.data)
+    missing = [c for c in model.spec["inputs"] + OUTPUTS if c not in df.columns]
+    if missing:
+        raise UserError(f"{args.data} lacks the column(s) {missing} that this model needs")
+    result = evaluate_frame(model, df)
+    print(json.dumps(result, indent=2) if args.json else
+          f"{result['n']} samples; error |dU| + |dW| (eq. 3.3, dimensionless): mean {result['mean_err']:.6e}, "
+          f"median {result['median_err']:.6e}, max {result['max_err']:.6e}")
+    return 0
+
+
+def cmd_env(args) -> int:
+    from .backends import available_backends, format_backends
+
+    report = available_backends()
+    print(json.dumps(report, indent=2) if args.json else format_backends(report))
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+CONFIG = (("config",), dict(metavar="CONFIG", help="YAML configuration file"))
+STUDY = (("--study", "-s"), dict(help="study name (optional when the config has one study)"))
+JSON = (("--json",), dict(action="store_true", help="print JSON instead of a table"))
+FLOAT = dict(type=float, nargs="+")
+
+COMMANDS = [
+    ("simulate", cmd_simulate, "solve the FHN model with explicit Euler",
+     "Solve one or several parameter sets with the numba Euler kernel. --u0, --w0 and --i-app (or --K) "
+     "each take one or several values, broadcast against each other (lengths 1 or n). " + UNITS,
+     "examples:\n  fhnkit simulate --u0 0.5 --w0 0 --t-end 20\n"
+     "  fhnkit simulate --u0 0.2 0.5 0.8 --w0 0 --i-app 0.1 --t-end 50 -o runs.parquet\n"
+     "  fhnkit simulate --u0 0.5 --w0 0 --K 0 0.5 1 -o problem_c.csv",
+     [(("--u0",), dict(FLOAT, default=[0.5], help="initial U, dimensionless (default: 0.5)")),
+      (("--w0",), dict(FLOAT, default=[0.0], help="initial W, dimensionless (default: 0)")),
+      (("--i-app",), dict(FLOAT, help="applied current I_app, dimensionless (default: 0)")),
+      (("--K",), dict(FLOAT, help="problem C parameter K in [0, 1], dimensionless; replaces --i-app by "
+                                   "I_app = base + span*K")),
+      (("--k-to-i-app",), dict(type=float, nargs=2, default=[0.08, 0.04], metavar=("BASE", "SPAN"),
+                               help="problem C map of K to I_app, dimensionless (default: 0.08 0.04)")),
+      (("--dt",), dict(type=float, default=0.01, help="Euler time step, model time units (default: 0.01)")),
+      (("--t-end",), dict(type=float, default=20.0, help="final time, model time units (default: 20)")),
+      (("--save-every",), dict(type=int, default=10, help="store the state every N steps, plus t=0 "
+                                                          "(steps; default: 10)")),
+      (("--precision",), dict(choices=["float32", "float64"], default="float64",
+                              help="arithmetic precision (default: float64)")),
+      *[((f"--{name}",), dict(type=float, default=value, metavar=name,
+                              help=f"FHN parameter {name}, {unit} (default: {value})"))
+        for name, value, unit in (("k", 10.0, "1/model time unit"), ("a", 0.4, "dimensionless"),
+                                  ("epsilon", 0.2, "1/model time unit"), ("beta", 0.2, "dimensionless"),
+                                  ("gamma", 0.8, "dimensionless"))],
+      (("-o", "--output"), dict(help="output file, .parquet (with metadata) or .csv; a short table on "
+                                     "stdout when omitted"))]),
+    ("validate", cmd_validate, "check a configuration against the schema",
+     "Validate CONFIG (schema, ranges, divisibility of time steps) and count the models of each study. "
+     "Exit 0 if valid, 2 with every problem listed otherwise.",
+     "example:\n  fhnkit validate config/config.yaml", [CONFIG]),
+    ("grid", cmd_grid, "list the models of the architecture grid",
+     "List every model of the grid: study, name, class, architecture, neurons, shape, batch size and seed.",
+     "examples:\n  fhnkit grid config.yaml\n  fhnkit grid config.yaml --study A_scarce --json", [CONFIG, STUDY, JSON]),
+    ("dataset", cmd_dataset, "solve and write a study's training or validation set",
+     "Sample a study's parameter space (seeded) and solve it with the Euler kernel; write Parquet.",
+     "example:\n  fhnkit dataset config.yaml --study A --split train -o train.parquet",
+     [CONFIG, STUDY, (("--split",), dict(choices=["train", "val"], required=True, help="which split")),
+      (("-o", "--output"), dict(required=True, help="Parquet file to write"))]),
+    ("spec", cmd_spec, "write one model's training spec as JSON",
+     "Write the training spec of one model of the grid (see `fhnkit grid` for names), for `fhnkit train`.",
+     "example:\n  fhnkit spec config.yaml --study A --model pinn_silu8_bs10_s0 -o spec.json",
+     [CONFIG, STUDY, (("--model", "-m"), dict(required=True, help="model name, as listed by `fhnkit grid`")),
+      (("-o", "--output"), dict(required=True, help="JSON file to write"))]),
+    ("train", cmd_train, "train one model from its spec",
+     "Train one model (Adam, validation every training.validate_every iterations) and write weights.pt, "
+     "spec.json, history.parquet and metrics.json into --out. Exit 3 if a loss becomes NaN or infinite.",
+     "example:\n  fhnkit train --spec spec.json --train train.parquet --val val.parquet --out models/m1",
+     [(("--spec",), dict(required=True, help="training spec JSON from `fhnkit spec`")),
+      (("--train",), dict(required=True, help="training set Parquet from `fhnkit dataset`")),
+      (("--val",), dict(required=True, help="validation set Parquet from `fhnkit dataset`")),
+      (("--out",), dict(required=True, help="output directory of the trained model")),
+      (("--no-progress",), dict(action="store_true", help="no progress bar"))]),
+    ("evaluate", cmd_evaluate, "error of a trained model on a data set",
+     "Mean, median and max over the rows of DATA of the error |U_pred - U| + |W_pred - W| (thesis eq. 3.3), "
+     "dimensionless.", "example:\n  fhnkit evaluate --model models/m1 --data val.parquet --json",
+     [(("--model",), dict(required=True, help="directory written by `fhnkit train`")),
+      (("--data",), dict(required=True, help="Parquet data set with the model's input columns and U, W")),
+      JSON]),
+    ("env", cmd_env, "which compute backends are usable here",
+     "Probe numba, CUDA, CuPy, TensorRT, Torch-TensorRT, ONNX Runtime, torch and mpi4py; say why one is not "
+     "usable.", "examples:\n  fhnkit env\n  fhnkit env --json", [JSON]),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fhnkit", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Neural-network surrogates of the FitzHugh-Nagumo cell model, reproducibly.",
+        epilog="one model by hand:\n  fhnkit validate c.yaml && fhnkit grid c.yaml\n"
+               "  fhnkit dataset c.yaml --study A --split train -o train.parquet   (and --split val)\n"
+               "  fhnkit spec c.yaml --study A --model MODEL -o spec.json\n"
+               "  fhnkit train --spec spec.json --train train.parquet --val val.parquet --out m\n"
+               "  fhnkit evaluate --model m --data val.parquet\n"
+               "exit status: 0 ok, 2 user error (bad config, missing file), 3 training diverged")
+    parser.add_argument("--version", action="version", version=f"fhnkit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, func, short, description, epilog, arguments in COMMANDS:
+        p = sub.add_parser(name, help=short, description=textwrap.fill(description, 79), epilog=epilog,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        for flags, kwargs in arguments:
+            p.add_argument(*flags, **kwargs)
+        p.set_defaults(func=func)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed by argparse
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    try:
+        return args.func(args)
+    except (UserError, ConfigError) as exc:
+        print(f"fhnkit {args.command}: error: {exc}", file=sys.stderr)
+        return getattr(exc, "code", 2)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+        what = f": {exc.filename}" if exc.filename else f": {exc}"
+        print(f"fhnkit {args.command}: error: {exc.strerror or 'cannot open file'}{what}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # from the config-driven commands: a grid above max_models, an unbuildable set
+        if args.command not in ("validate", "grid", "dataset", "spec"):
+            raise
+        print(f"fhnkit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fhnkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

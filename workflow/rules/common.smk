@@ -1,0 +1,48 @@
+# Shared by every stage: the validated config and the model grid, expanded at parse time.
+
+import sys
+
+from fhnkit.config import ConfigError, config_hash, validate_config
+from fhnkit.datasets import data_determinants
+from fhnkit.grid import expand_all
+
+try:
+    _validated = validate_config(config)
+except ConfigError as err:
+    sys.exit(f"{err}\nFix the config file (see workflow/schemas/config.schema.yaml) and rerun.")
+config.clear()
+config.update(_validated)
+
+
+def _with_provenance(spec):
+    """A model spec plus the hash of everything that made it (its spec and its data)."""
+    made_of = {"spec": spec, "data": data_determinants(config, spec["study"])}
+    return {**spec, "config_hash": config_hash(made_of)}
+
+
+SPECS = {(s["study"], s["model"]): _with_provenance(s) for s in expand_all(config)}
+MODELS = list(SPECS)
+
+
+wildcard_constraints:
+    study="[A-Za-z][A-Za-z0-9_]*",
+    model="[a-z]+_[a-z0-9-]+_bs[0-9]+_s[0-9]+",
+    split="train|val",
+
+
+def model_path(study, model, name):
+    return f"results/{study}/models/{model}/{name}"
+
+
+def all_model_outputs(name):
+    """`name` (e.g. metrics.json) of every model of every study."""
+    return [model_path(study, model, name) for study, model in MODELS]
+
+
+def model_spec(wildcards):
+    return SPECS[(wildcards.study, wildcards.model)]
+
+
+def study_settings(wildcards):
+    """The problem settings of a model's study (what the benchmark needs to build its work)."""
+    return model_spec(wildcards)["problem_settings"]

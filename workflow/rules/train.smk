@@ -1,0 +1,20 @@
+# Train: one job per model of the grid (wildcards: study and model).
+
+
+rule train:
+    input:
+        train="results/{study}/data/train.parquet",
+        val="results/{study}/data/val.parquet",
+    output:
+        weights="results/{study}/models/{model}/weights.pt",
+        spec="results/{study}/models/{model}/spec.json",
+        history="results/{study}/models/{model}/history.parquet",
+        # written last: its presence means the model finished
+        metrics="results/{study}/models/{model}/metrics.json",
+    params:
+        spec=model_spec,
+    threads: lambda w: model_spec(w)["training"]["threads"]
+    log:
+        "logs/{study}/train/{model}.log",
+    script:
+        "../scripts/train.py"
