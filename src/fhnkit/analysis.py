@@ -73,8 +73,13 @@ def _bench_row(bench: dict) -> dict:
     }
 
 
+def _bench_records(obj) -> list[dict]:
+    """Benchmark records of a file: one model's record, or a study's {"models": [records]}."""
+    return obj["models"] if "models" in obj else [obj]
+
+
 def build_summary(metric_files: list, bench_files: list) -> pd.DataFrame:
-    """One row per model, joining metrics.json and bench.json on (study, model).
+    """One row per model, joining metrics.json and benchmark records on (study, model).
 
     Columns are `SUMMARY_COLUMNS`: errors are dimensionless (eq. 3.3), times
     are seconds (medians, plus inter-quartile ranges `*_iqr_s`), `speedup`
@@ -85,7 +90,8 @@ def build_summary(metric_files: list, bench_files: list) -> pd.DataFrame:
     """
     metrics = pd.DataFrame([_metrics_row(_read_json(p)) for p in metric_files],
                            columns=METRIC_COLUMNS + ["status"])
-    bench = pd.DataFrame([_bench_row(_read_json(p)) for p in bench_files],
+    records = [r for p in bench_files for r in _bench_records(_read_json(p))]
+    bench = pd.DataFrame([_bench_row(r) for r in records],
                          columns=["study", "model", *BENCH_COLUMNS, "n_sets"])
     orphans = bench.merge(metrics[["study", "model"]], how="left", indicator=True)
     orphans = orphans[orphans["_merge"] == "left_only"]

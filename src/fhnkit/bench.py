@@ -7,16 +7,24 @@ stores exactly those points; the network is evaluated at the same points.
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import numba
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
+from .artifacts import read_json, versions, write_json
 from .config import derive_seed
+from .mlp import load_model
+from .model import FHNParams
 from .problems import i_app, input_bounds, parameter_columns
 from .sampling import sample_box
 from .solver import euler, steps_for
 from .timing import time_interleaved
 
+log = logging.getLogger(__name__)
 CHUNK_CANDIDATES = (1 << 14, 1 << 16, 1 << 18, 1 << 20)
 
 
@@ -83,3 +91,21 @@ def benchmark_model(model, settings: dict, fhn, bench: dict, root_seed: int, stu
             "solver": {"dt": bench["dt"], "t_end": bench["t_end"], "precision": bench["precision"],
                        "backend": "numba", "store_every": every},
             "speedup": timings["solver"]["median"] / timings["network"]["median"]}
+
+
+def benchmark_study(model_dirs, settings: dict, fhn: dict, bench: dict, root_seed: int, study: str,
+                    out_path) -> dict:
+    """Benchmark every saved model of a study in turn; writes {"study", "models": [records]} as JSON."""
+    records = []
+    for directory in tqdm(model_dirs, desc=f"benchmark {study}", mininterval=10.0):
+        directory = Path(directory)
+        record = benchmark_model(load_model(directory), settings, FHNParams.from_mapping(fhn), bench, root_seed,
+                                 study)
+        metrics = read_json(directory / "metrics.json")
+        record.update(study=study, model=metrics["model"], config_hash=metrics.get("config_hash"))
+        log.info("%s: network %.3e s, solver %.3e s (medians of %d)", record["model"],
+                 record["inference_time_s"]["median"], record["solver_time_s"]["median"], bench["repeats"])
+        records.append(record)
+    result = {"study": study, "models": records, "versions": versions()}
+    write_json(result, out_path)
+    return result

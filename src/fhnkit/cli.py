@@ -1,8 +1,7 @@
-"""The `fhnkit` command line: thin wrappers over the package, one function per subcommand.
+"""The `fhnkit` command line: one thin wrapper over the package per subcommand.
 
-Every subcommand returns an exit status: 0 success, 2 a user error (bad
-configuration, missing file, bad option value), 3 a training run that
-diverged. User errors print one message on stderr, never a traceback.
+Exit status: 0 success, 2 a user error (bad configuration, missing file, bad
+option value: one message on stderr, no traceback), 3 a diverged training run.
 """
 
 from __future__ import annotations
@@ -15,43 +14,32 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import yaml
 
 from . import __version__
 from .artifacts import versions, write_json, write_parquet
-from .config import ConfigError, load_config
+from .config import ConfigError, config_hash, load_config
 from .grid import expand_study
 from .model import FHNParams
 from .problems import OUTPUTS
 
-UNITS = "Times are in the model's dimensionless time units; U, W and I_app are dimensionless."
-
 
 class UserError(Exception):
-    """A mistake in the command's arguments or inputs; printed without a traceback."""
+    """A mistake in the command's arguments or inputs: printed without a traceback, exit `code`."""
 
-    code = 2
-
-
-class Diverged(UserError):
-    code = 3
-
-
-def _load(path) -> dict:
-    try:
-        return load_config(path)
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path} is not valid YAML: {exc}") from exc
+    def __init__(self, message, code: int = 2):
+        super().__init__(message)
+        self.code = code
 
 
 def _study(config: dict, name: str | None) -> str:
+    """The study named by --study, or the config's only study when --study is omitted."""
     names = list(config["studies"])
-    if name is None and len(names) == 1:
-        return names[0]
-    if name not in names:
+    if name not in names and not (name is None and len(names) == 1):
         raise UserError(f"{'no --study given' if name is None else f'unknown study {name!r}'}; "
                         f"studies in this config: {names}")
-    return name
+    return name or names[0]
 
 
 # --------------------------------------------------------------------------- subcommands
@@ -70,6 +58,9 @@ def cmd_simulate(args) -> int:
         current, K = args.i_app or [0.0], [np.nan]
     else:
         current, K = args.k_to_i_app[0] + args.k_to_i_app[1] * np.asarray(args.K), args.K
+    sizes = {"--u0": len(args.u0), "--w0": len(args.w0), "--i-app/--K": len(current)}
+    if len(set(sizes.values()) - {1}) > 1:
+        raise UserError(f"--u0, --w0 and --i-app/--K take 1 value or n values each, got {sizes}")
     try:
         n_steps = steps_for(args.t_end, args.dt)
         if args.save_every < 1 or n_steps % args.save_every:
@@ -77,7 +68,7 @@ def cmd_simulate(args) -> int:
                              f"of t_end/dt (so that t_end is stored)")
         cols = np.broadcast_arrays(*(np.asarray(c, float) for c in (args.u0, args.w0, current, K)))
         times, U, W = euler(*cols[:3], params, args.dt, n_steps, args.save_every, args.precision)
-    except ValueError as exc:  # --u0/--w0/--i-app lengths that do not broadcast, dt not dividing t_end
+    except ValueError as exc:  # a dt that does not divide t_end
         raise UserError(exc) from exc
     n_t, n = U.shape
     names = ("U0", "W0", "I_app") + (("K",) if args.K is not None else ())
@@ -101,25 +92,23 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    config = _load(args.config)
+    config = load_config(args.config)
     counts = {name: len(expand_study(config, name)) for name in config["studies"]}
-    print(f"{args.config}: valid; {len(counts)} studies, {sum(counts.values())} models")
+    print(f"{args.config}: valid; studies: {len(counts)}, models: {sum(counts.values())}")
     for name, count in counts.items():
         print(f"  {name}: problem {config['studies'][name]['problem']}, {count} models")
     return 0
 
 
-GRID_COLUMNS = ["study", "model", "class", "arch", "neurons", "shape", "batch_size", "seed"]
-
-
 def cmd_grid(args) -> int:
-    config = _load(args.config)
+    columns = ["study", "model", "class", "arch", "neurons", "shape", "batch_size", "seed"]
+    config = load_config(args.config)
     names = [_study(config, args.study)] if args.study else list(config["studies"])
-    rows = [{k: s[k] for k in GRID_COLUMNS} for name in names for s in expand_study(config, name)]
+    rows = [{k: s[k] for k in columns} for name in names for s in expand_study(config, name)]
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        print(pd.DataFrame(rows, columns=GRID_COLUMNS).to_string(index=False))
+        print(pd.DataFrame(rows, columns=columns).to_string(index=False))
         print(f"{len(rows)} models")
     return 0
 
@@ -127,7 +116,7 @@ def cmd_grid(args) -> int:
 def cmd_dataset(args) -> int:
     from .datasets import write_dataset
 
-    config = _load(args.config)
+    config = load_config(args.config)
     study = _study(config, args.study)
     df = write_dataset(config, study, args.split, args.output)
     print(f"wrote {len(df)} rows of {study}/{args.split} to {args.output}")
@@ -135,38 +124,37 @@ def cmd_dataset(args) -> int:
 
 
 def cmd_spec(args) -> int:
-    config = _load(args.config)
+    from .datasets import data_determinants
+
+    config = load_config(args.config)
     study = _study(config, args.study)
     specs = {s["model"]: s for s in expand_study(config, study)}
     if args.model not in specs:
         raise UserError(f"no model {args.model!r} in study {study} ({len(specs)} models, e.g. "
                         f"{list(specs)[:3]}); list them with: fhnkit grid CONFIG --study {study}")
-    write_json(specs[args.model], args.output)
+    spec = specs[args.model]  # plus provenance, as workflow/rules/common.smk adds it
+    spec["config_hash"] = config_hash({"spec": spec, "data": data_determinants(config, study)})
+    write_json(spec, args.output)
     print(f"wrote the spec of {study}/{args.model} to {args.output}")
     return 0
-
-
-SPEC_KEYS = ("study", "problem", "model", "class", "layers", "batch_size", "torch_seed", "training", "fhn",
-             "problem_settings")
 
 
 def cmd_train(args) -> int:
     from .train import TrainingDiverged, train_model
 
+    keys = ("study", "model", "class", "layers", "batch_size", "torch_seed", "training", "problem_settings")
+
     try:
         spec = json.loads(Path(args.spec).read_text())
     except json.JSONDecodeError as exc:
         raise UserError(f"{args.spec} is not valid JSON: {exc}") from exc
-    missing = [k for k in SPEC_KEYS if not isinstance(spec, dict) or k not in spec]
+    missing = [k for k in keys if not isinstance(spec, dict) or k not in spec]
     if missing:
         raise UserError(f"{args.spec} is not a model spec (missing {missing}); write one with `fhnkit spec`")
-    for path in (args.train, args.val):
-        if not Path(path).is_file():
-            raise UserError(f"data file not found: {path}")
     try:
         m = train_model(spec, args.train, args.val, args.out, progress=not args.no_progress)
     except TrainingDiverged as exc:
-        raise Diverged(exc) from exc
+        raise UserError(exc, code=3) from exc
     print(f"{m['study']}/{m['model']}: {m['iterations']} iterations, mean error {m['mean_err']:.4e}, "
           f"max error {m['max_err']:.4e}, {m['iter_time_s']:.3e} s/iteration; written to {args.out}")
     return 0
@@ -209,7 +197,8 @@ FLOAT = dict(type=float, nargs="+")
 COMMANDS = [
     ("simulate", cmd_simulate, "solve the FHN model with explicit Euler",
      "Solve one or several parameter sets with the numba Euler kernel. --u0, --w0 and --i-app (or --K) "
-     "each take one or several values, broadcast against each other (lengths 1 or n). " + UNITS,
+     "each take one or several values, broadcast against each other (lengths 1 or n). Times are in the "
+     "model's dimensionless time units; U, W and I_app are dimensionless.",
      "examples:\n  fhnkit simulate --u0 0.5 --w0 0 --t-end 20\n"
      "  fhnkit simulate --u0 0.2 0.5 0.8 --w0 0 --i-app 0.1 --t-end 50 -o runs.parquet\n"
      "  fhnkit simulate --u0 0.5 --w0 0 --K 0 0.5 1 -o problem_c.csv",
@@ -300,22 +289,24 @@ def main(argv=None) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     try:
         return args.func(args)
-    except (UserError, ConfigError) as exc:
-        print(f"fhnkit {args.command}: error: {exc}", file=sys.stderr)
-        return getattr(exc, "code", 2)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
-        what = f": {exc.filename}" if exc.filename else f": {exc}"
-        print(f"fhnkit {args.command}: error: {exc.strerror or 'cannot open file'}{what}", file=sys.stderr)
-        return 2
-    except ValueError as exc:  # from the config-driven commands: a grid above max_models, an unbuildable set
-        if args.command not in ("validate", "grid", "dataset", "spec"):
-            raise
-        print(f"fhnkit {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("fhnkit: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        code = _user_error_code(exc, args.command)
+        if code is None:  # a bug, not a user error: keep the traceback
+            raise
+        message = f"file not found: {exc.filename or exc}" if isinstance(exc, FileNotFoundError) else exc
+        print(f"fhnkit {args.command}: error: {message}", file=sys.stderr)
+        return code
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _user_error_code(exc: Exception, command: str) -> int | None:
+    """Exit status of an exception caused by the user's input, None for anything else."""
+    if isinstance(exc, UserError):
+        return exc.code
+    if isinstance(exc, (ConfigError, yaml.YAMLError, OSError, pa.ArrowException)):
+        return 2  # bad config, unreadable or missing file, not a Parquet file
+    if isinstance(exc, ValueError) and command in ("validate", "grid", "dataset", "spec"):
+        return 2  # raised from the config: a grid above max_models, a data set that cannot be built
+    return None

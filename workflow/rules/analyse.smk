@@ -51,7 +51,7 @@ def table_output(name):
 rule summarise:
     input:
         metrics=all_model_outputs("metrics.json"),
-        bench=all_model_outputs("bench.json"),
+        bench=expand("results/{study}/benchmark.json", study=config["studies"]),
     output:
         parquet="results/summary.parquet",
         csv=report(

@@ -1,22 +1,27 @@
 # Benchmark: each trained network against the Euler solver on the same work (SPEC.md section 3).
-# A benchmark job takes every core Snakemake was given, so that no other job runs
-# beside it and disturbs the timings; it uses benchmark.threads of them.
+# One job per study times all of its models in one process, one after the other, so that
+# every model meets the same conditions. The job takes every core Snakemake was given, so
+# that no other job runs beside it and disturbs the timings; it uses benchmark.threads.
+
+
+def study_models(study):
+    return [model for s, model in MODELS if s == study]
 
 
 rule benchmark:
     input:
-        spec="results/{study}/models/{model}/spec.json",
-        weights="results/{study}/models/{model}/weights.pt",
-        metrics="results/{study}/models/{model}/metrics.json",
+        specs=lambda w: [model_path(w.study, m, "spec.json") for m in study_models(w.study)],
+        weights=lambda w: [model_path(w.study, m, "weights.pt") for m in study_models(w.study)],
+        metrics=lambda w: [model_path(w.study, m, "metrics.json") for m in study_models(w.study)],
     output:
-        "results/{study}/models/{model}/bench.json",
+        "results/{study}/benchmark.json",
     params:
         bench=config["benchmark"],
-        settings=study_settings,
+        settings=lambda w: config["studies"][w.study],
         fhn=config["model"],
         seed=config["seed"],
-    threads: workflow.cores
+    threads: lambda wildcards: workflow.cores
     log:
-        "logs/{study}/benchmark/{model}.log",
+        "logs/{study}/benchmark.log",
     script:
         "../scripts/benchmark.py"
