@@ -19,7 +19,7 @@ import yaml
 
 from . import __version__
 from .artifacts import versions, write_json, write_parquet
-from .config import ConfigError, config_hash, load_config
+from .config import ConfigError, load_config
 from .grid import expand_study
 from .model import FHNParams
 from .problems import OUTPUTS
@@ -124,16 +124,13 @@ def cmd_dataset(args) -> int:
 
 
 def cmd_spec(args) -> int:
-    from .datasets import data_determinants
-
     config = load_config(args.config)
     study = _study(config, args.study)
     specs = {s["model"]: s for s in expand_study(config, study)}
     if args.model not in specs:
         raise UserError(f"no model {args.model!r} in study {study} ({len(specs)} models, e.g. "
                         f"{list(specs)[:3]}); list them with: fhnkit grid CONFIG --study {study}")
-    spec = specs[args.model]  # plus provenance, as workflow/rules/common.smk adds it
-    spec["config_hash"] = config_hash({"spec": spec, "data": data_determinants(config, study)})
+    spec = specs[args.model]
     write_json(spec, args.output)
     print(f"wrote the spec of {study}/{args.model} to {args.output}")
     return 0

@@ -25,8 +25,8 @@ def sample_errors(model, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
 
 def evaluate_frame(model, df: pd.DataFrame) -> dict:
     """Mean, median and max of eq. 3.3 over the rows of a data set (inputs taken from the model spec)."""
-    x = torch.as_tensor(df[model.spec["inputs"]].to_numpy(np.float32))
-    y = torch.as_tensor(df[OUTPUTS].to_numpy(np.float32))
+    x = torch.tensor(df[model.spec["inputs"]].to_numpy(np.float32))
+    y = torch.tensor(df[OUTPUTS].to_numpy(np.float32))
     err = sample_errors(model, x, y)
     return {"n": int(err.size), "mean_err": float(err.mean()), "median_err": float(np.median(err)),
             "max_err": float(err.max())}

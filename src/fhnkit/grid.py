@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import itertools
 
-from .config import derive_seed
+from .config import ConfigError, config_hash, derive_seed
+from .datasets import data_determinants
 
 PROBLEM_KEYS = ("problem", "t_max", "ranges", "i_app", "k_to_i_app", "initial_state")
 SHAPES = ("rectangle", "funnel", "bottleneck", "bowtie", "diamond", "other")
@@ -71,8 +72,10 @@ def expand_study(config: dict, study_name: str) -> list[dict]:
             "training": study["training"], "fhn": config["model"],
             "problem_settings": {k: study[k] for k in PROBLEM_KEYS},
         })
+    for spec in specs:  # provenance: the hash of everything that makes this model (its spec and data)
+        spec["config_hash"] = config_hash({"spec": spec, "data": data_determinants(config, study_name)})
     if len(specs) > grid["max_models"]:
-        raise ValueError(f"studies.{study_name}.grid expands to {len(specs)} models, above "
+        raise ConfigError(f"studies.{study_name}.grid expands to {len(specs)} models, above "
                          f"grid.max_models={grid['max_models']}; shrink the grid or raise max_models")
     return specs
 

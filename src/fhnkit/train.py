@@ -97,7 +97,7 @@ class TrainingRun:
         if bad:
             raise TrainingDiverged(f"model {self.spec['study']}/{self.spec['model']} diverged at iteration "
                                    f"{self.iteration}: {', '.join(f'{k}={values[k]}' for k in bad)}; "
-                                   "lower training.lr or the physics weight")
+                                   "lower training.lr" + (" or the physics weight" if self.spec["class"] == "pinn" else ""))
         total.backward()
         self.optimizer.step()
         self.scheduler.step(values["loss_total"])

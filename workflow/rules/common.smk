@@ -2,7 +2,7 @@
 
 import sys
 
-from fhnkit.config import ConfigError, config_hash, validate_config
+from fhnkit.config import ConfigError, validate_config
 from fhnkit.datasets import data_determinants
 from fhnkit.grid import expand_all
 
@@ -13,14 +13,10 @@ except ConfigError as err:
 config.clear()
 config.update(_validated)
 
-
-def _with_provenance(spec):
-    """A model spec plus the hash of everything that made it (its spec and its data)."""
-    made_of = {"spec": spec, "data": data_determinants(config, spec["study"])}
-    return {**spec, "config_hash": config_hash(made_of)}
-
-
-SPECS = {(s["study"], s["model"]): _with_provenance(s) for s in expand_all(config)}
+try:
+    SPECS = {(s["study"], s["model"]): s for s in expand_all(config)}
+except ConfigError as err:
+    sys.exit(f"{err}\nFix the config file and rerun.")
 MODELS = list(SPECS)
 
 

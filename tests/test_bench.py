@@ -1,0 +1,213 @@
+"""Tests of side-by-side timing (fhnkit.timing) and the network-vs-solver benchmark (fhnkit.bench)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numba
+import numpy as np
+import pytest
+import torch
+
+import fhnkit.bench as bench_mod
+from fhnkit.bench import CHUNK_CANDIDATES, benchmark_model, choose_chunk, network_inputs, reference_sets
+from fhnkit.config import validate_config
+from fhnkit.grid import expand_study
+from fhnkit.mlp import MLP, make_spec
+from fhnkit.model import FHNParams
+from fhnkit.problems import input_bounds, input_columns
+from fhnkit.timing import summarise, time_interleaved
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    torch_n, numba_n = torch.get_num_threads(), numba.get_num_threads()
+    yield
+    torch.set_num_threads(torch_n)
+    numba.set_num_threads(numba_n)
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def test_summarise():
+    s = summarise([5.0, 1.0, 3.0, 2.0, 4.0])
+    assert s == {"median": 3.0, "q25": 2.0, "q75": 4.0, "min": 1.0, "samples": [5.0, 1.0, 3.0, 2.0, 4.0]}
+    one = summarise([0.25])
+    assert one["median"] == one["q25"] == one["q75"] == one["min"] == 0.25
+    json.dumps(s)
+
+
+def test_warmups_are_called_but_not_timed():
+    calls = {"a": 0, "b": 0}
+
+    def make(name):
+        def f():
+            calls[name] += 1
+            if calls[name] <= 2:  # only the warm-up calls are slow
+                time.sleep(0.1)
+        return f
+
+    out = time_interleaved({"a": make("a"), "b": make("b")}, repeats=4, warmup=2)
+    assert calls == {"a": 6, "b": 6}
+    for name in ("a", "b"):
+        assert len(out[name]["samples"]) == 4
+        assert max(out[name]["samples"]) < 0.05
+        assert out[name]["median"] >= 0
+
+
+def test_zero_warmup_times_the_first_call():
+    calls = []
+
+    def slow_first():
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(0.1)
+
+    out = time_interleaved({"x": slow_first}, repeats=3, warmup=0)
+    assert len(calls) == 3 and out["x"]["samples"][0] >= 0.09
+
+
+def test_call_order_alternates_each_repeat():
+    order = []
+    contestants = {name: (lambda n=name: order.append(n)) for name in ("net", "solver")}
+    time_interleaved(contestants, repeats=4, warmup=1)
+    assert order == ["net", "solver",  # warm-up
+                     "net", "solver", "solver", "net", "net", "solver", "solver", "net"]
+
+
+def test_timings_measure_the_callable():
+    out = time_interleaved({"sleep": lambda: time.sleep(0.02), "noop": lambda: None}, repeats=3, warmup=0)
+    assert out["sleep"]["min"] >= 0.019 and out["noop"]["median"] < 0.01
+
+
+# --------------------------------------------------------------------------- reference work
+
+
+def settings_of(problem, **kw):
+    study = {"problem": problem, "train": {"n": 4}, "val": {"n": 4},
+             "grid": {"layers": [2], "layer_configs": [["tanh", 8]]}} | kw
+    cfg = validate_config({"benchmark": {"n_sets": 1000, "repeats": 3, "warmup": 1, "threads": 1},
+                           "studies": {"S": study}})
+    return cfg, expand_study(cfg, "S")[0]["problem_settings"]
+
+
+def tiny_model(settings):
+    lo, hi = input_bounds(settings)
+    torch.manual_seed(0)
+    return MLP(make_spec(input_columns(settings), ["U", "W"], [["tanh", 8], ["tanh", 8]], lo, hi, [0.3, 0.05],
+                         [0.5, 0.1]))
+
+
+def test_reference_sets_problem_a_all_equal_the_initial_state():
+    _, settings = settings_of("A", initial_state=[0.5, 0.0])
+    sets = reference_sets(settings, 100, seed=1)
+    assert set(sets) == {"U0", "W0", "I_app"}
+    assert (sets["U0"] == 0.5).all() and (sets["W0"] == 0.0).all() and (sets["I_app"] == 0.0).all()
+    assert all(v.shape == (100,) for v in sets.values())
+    x = network_inputs(settings, sets, np.arange(1.0, 11.0))
+    assert x.shape == (1000, 1)
+
+
+def test_reference_sets_problem_b_and_c():
+    _, b = settings_of("B", i_app=0.1)
+    sets = reference_sets(b, 500, seed=1)
+    assert (sets["I_app"] == 0.1).all()
+    assert sets["U0"].min() >= 0 and sets["U0"].max() <= 1 and sets["W0"].max() <= 0.18
+    assert len(np.unique(sets["U0"])) == 500
+    np.testing.assert_array_equal(sets["U0"], reference_sets(b, 500, seed=1)["U0"])
+    assert not np.array_equal(sets["U0"], reference_sets(b, 500, seed=2)["U0"])
+    _, c = settings_of("C")
+    sets = reference_sets(c, 500, seed=1)
+    np.testing.assert_allclose(sets["I_app"], 0.08 + 0.04 * sets["K"], rtol=0, atol=1e-15)
+
+
+def test_network_inputs_layout():
+    _, settings = settings_of("C")
+    sets = reference_sets(settings, 7, seed=0)
+    times = np.array([1.0, 2.0, 3.0])
+    x = network_inputs(settings, sets, times)
+    assert x.shape == (21, 4) and x.dtype == torch.float32
+    for i in range(7):
+        rows = x[3 * i:3 * i + 3].double().numpy()
+        np.testing.assert_array_equal(rows[:, 0], times)
+        for j, col in enumerate(("U0", "W0", "K"), start=1):
+            np.testing.assert_allclose(rows[:, j], sets[col][i], rtol=1e-7)
+
+
+def test_choose_chunk_searches_candidates():
+    _, settings = settings_of("B")
+    model = tiny_model(settings).eval()
+    x = torch.rand(40000, 3)
+    chunk, search = choose_chunk(model, x)
+    assert set(search) == {c for c in CHUNK_CANDIDATES if c < 40000} | {40000}
+    assert chunk in search and search[chunk] == min(search.values())
+    assert all(v > 0 for v in search.values())
+
+
+# --------------------------------------------------------------------------- benchmark_model
+
+
+@pytest.mark.parametrize("problem", ["A", "B", "C"])
+def test_benchmark_model_same_work_on_both_sides(problem, monkeypatch):
+    cfg, settings = settings_of(problem)
+    bench = cfg["benchmark"]
+    captured = {"x": [], "solver": []}
+    real_inputs, real_euler = bench_mod.network_inputs, bench_mod.euler
+
+    def inputs_spy(*args, **kwargs):
+        x = real_inputs(*args, **kwargs)
+        captured["x"].append((x, args[2]))
+        return x
+
+    def euler_spy(*args, **kwargs):
+        out = real_euler(*args, **kwargs)
+        captured["solver"].append(out)
+        return out
+
+    monkeypatch.setattr(bench_mod, "network_inputs", inputs_spy)
+    monkeypatch.setattr(bench_mod, "euler", euler_spy)
+    rec = benchmark_model(tiny_model(settings), settings, FHNParams(), bench, 2026, "S")
+
+    n_sets, n_points = bench["n_sets"], bench["n_points"]
+    assert (n_sets, n_points) == (1000, 10)
+    (x, times), = captured["x"]
+    assert x.shape == (n_sets * n_points, len(input_columns(settings)))
+    # the solver is called for warm-up + repeats and stores exactly the points the network evaluates
+    assert len(captured["solver"]) == bench["warmup"] + bench["repeats"]
+    t_solver, U, W = captured["solver"][-1]
+    assert U.shape == W.shape == (n_points, n_sets) and U.dtype == np.float32
+    np.testing.assert_allclose(t_solver, times, rtol=1e-12)
+    np.testing.assert_allclose(times, np.arange(1, 11) * 1.0, rtol=1e-12)  # delta t = 1 up to t_end = 10
+    np.testing.assert_allclose(x[:n_points, 0].double().numpy(), times, rtol=1e-7)
+    if problem == "A":
+        assert np.all(U == U[:, :1])  # every reference set is the same trajectory
+
+    for side in ("inference_time_s", "solver_time_s"):
+        stats = rec[side]
+        assert stats["median"] > 0 and stats["min"] > 0 and len(stats["samples"]) == bench["repeats"]
+        assert stats["q25"] <= stats["median"] <= stats["q75"]
+    assert rec["speedup"] == pytest.approx(rec["solver_time_s"]["median"] / rec["inference_time_s"]["median"])
+    assert rec["n_sets"] == n_sets and rec["n_points"] == n_points and rec["device"] == "cpu"
+    assert rec["chunk"] in rec["chunk_search_s"] and all(v > 0 for v in rec["chunk_search_s"].values())
+    assert rec["solver"]["store_every"] * rec["solver"]["dt"] == pytest.approx(1.0)
+    assert rec["solver"]["precision"] == "float32" and rec["threads"] == 1
+    json.loads(json.dumps(rec))  # JSON-able
+
+
+def test_benchmark_reference_sets_problem_a(monkeypatch):
+    cfg, settings = settings_of("A", initial_state=[0.5, 0.0])
+    seen = []
+    real = bench_mod.reference_sets
+
+    def spy(*args, **kwargs):
+        sets = real(*args, **kwargs)
+        seen.append(sets)
+        return sets
+
+    monkeypatch.setattr(bench_mod, "reference_sets", spy)
+    benchmark_model(tiny_model(settings), settings, FHNParams(), cfg["benchmark"], 2026, "S")
+    (sets,) = seen
+    assert sets["U0"].shape == (1000,)
+    assert (sets["U0"] == 0.5).all() and (sets["W0"] == 0.0).all() and (sets["I_app"] == 0.0).all()
