@@ -192,8 +192,6 @@ def test_all_semantic_errors_reported_at_once():
         assert frag in msg
 
 
-@pytest.mark.xfail(strict=True, reason="semantic checks (range order, dt | t_max) run only after the schema "
-                                       "passes, so a config with both kinds of error reports only half")
 def test_schema_and_semantic_errors_reported_together():
     cfg = minimal(ranges={"u0": [1.0, 0.0]}, training={"lr": 5})
     msg = errors_of(cfg)

@@ -185,7 +185,7 @@ def _keys(df, cols):
 
 @pytest.mark.parametrize("train, val, n_val", [
     ({"n": 10}, {"n": 30}, None),
-    ({"n": 11, "sampler": "grid"}, {"n": 21, "sampler": "grid"}, 10),  # lattices share every other point
+    ({"n": 11, "sampler": "grid"}, {"n": 21, "sampler": "grid"}, 21),  # val on odd steps: keeps all n
     ({"n": 10, "sampler": "grid"}, {"n": 10, "sampler": "grid"}, None),  # identical lattices
     ({"n": 30, "sampler": "lhs"}, {"n": 30, "sampler": "grid"}, None),
 ])
@@ -221,8 +221,6 @@ def test_overlapping_lattices_drop_only_the_shared_points():
     assert va["traj"].nunique() == 25 - 9
 
 
-@pytest.mark.xfail(strict=True, reason="identical train and val samplers (grid, same n) silently give an "
-                                       "empty validation set instead of an error or a shifted lattice")
 @pytest.mark.parametrize("name, make", [("A", study_a), ("B", study_b)])
 def test_identical_grid_splits_do_not_give_an_empty_validation_set(name, make):
     cfg = config(**{name: make(train={"n": 9, "sampler": "grid"}, val={"n": 9, "sampler": "grid"})})
@@ -241,9 +239,6 @@ def test_b_studies_differing_in_training_size_share_validation_set():
     assert not make_dataset(cfg, "scarce", "train")[0].equals(make_dataset(cfg, "dense", "train")[0])
 
 
-@pytest.mark.xfail(strict=True, reason="problem A snaps times to solver steps and drops val times drawn by "
-                                       "the training set, so the dense study (1,000 points) loses different "
-                                       "val points than the scarce one: the two validation sets differ")
 def test_a_scarce_and_dense_share_validation_set():
     cfg = config(scarce=study_a(train={"n": 10}, val={"n": 200}),
                  dense=study_a(train={"n": 1000}, val={"n": 200}))
@@ -293,8 +288,6 @@ def test_unknown_sampler():
         sample_box(4, [0.0], [1.0], "sobol", seed=0)
 
 
-@pytest.mark.xfail(strict=True, reason="problem A snaps sampled times to solver steps and deduplicates them, "
-                                       "so the thesis's dense set (n=1000 on [0, 20]) silently has fewer rows")
 def test_problem_a_dense_set_has_n_rows():
     cfg = config(dt=0.001, A=study_a(train={"n": 1000}))
     assert len(make_dataset(cfg, "A", "train")[0]) == 1000

@@ -81,14 +81,17 @@ def validate_config(config: dict) -> dict:
     _fill_defaults(config, schema, schema)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        lines = "\n  ".join(_describe(e) for e in errors)
-        raise ConfigError(f"invalid fhnkit configuration:\n  {lines}")
-    _check_semantics(config)
+    problems = [_describe(e) for e in errors]
+    try:
+        problems += _semantic_problems(config)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        pass  # the structure is broken; the schema errors above already say where
+    if problems:
+        raise ConfigError("invalid fhnkit configuration:\n  " + "\n  ".join(problems))
     return config
 
 
-def _check_semantics(config: dict) -> None:
+def _semantic_problems(config: dict) -> list[str]:
     """Checks a JSON schema cannot express (ordered ranges, divisible time steps)."""
     problems = []
     for name, study in config["studies"].items():
@@ -101,8 +104,7 @@ def _check_semantics(config: dict) -> None:
     bench = config["benchmark"]
     if bench["t_end"] / bench["n_points"] / bench["dt"] % 1 > 1e-9:
         problems.append("benchmark: t_end / n_points must be a multiple of dt (the solver stores every n-th step)")
-    if problems:
-        raise ConfigError("invalid fhnkit configuration:\n  " + "\n  ".join(problems))
+    return problems
 
 
 def load_config(path) -> dict:
@@ -119,5 +121,5 @@ def config_hash(config: dict) -> str:
 
 def derive_seed(*parts) -> int:
     """A 63-bit seed derived deterministically from the config seed and names (study, model, purpose)."""
-    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    digest = hashlib.sha256(json.dumps([str(p) for p in parts]).encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1

@@ -48,25 +48,36 @@ def _solve(config, study, u0, w0, current, save_times_every):
     return euler(u0, w0, current, fhn_params(config), dt, n_steps, save_times_every, solver["precision"])
 
 
-def _problem_a(config, study, name, split):
+def _slot_indices(n: int, n_slots: int, sampler: str, seed: int) -> np.ndarray:
+    """`n` distinct sorted slot indices out of `n_slots`, chosen by `sampler`."""
+    if n > n_slots:
+        raise ValueError(f"asked for {n} time points but only {n_slots} distinct solver steps exist; "
+                         "lower n or data_solver.dt")
+    rng = np.random.default_rng(seed)
+    if sampler == "grid":
+        return np.rint(np.linspace(0, n_slots - 1, n)).astype(np.int64)
+    if sampler == "uniform":
+        return np.sort(rng.choice(n_slots, n, replace=False))
+    edges = np.linspace(0, n_slots, n + 1)  # lhs: one slot drawn in each of n strata
+    return np.floor(edges[:-1] + rng.random(n) * np.diff(edges)).astype(np.int64)
+
+
+def _problem_a(config, study, split):
+    """Training times lie on even solver steps, validation times on odd ones: the two never meet,
+    and the validation set does not depend on the training set."""
     dt = config["data_solver"]["dt"]
     n_steps = steps_for(study["t_max"], dt)
-    spec = study[split]
-    def draw(which, n):
-        t = sample_box(n, [0.0], [study["t_max"]], study[which]["sampler"],
-                       _split_seed(config, study, which))[:, 0]
-        return np.unique(np.clip(np.rint(t / dt).astype(np.int64), 0, n_steps))  # snap to solver steps
-    steps = draw(split, spec["n"])
-    if split == "val":  # never validate on a training time point
-        steps = np.setdiff1d(steps, draw("train", study["train"]["n"]))
+    n_slots = n_steps // 2 + 1 if split == "train" else (n_steps + 1) // 2
+    slots = _slot_indices(study[split]["n"], n_slots, study[split]["sampler"], _split_seed(config, study, split))
+    steps = 2 * slots + (split == "val")
     u0, w0 = study["initial_state"]
     _, U, W = _solve(config, study, np.array([u0]), np.array([w0]), np.array([i_app(study)]), 1)
     return pd.DataFrame({"traj": np.zeros(steps.size, np.int64), "t": steps * dt,
                          "U": U[steps, 0].astype(np.float64), "W": W[steps, 0].astype(np.float64)})
 
 
-def _parameter_sets(config, study, name, split):
-    """(n, d) parameter sets of a split, with no row equal to one of the other split."""
+def _parameter_sets(config, study, split):
+    """(n, d) parameter sets of a split; validation drops any set that is also a training set."""
     lo, hi = (b[1:] for b in input_bounds(study))
     def draw(which):
         return sample_box(study[which]["n"], lo, hi, study[which]["sampler"],
@@ -75,11 +86,14 @@ def _parameter_sets(config, study, name, split):
     if split == "val":
         train = {tuple(r) for r in draw("train")}
         params = params[[tuple(r) not in train for r in params]]
+        if len(params) < study["val"]["n"] / 2:
+            raise ValueError(f"{study['val']['n'] - len(params)} of the {study['val']['n']} validation parameter "
+                             "sets are also training sets; use another val.sampler or val.n")
     return params
 
 
-def _problem_bc(config, study, name, split):
-    params = _parameter_sets(config, study, name, split)
+def _problem_bc(config, study, split):
+    params = _parameter_sets(config, study, split)
     cols = parameter_columns(study)
     by_col = dict(zip(cols, params.T))
     current = i_app(study, by_col.get("K"))
@@ -102,7 +116,7 @@ def make_dataset(config: dict, study_name: str, split: str) -> tuple[pd.DataFram
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     study = config["studies"][study_name]
     build = _problem_a if study["problem"] == "A" else _problem_bc
-    df = build(config, study, study_name, split)
+    df = build(config, study, split)
     det = data_determinants(config, study_name)
     meta = {"study": study_name, "split": split, "problem": study["problem"], "model": config["model"],
             "data_solver": config["data_solver"], "dt": config["data_solver"]["dt"],

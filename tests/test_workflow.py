@@ -1,0 +1,123 @@
+"""Real Snakemake runs: the tiny config from simulation to report.html, and config errors."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from fhnkit.artifacts import read_parquet_meta
+from fhnkit.config import load_config
+from fhnkit.grid import expand_all
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests" / "config" / "tiny.yaml"
+
+
+def snakemake(workdir: Path, *args, configfile: Path = TINY, check=True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+           str(workdir), "--configfile", str(configfile), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """The tiny config run to the end, then its report; returns the work directory."""
+    workdir = tmp_path_factory.mktemp("tiny")
+    snakemake(workdir, "--cores", "2")
+    snakemake(workdir, "--report", str(workdir / "report.html"))
+    return workdir
+
+
+@pytest.mark.slow
+def test_summary_has_one_row_per_model(tiny_run):
+    specs = expand_all(load_config(TINY))
+    summary = pd.read_parquet(tiny_run / "results" / "summary.parquet")
+    assert len(summary) == len(specs) == 9
+    assert set(zip(summary["study"], summary["model"])) == {(s["study"], s["model"]) for s in specs}
+    assert (summary["status"] == "ok").all()
+    for col in ("mean_err", "max_err", "iter_time_s", "inference_time_s", "solver_time_s"):
+        assert summary[col].notna().all() and (summary[col] > 0).all(), col
+    assert (summary["max_err"] >= summary["mean_err"]).all()
+    assert set(summary["class"]) == {"ddnn", "pinn"}
+
+
+@pytest.mark.slow
+def test_every_stage_wrote_its_artifacts_with_metadata(tiny_run):
+    results = tiny_run / "results"
+    meta = read_parquet_meta(results / "C" / "data" / "train.parquet")
+    assert meta["problem"] == "C" and meta["k_to_i_app"] == [0.08, 0.04] and len(meta["config_hash"]) == 16
+    model_dir = results / "A_scarce" / "models" / "pinn_silu8-silu8_bs10_s0"
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert metrics["iterations"] == 60 and metrics["versions"]["fhnkit"]
+    history = pd.read_parquet(model_dir / "history.parquet")
+    assert list(history["iteration"]) == [20, 40, 60]
+    assert {"loss_data", "loss_physics", "loss_initial", "val_mean", "val_max", "iter_time_s"} <= set(history)
+    bench = json.loads((results / "A_scarce" / "benchmark.json").read_text())
+    assert len(bench["models"]) == 4 and all(r["n_points"] == 10 for r in bench["models"])
+    for log in ("logs/A_scarce/train/pinn_silu8_bs10_s0.log", "logs/C/benchmark.log", "logs/analysis/analyse.log"):
+        assert (tiny_run / log).is_file(), log
+
+
+@pytest.mark.slow
+def test_analysis_tables_and_figures(tiny_run):
+    ttest = pd.read_csv(tiny_run / "results" / "analysis" / "ttest_pinn_ddnn.csv")
+    assert list(ttest["study"]) == ["A_scarce"]
+    anova = pd.read_csv(tiny_run / "results" / "analysis" / "shape_anova.csv")
+    assert set(anova["study"]) >= {"A_scarce", "B_S"}
+    figures = sorted(p.name for p in (tiny_run / "results" / "figures").glob("*.png"))
+    assert figures == ["accuracy_vs_neurons.png", "error_vs_inference.png", "training_curves_A_scarce.png",
+                       "training_curves_B_S.png", "training_curves_C.png"]
+
+
+@pytest.mark.slow
+def test_report_is_self_contained_and_holds_everything(tiny_run):
+    html = (tiny_run / "report.html").read_text()
+    assert len(html) > 100_000
+    for name in ("accuracy_vs_neurons.png", "error_vs_inference.png", "training_curves_A_scarce.png",
+                 "shape_anova.html", "ttest_pinn_ddnn.html", "shape_variance.html", "summary.csv"):
+        assert name in html, name
+    assert "data:image/png;base64" in html or "base64" in html
+    assert not re.search(r'src="(?!data:)[^"]+\.png"', html), "report links a PNG instead of embedding it"
+
+
+@pytest.mark.slow
+def test_rerun_has_nothing_to_do(tiny_run):
+    proc = snakemake(tiny_run, "--cores", "2", "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_default_config_builds_the_whole_dag(tmp_path):
+    proc = snakemake(tmp_path, "-n", "--cores", "2", configfile=REPO / "config.yaml")
+    out = proc.stdout
+    n_models = len(expand_all(load_config(REPO / "config.yaml")))
+    assert re.search(rf"^train\s+{n_models}$", out, re.M), out[-2000:]
+    assert re.search(r"^benchmark\s+6$", out, re.M) and re.search(r"^dataset\s+12$", out, re.M)
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda c: c["studies"]["A_scarce"]["training"].update(learning_rate=0.1),
+     r"studies\.A_scarce\.training.*learning_rate.*allowed keys"),
+    (lambda c: c["studies"]["B_S"]["grid"].update(layers=[0]),
+     r"studies\.B_S\.grid\.layers\.0: 0 is less than the minimum of 1; allowed range"),
+    (lambda c: c["studies"]["C"]["grid"].update(layer_configs=[["swish", 8]]),
+     r"studies\.C\.grid\.layer_configs\.0\.0: 'swish' is not allowed; choose one of"),
+])
+def test_bad_config_stops_before_any_job(tmp_path, edit, expected):
+    config = yaml.safe_load(TINY.read_text())
+    edit(config)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    proc = snakemake(tmp_path, "--cores", "1", configfile=bad, check=False)
+    assert proc.returncode != 0
+    assert re.search(expected, proc.stderr), proc.stderr[-2000:]
+    assert not (tmp_path / "results").exists()
