@@ -111,8 +111,8 @@ def test_select_and_study_training_curves(tmp_path):
 
 def test_error_vs_inference(tmp_path, captured):
     check_png(figures.error_vs_inference(grid_with_failures(), tmp_path / "ei.png"), 1, figures.WIDE_PANEL_W)
-    assert "Euler solver (A_scarce, 0.5 s)" in captured
-    assert "Euler solver (B_S, 0.5 s)" in captured
+    assert "Euler, A_scarce: 0.5 s" in captured
+    assert "Euler, B_S: 0.5 s" in captured
 
 
 def test_error_vs_inference_without_timings(tmp_path, captured):

@@ -209,7 +209,7 @@ def _solver_line(ax, data: pd.DataFrame, colour) -> None:
         return
     median = float(times.median())
     ax.axvline(median, color=colour, ls="--", lw=1,
-               label=f"Euler solver ({data['study'].iloc[0]}, {median:.3g} s)")
+               label=f"Euler, {data['study'].iloc[0]}: {median:.2g} s")
 
 
 def error_vs_inference(summary: pd.DataFrame, path) -> Path:
