@@ -84,7 +84,7 @@ def test_report_is_self_contained_and_holds_everything(tiny_run):
     html = (tiny_run / "report.html").read_text()
     assert len(html) > 100_000
     for name in ("accuracy_vs_neurons.png", "error_vs_inference.png", "training_curves_A_scarce.png",
-                 "shape_anova.html", "ttest_pinn_ddnn.html", "shape_variance.html", "summary.csv"):
+                 "shape_anova.html", "ttest_pinn_ddnn.html", "shape_variance.html", "summary.csv", "config.html"):
         assert name in html, name
     assert "data:image/png;base64" in html or "base64" in html
     assert not re.search(r'src="(?!data:)[^"]+\.png"', html), "report links a PNG instead of embedding it"

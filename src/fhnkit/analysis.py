@@ -236,7 +236,8 @@ def shape_anova(summary: pd.DataFrame, neuron_threshold: int = 120, typ: int = 2
     """Eq. 4.2, `mean_err ~ C(shape)*neurons`, per study and model class.
 
     Fitted separately for models with fewer than `neuron_threshold` neurons
-    and for the others (column `subset`), on successful models only. Classes
+    and for the others (column `subset`; an empty subset gives no rows), on
+    successful models only. Classes
     are kept apart because a PINN/DDNN difference would otherwise swamp the
     shape effect. Terms that cannot be estimated are dropped (the formula
     used is in column `formula`, the reason in `note`). Type II by default.
@@ -244,6 +245,8 @@ def shape_anova(summary: pd.DataFrame, neuron_threshold: int = 120, typ: int = 2
     tables = []
     for (study, cls), group in successful(summary).groupby(["study", "class"], sort=True):
         for subset, data in _subsets(group, neuron_threshold).items():
+            if data.empty:
+                continue  # no models on this side of the threshold: nothing to report
             table = _fit_first_estimable(data, typ)
             tables.append(table.assign(study=study, **{"class": cls}, subset=subset))
     if not tables:
@@ -372,6 +375,21 @@ def write_table(df: pd.DataFrame, csv_path, html_path, title: str, caption: str)
             f"<h1>{html.escape(title)}</h1>\n<p class='caption'>{html.escape(caption)}</p>\n"
             f"{table}\n</body></html>\n")
     Path(html_path).write_text(page, encoding="utf-8")
+
+
+def write_config_page(config: dict, path, config_id: str) -> None:
+    """The validated config (defaults filled in) as YAML in a standalone HTML page."""
+    import yaml
+
+    text = yaml.safe_dump(config, sort_keys=False, default_flow_style=None, width=100)
+    title = f"Configuration of this run (hash {config_id})"
+    page = (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{_CSS} pre {{font-size: 12px;}}</style></head>\n<body>\n<h1>{html.escape(title)}</h1>\n"
+            "<p class='caption'>Every key of the run after validation, defaults included; "
+            "workflow/schemas/config.schema.yaml describes each key and its allowed range.</p>\n"
+            f"<pre>{html.escape(text)}</pre>\n</body></html>\n")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(page, encoding="utf-8")
 
 
 def analysis_tables(summary: pd.DataFrame, neuron_threshold: int = 120,

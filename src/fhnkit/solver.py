@@ -111,3 +111,26 @@ def steps_for(t_end: float, dt: float) -> int:
     if abs(n * dt - t_end) > 1e-9 * max(1.0, t_end):
         raise ValueError(f"dt={dt} does not divide t_end={t_end}")
     return int(n)
+
+
+BACKENDS = ("auto", "cpu", "cuda")
+
+
+def solve(u0, w0, i_app, params: FHNParams, dt: float, n_steps: int, save_every: int = 1,
+          dtype=np.float64, store_initial: bool = True, backend: str = "auto"):
+    """`euler` on the chosen backend: "cpu" (numba), "cuda" (CuPy kernel), or "auto" (CUDA if usable).
+
+    The CUDA kernel is compiled without FMA contraction here, so both backends do the
+    same IEEE operations in the same order; results are returned as numpy arrays.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend != "cpu":
+        from .cuda_solver import CudaUnavailable, cuda_available, euler_cuda
+
+        usable, why = cuda_available()
+        if usable:
+            return euler_cuda(u0, w0, i_app, params, dt, n_steps, save_every, dtype, store_initial, exact=True)
+        if backend == "cuda":
+            raise CudaUnavailable(f"backend 'cuda' was asked for but {why}; use backend: cpu or auto")
+    return euler(u0, w0, i_app, params, dt, n_steps, save_every, dtype, store_initial)

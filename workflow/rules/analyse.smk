@@ -35,7 +35,7 @@ def analysis_outputs():
     tables = [f"results/analysis/{name}.{ext}" for name in ANALYSIS_TABLES for ext in ("csv", "html")]
     figures = ["results/figures/accuracy_vs_neurons.png", "results/figures/error_vs_inference.png"]
     curves = [training_curves_path(study) for study in analysis_studies()]
-    return ["results/summary.parquet", "results/summary.csv", *tables, *figures, *curves]
+    return ["results/summary.parquet", "results/summary.csv", "results/config.html", *tables, *figures, *curves]
 
 
 def table_output(name):
@@ -118,3 +118,19 @@ rule figures:
         "logs/analysis/figures.log",
     script:
         "../scripts/figures.py"
+
+
+rule config_page:
+    output:
+        report(
+            "results/config.html",
+            caption="../report/config.rst",
+            category="Tables",
+            labels={"table": "Configuration", "format": "HTML"},
+        ),
+    params:
+        config=config,
+    log:
+        "logs/analysis/config_page.log",
+    script:
+        "../scripts/config_page.py"
