@@ -184,6 +184,21 @@ def cmd_env(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from .solver_bench import bench_solvers, default_c_source, format_records
+
+    c_source = None if args.no_c else Path(args.c_source) if args.c_source else default_c_source()
+    result = bench_solvers(args.cells, args.steps, args.save_every, args.precision, args.threads, args.repeats,
+                           args.warmup, c_source, args.gpu_cells)
+    print(format_records(result))
+    if c_source is None:
+        print("C reference: not measured (no source; pass --c-source benchmarks/fhn_euler_ref.c)")
+    if args.output:
+        write_json({**result, "versions": versions()}, args.output)
+        print(f"wrote {args.output}")
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 CONFIG = (("config",), dict(metavar="CONFIG", help="YAML configuration file"))
@@ -251,6 +266,26 @@ COMMANDS = [
      [(("--model",), dict(required=True, help="directory written by `fhnkit train`")),
       (("--data",), dict(required=True, help="Parquet data set with the model's input columns and U, W")),
       JSON]),
+    ("bench", cmd_bench, "time the Euler solvers (bench solver)",
+     "Time every available Euler solver: the numba CPU kernel next to a hand-written C reference (gcc -O3 "
+     "-march=native, OpenMP, SIMD; built on the fly) on the same inputs and threads, and the CUDA kernel with "
+     "CUDA events and its fraction of the GPU's bandwidth and compute rooflines. Reports cell-steps per "
+     "second (cells x Euler steps / median seconds).",
+     "examples:\n  fhnkit bench solver\n  fhnkit bench solver --cells 1000000 --precision float32 -o solver.json",
+     [(("target",), dict(choices=["solver"], help="what to benchmark")),
+      (("--cells",), dict(type=int, default=4_000_000, help="CPU parameter sets (default: 4,000,000)")),
+      (("--gpu-cells",), dict(type=int, nargs="+", default=[16_000_000, 32_000_000, 64_000_000],
+                              help="GPU parameter sets (default: 16M 32M 64M)")),
+      (("--steps",), dict(type=int, default=100, help="Euler steps of dt = 0.1 (default: 100, to t = 10)")),
+      (("--save-every",), dict(type=int, default=10, help="store every N steps (default: 10: 10 points)")),
+      (("--precision",), dict(choices=["float32", "float64"], nargs="+", default=["float32", "float64"],
+                              help="precisions to time (default: both)")),
+      (("--threads",), dict(type=int, default=2, help="CPU threads for numba and C (default: 2)")),
+      (("--repeats",), dict(type=int, default=7, help="timed repeats per solver (default: 7)")),
+      (("--warmup",), dict(type=int, default=2, help="untimed runs first (default: 2)")),
+      (("--c-source",), dict(help="C reference source (default: benchmarks/fhn_euler_ref.c of the checkout)")),
+      (("--no-c",), dict(action="store_true", help="skip the C reference")),
+      (("-o", "--output"), dict(help="write the records as JSON"))]),
     ("env", cmd_env, "which compute backends are usable here",
      "Probe numba, CUDA, CuPy, TensorRT, Torch-TensorRT, ONNX Runtime, torch and mpi4py; say why one is not "
      "usable.", "examples:\n  fhnkit env\n  fhnkit env --json", [JSON]),

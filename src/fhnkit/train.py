@@ -95,9 +95,9 @@ class TrainingRun:
         self.iteration += 1
         bad = [k for k, v in values.items() if not math.isfinite(v)]
         if bad:
+            advice = "lower training.lr" + (" or training.weights.physics" if self.spec["class"] == "pinn" else "")
             raise TrainingDiverged(f"model {self.spec['study']}/{self.spec['model']} diverged at iteration "
-                                   f"{self.iteration}: {', '.join(f'{k}={values[k]}' for k in bad)}; "
-                                   "lower training.lr" + (" or the physics weight" if self.spec["class"] == "pinn" else ""))
+                                   f"{self.iteration}: {', '.join(f'{k}={values[k]}' for k in bad)}; {advice}")
         total.backward()
         self.optimizer.step()
         self.scheduler.step(values["loss_total"])
