@@ -34,7 +34,7 @@ def test_defaults_filled_at_every_level():
     cfg = validate_config(minimal())
     assert cfg["seed"] == 2026
     assert cfg["model"] == {"k": 10.0, "a": 0.4, "epsilon": 0.2, "beta": 0.2, "gamma": 0.8}
-    assert cfg["data_solver"] == {"dt": 0.001, "precision": "float64"}
+    assert cfg["data_solver"] == {"method": "rk4", "dt": 0.01, "precision": "float64", "backend": "auto"}
     assert set(cfg["benchmark"]) >= {"n_sets", "repeats", "warmup", "dt", "t_end", "n_points", "precision",
                                      "threads"}
     assert set(cfg["analysis"]) >= {"neuron_threshold", "ttest_studies", "curves_per_class"}

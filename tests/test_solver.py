@@ -372,3 +372,32 @@ def test_store_initial_false_keeps_only_the_requested_points():
 def test_non_integer_step_count_is_refused_clearly():
     with pytest.raises(ValueError, match="n_steps must be an integer"):
         euler(0.5, 0.0, 0.0, FHNParams(), 0.1, 10.5, 1)
+
+
+@pytest.mark.parametrize("i_app, u0", [(0.0, 0.5), (0.1, 0.3), (0.1, 0.9)])
+def test_rk4_is_fourth_order_and_accurate(i_app, u0):
+    from fhnkit.model import rhs
+    from fhnkit.solver import rk4
+
+    ref = solve_ivp(lambda t, y: rhs(y[0], y[1], i_app, PARAMS), (0, 20), [u0, 0.05], method="DOP853",
+                    rtol=1e-12, atol=1e-13, t_eval=[20.0]).y[:, -1]
+    errs = []
+    for dt in (0.04, 0.02, 0.01):
+        _, U, W = rk4([u0], [0.05], [i_app], PARAMS, dt, round(20 / dt), round(20 / dt))
+        errs.append(max(abs(U[-1, 0] - ref[0]), abs(W[-1, 0] - ref[1])))
+    orders = np.log2(np.array(errs[:-1]) / np.array(errs[1:]))
+    assert np.all((orders > 3.7) & (orders < 4.3)), orders
+    assert errs[-1] < 1e-7  # dt = 0.01: ~1e-8 measured
+
+
+def test_solve_dispatches_methods_and_refuses_rk4_on_cuda():
+    from fhnkit.solver import rk4, solve
+
+    t, U, W = solve([0.5], [0.0], [0.0], PARAMS, 0.01, 100, 10, method="rk4", backend="cpu",
+                    store_initial=False)
+    np.testing.assert_array_equal(U, rk4([0.5], [0.0], [0.0], PARAMS, 0.01, 100, 10)[1][1:])
+    assert t[0] == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="CPU only"):
+        solve(0.5, 0.0, 0.0, PARAMS, 0.01, 10, method="rk4", backend="cuda")
+    with pytest.raises(ValueError, match="method must be one of"):
+        solve(0.5, 0.0, 0.0, PARAMS, 0.01, 10, method="heun")

@@ -121,3 +121,33 @@ def test_bad_config_stops_before_any_job(tmp_path, edit, expected):
     assert proc.returncode != 0
     assert re.search(expected, proc.stderr), proc.stderr[-2000:]
     assert not (tmp_path / "results").exists()
+
+
+def test_datasets_come_from_the_between_workflow_cache(tmp_path):
+    """A second workflow with the same data settings takes the data set from the cache, byte for byte;
+    another seed makes another entry."""
+    import os
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    target = "results/C/data/train.parquet"
+    env = {**os.environ, "SNAKEMAKE_OUTPUT_CACHE": str(cache)}
+
+    def run(workdir, configfile=TINY):
+        cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+               str(workdir), "--configfile", str(configfile), "--cores", "1", target, "--cache", "dataset"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stdout + proc.stderr
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    run(first)
+    assert len(list(cache.iterdir())) == 1
+    log = run(second)
+    assert "Symlinking output file results/C/data/train.parquet from cache" in log
+    assert (first / target).read_bytes() == (second / target).read_bytes()
+    other = yaml.safe_load(TINY.read_text()) | {"seed": 8}
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump(other))
+    run(tmp_path / "third", tmp_path / "other.yaml")
+    assert len(list(cache.iterdir())) == 2
+    assert (tmp_path / "third" / target).read_bytes() != (first / target).read_bytes()

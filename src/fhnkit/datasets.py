@@ -17,7 +17,7 @@ from .artifacts import write_parquet
 from .config import config_hash, derive_seed
 from .problems import OUTPUTS, fhn_params, i_app, input_bounds, input_columns, parameter_columns
 from .sampling import sample_box
-from .solver import euler, steps_for
+from .solver import solve, steps_for
 
 SPLITS = ("train", "val")
 
@@ -45,7 +45,8 @@ def _solve(config, study, u0, w0, current, save_times_every):
     if n_steps % save_times_every:
         raise ValueError(f"t_max/dt = {n_steps} steps is not divisible into the requested time points "
                          f"(every {save_times_every} steps); change times_per_trajectory or data_solver.dt")
-    return euler(u0, w0, current, fhn_params(config), dt, n_steps, save_times_every, solver["precision"])
+    return solve(u0, w0, current, fhn_params(config), dt, n_steps, save_times_every, solver["precision"],
+                 backend=solver["backend"], method=solver["method"])
 
 
 def _slot_indices(n: int, n_slots: int, sampler: str, seed: int) -> np.ndarray:

@@ -1,12 +1,20 @@
-# Simulate: training and validation sets of each study, solved with the Euler kernel.
+# Simulate: training and validation sets of each study, solved with the configured solver.
+# With `snakemake --cache` (and SNAKEMAKE_OUTPUT_CACHE set) a data set is taken from the
+# between-workflow cache when another run already made it: the cache key covers the rule's
+# params, which hold everything that determines the bytes (seed, model, solver, sizes,
+# sampler, fhnkit version), so two different data sets can never share an entry.
 
 
 rule dataset:
+    cache: "omit-software"
     output:
         "results/{study}/data/{split}.parquet",
     params:
-        # everything that determines the bytes of the file: a change reruns the rule
+        # everything that determines the bytes of the file (the study's name and the split are
+        # written into its metadata): a change reruns the rule, and the cache key covers them all
         determinants=lambda w: data_determinants(config, w.study),
+        study=lambda w: w.study,
+        split=lambda w: w.split,
     log:
         "logs/{study}/data_{split}.log",
     script:
