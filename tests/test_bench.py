@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import fhnkit.bench as bench_mod
+import fhnkit.solver_bench as solver_bench
 from fhnkit.bench import CHUNK_CANDIDATES, benchmark_model, choose_chunk, network_inputs, reference_sets
 from fhnkit.config import validate_config
 from fhnkit.grid import expand_study
@@ -154,7 +155,7 @@ def test_benchmark_model_same_work_on_both_sides(problem, monkeypatch):
     cfg, settings = settings_of(problem)
     bench = cfg["benchmark"]
     captured = {"x": [], "solver": []}
-    real_inputs, real_euler = bench_mod.network_inputs, bench_mod.euler
+    real_inputs, real_euler = bench_mod.network_inputs, solver_bench.euler
 
     def inputs_spy(*args, **kwargs):
         x = real_inputs(*args, **kwargs)
@@ -167,7 +168,7 @@ def test_benchmark_model_same_work_on_both_sides(problem, monkeypatch):
         return out
 
     monkeypatch.setattr(bench_mod, "network_inputs", inputs_spy)
-    monkeypatch.setattr(bench_mod, "euler", euler_spy)
+    monkeypatch.setattr(solver_bench, "euler", euler_spy)  # the benchmark's solver call goes through it
     rec = benchmark_model(tiny_model(settings), settings, FHNParams(), bench, 2026, "S")
 
     n_sets, n_points = bench["n_sets"], bench["n_points"]

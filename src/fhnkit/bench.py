@@ -21,7 +21,8 @@ from .mlp import load_model
 from .model import FHNParams
 from .problems import i_app, input_bounds, parameter_columns
 from .sampling import sample_box
-from .solver import euler, steps_for
+from .solver import steps_for
+from .solver_bench import preallocated_euler
 from .timing import time_interleaved
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,7 @@ def benchmark_model(model, settings: dict, fhn, bench: dict, root_seed: int, stu
     dtype = np.dtype(bench["precision"])
     u0, w0, cur = (sets[k].astype(dtype) for k in ("U0", "W0", "I_app"))
 
-    def solver():
-        euler(u0, w0, cur, fhn, bench["dt"], n_steps, every, dtype, store_initial=False)
+    solver, _ = preallocated_euler(u0, w0, cur, fhn, bench["dt"], n_steps, every, dtype)
 
     chunk, search = choose_chunk(model, x)
     timings = time_interleaved({"network": _network_call(model, x, chunk), "solver": solver},
@@ -89,7 +89,7 @@ def benchmark_model(model, settings: dict, fhn, bench: dict, root_seed: int, stu
             "backend": "torch-eager", "chunk": chunk, "chunk_search_s": search,
             "inference_time_s": timings["network"], "solver_time_s": timings["solver"],
             "solver": {"dt": bench["dt"], "t_end": bench["t_end"], "precision": bench["precision"],
-                       "backend": "numba", "store_every": every},
+                       "backend": "numba", "store_every": every, "outputs": "preallocated"},
             "speedup": timings["solver"]["median"] / timings["network"]["median"]}
 
 
