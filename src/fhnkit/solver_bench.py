@@ -172,12 +172,15 @@ def format_records(result: dict) -> str:
     """A human table of `bench_solvers` output."""
     lines = [f"{'solver':12s} {'device':6s} {'precision':9s} {'cells':>11s} {'median s':>10s} "
              f"{'cell-steps/s':>13s} {'vs C':>6s} {'BW roof':>8s} {'FLOP roof':>9s}"]
+    def pct(value):
+        return f"{value:.1%}" if value is not None else "-"
+
     for r in result["records"]:
         roof = r.get("roofline", {})
+        ratio = f"{r['ratio_to_c']:.2f}" if "ratio_to_c" in r else "-"
         lines.append(f"{r['solver']:12s} {r['device']:6s} {r['precision']:9s} {r['n_cells']:>11,d} "
-                     f"{r['time_s']['median']:>10.4g} {r['cell_steps_per_s']:>13.3e} "
-                     f"{r.get('ratio_to_c', float('nan')):>6.2f} {roof.get('bandwidth_fraction', float('nan')):>8.1%} "
-                     f"{roof.get('compute_fraction', float('nan')):>9.1%}")
+                     f"{r['time_s']['median']:>10.4g} {r['cell_steps_per_s']:>13.3e} {ratio:>6s} "
+                     f"{pct(roof.get('bandwidth_fraction')):>8s} {pct(roof.get('compute_fraction')):>9s}")
     if not result["cuda"]["usable"]:
         lines.append(f"CUDA: not measured ({result['cuda']['detail']})")
     return "\n".join(lines)
