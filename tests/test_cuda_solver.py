@@ -76,3 +76,14 @@ def test_auto_backend_falls_back_to_the_cpu_kernel():
 def test_unknown_backend():
     with pytest.raises(ValueError, match="backend must be one of"):
         solve(0.5, 0.0, 0.0, FHNParams(), 0.01, 10, backend="opencl")
+
+
+@needs_nvcc
+@pytest.mark.parametrize("name, real", [("fhn_euler_f32", "f32"), ("fhn_euler_f64", "f64")])
+def test_kernel_parameters_match_what_the_loader_passes(tmp_path, name, real):
+    # euler_cuda passes: 3 device pointers, int64 n, 6 reals (k, a, eps, beta, gamma, dt),
+    # int32 n_steps, save_every, store_initial, 2 device pointers
+    ptx = _ptx(tmp_path, *cuda_solver.compile_options(exact=True))
+    header = ptx.split(f".entry {name}(")[1].split(")")[0]
+    types = re.findall(r"\.param \.(\w+) ", header)
+    assert types == ["u64"] * 4 + [real] * 6 + ["u32"] * 3 + ["u64"] * 2
