@@ -17,7 +17,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .artifacts import write_json, write_parquet, versions
+from . import checkpoint
+from .artifacts import versions, write_json, write_parquet
 from .evaluate import sample_errors
 from .mlp import MLP, make_spec, n_params, save_model
 from .model import FHNParams
@@ -109,16 +110,20 @@ class TrainingRun:
         return float(err.mean()), float(err.max())
 
 
-def fit(run: TrainingRun, progress: bool = True) -> pd.DataFrame:
+def fit(run: TrainingRun, progress: bool = True, checkpoint_dir=None, rows: list[dict] | None = None) -> pd.DataFrame:
     """Train to `training.iterations`, validating every `validate_every`; returns the history.
 
     Each history row averages the losses and the iteration time (s) over the
-    iterations since the previous row.
+    iterations since the previous row. With `checkpoint_dir`, the run's state is
+    saved there after a validation once `training.checkpoint_every` iterations have
+    passed since the last save; `rows` are the history rows of a restored run.
     """
     training = run.spec["training"]
-    total, every = training["iterations"], training["validate_every"]
-    rows, window, window_time, start = [], [], 0.0, time.perf_counter()
-    bar = tqdm(total=total, desc=run.spec["model"], disable=not progress, mininterval=10.0)
+    total, every, save_every = training["iterations"], training["validate_every"], training["checkpoint_every"]
+    rows = list(rows or [])
+    window, window_time, last_save = [], 0.0, run.iteration
+    start = time.perf_counter() - (rows[-1]["wall_time_s"] if rows else 0.0)
+    bar = tqdm(total=total, initial=run.iteration, desc=run.spec["model"], disable=not progress, mininterval=10.0)
     while run.iteration < total:
         t0 = time.perf_counter()
         window.append(run.step())
@@ -133,6 +138,9 @@ def fit(run: TrainingRun, progress: bool = True) -> pd.DataFrame:
             rows.append(row)
             bar.set_postfix(val_mean=f"{val_mean:.2e}")
             window, window_time = [], 0.0
+            if checkpoint_dir is not None and run.iteration - last_save >= save_every and run.iteration < total:
+                checkpoint.save(run, rows, checkpoint_dir)
+                last_save = run.iteration
     bar.close()
     return pd.DataFrame(rows)
 
@@ -140,16 +148,19 @@ def fit(run: TrainingRun, progress: bool = True) -> pd.DataFrame:
 def train_model(spec: dict, train_path, val_path, out_dir, progress: bool = True) -> dict:
     """Train one model and write `weights.pt`, `spec.json`, `history.parquet`, `metrics.json`.
 
-    `metrics.json` is written last: its presence means the model is finished.
-    Returns the metrics (final validation mean/max error, median iteration time in s).
+    The run checkpoints into `out_dir` and, when started again after a kill,
+    resumes from its last checkpoint. `metrics.json` is written last: its
+    presence means the model is finished. Returns the metrics (final validation
+    mean/max error, median iteration time in s).
     """
     torch.set_num_threads(spec["training"]["threads"])
     out_dir = Path(out_dir)
     train_df, val_df = pd.read_parquet(train_path), pd.read_parquet(val_path)
     run = TrainingRun(spec, train_df, val_df)
-    history = fit(run, progress=progress)
+    rows = checkpoint.restore(run, out_dir)
+    history = fit(run, progress=progress, checkpoint_dir=out_dir, rows=rows)
     save_model(run.model, out_dir)
-    meta = {"spec": spec, "versions": versions()}
+    meta = {"spec": spec, "versions": versions(), "resumed_at": rows[-1]["iteration"] if rows else None}
     write_parquet(history, out_dir / "history.parquet", meta)
     last = history.iloc[-1]
     metrics = {k: spec[k] for k in ("study", "problem", "model", "class", "arch", "layers", "depth", "neurons",
@@ -160,4 +171,5 @@ def train_model(spec: dict, train_path, val_path, out_dir, progress: bool = True
                    training_wall_s=float(last["wall_time_s"]), versions=versions(),
                    config_hash=spec.get("config_hash"))
     write_json(metrics, out_dir / "metrics.json")
+    checkpoint.remove(out_dir)
     return metrics
