@@ -22,6 +22,10 @@ include: "workflow/rules/benchmark.smk"
 include: "workflow/rules/analyse.smk"
 
 
+onsuccess:
+    warn_failed_models()
+
+
 rule all:
     input:
         analysis_outputs(),

@@ -103,7 +103,7 @@ def test_build_summary_joins_and_derives(tmp_path):
     df = an.build_summary(metrics, bench)
 
     assert list(df.columns) == an.SUMMARY_COLUMNS
-    assert list(df.columns)[:3] == ["study", "problem", "model"] and df.columns[-1] == "status"
+    assert list(df.columns)[:3] == ["study", "problem", "model"] and list(df.columns[-2:]) == ["status", "error"]
     assert list(zip(df["study"], df["model"])) == [("A_dense", "b"), ("A_scarce", "a"), ("A_scarce", "b")]
     ok = df.set_index(["study", "model"]).loc[("A_scarce", "b")]
     assert ok["mean_err"] == pytest.approx(0.001)
@@ -303,7 +303,15 @@ def test_write_table_empty(tmp_path):
 
 def test_analysis_tables_titles_and_content():
     tables = an.analysis_tables(fake_summary(), neuron_threshold=60)
-    assert list(tables) == ["shape_anova", "ttest_pinn_ddnn", "shape_variance"]
+    assert list(tables) == ["shape_anova", "ttest_pinn_ddnn", "failed_models", "shape_variance"]
     anova, title, caption = tables["shape_anova"]
     assert "eq. 4.2" in title and caption.startswith("Type II ANOVA") and "60 neurons" in caption
     assert tables["ttest_pinn_ddnn"][0]["p_value"].iloc[0] < 1e-6
+
+
+def test_failed_models_lists_exactly_the_failed_ones_with_their_message(tmp_path):
+    metrics = [_write(tmp_path, "m1", _metrics("A_scarce", "ok_model")),
+               _write(tmp_path, "m2", _metrics("A_scarce", "bad_model", status="failed"))]
+    failed = an.failed_models(an.build_summary(metrics, []))
+    assert list(failed["model"]) == ["bad_model"] and list(failed["error"]) == ["loss became NaN"]
+    assert an.failed_models(an.build_summary(metrics[:1], [])).empty

@@ -193,8 +193,9 @@ def test_train_divergence_exits_3(chain, tmp_path, capsys):
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     err = user_error(capsys, 3, "train", "--spec", tmp_path / "spec.json", "--train", chain / "train.parquet",
                      "--val", chain / "val.parquet", "--out", tmp_path / "m", "--no-progress")
-    assert "A/pinn_silu8_bs10_s0" in err and "diverged" in err
-    assert not (tmp_path / "m" / "metrics.json").exists()
+    assert "A/pinn_silu8_bs10_s0" in err and "diverged at iteration" in err
+    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and "diverged" in metrics["error"] and metrics["mean_err"] is None
 
 
 def test_chain_user_errors(chain, tmp_path, capsys):

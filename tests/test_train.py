@@ -291,14 +291,16 @@ def test_different_seed_gives_different_weights(problem_a):
     assert not torch.equal(a.model.net[0].weight, b.model.net[0].weight)
 
 
-def test_divergence_from_huge_learning_rate(problem_a, tmp_path):
+def test_divergence_from_huge_learning_rate_is_recorded_as_a_failed_model(problem_a, tmp_path):
     cfg = make_config(layer_configs=[("relu", 16)], classes=["ddnn"])
     spec = short(expand_study(cfg, "S")[0], iterations=50, lr=1e12)
-    with pytest.raises(TrainingDiverged) as info:
-        train_model(spec, problem_a["train_path"], problem_a["val_path"], tmp_path / "out", progress=False)
-    msg = str(info.value)
+    metrics = train_model(spec, problem_a["train_path"], problem_a["val_path"], tmp_path / "out", progress=False)
+    msg = metrics["error"]
     assert f"S/{spec['model']}" in msg and "iteration 2" in msg and "loss_data" in msg
-    assert not (tmp_path / "out" / "metrics.json").exists()
+    assert metrics["status"] == "failed" and metrics["iterations"] == 2 and metrics["mean_err"] is None
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
+    weights = torch.load(tmp_path / "out" / "weights.pt", weights_only=True)
+    assert all(torch.isfinite(w).all() for w in weights.values()), "the last finite weights are kept"
 
 
 def test_divergence_from_huge_term_weight(problem_a):

@@ -33,8 +33,9 @@ def snakemake(workdir: Path, *args, configfile: Path = TINY, check=True) -> subp
 def tiny_run(tmp_path_factory):
     """The tiny config run to the end, then its report; returns the work directory."""
     workdir = tmp_path_factory.mktemp("tiny")
-    snakemake(workdir, "--cores", "2")
+    proc = snakemake(workdir, "--cores", "2")
     snakemake(workdir, "--report", str(workdir / "report.html"))
+    (workdir / "run.log").write_text(proc.stdout + proc.stderr)
     return workdir
 
 
@@ -42,9 +43,12 @@ def tiny_run(tmp_path_factory):
 def test_summary_has_one_row_per_model(tiny_run):
     specs = expand_all(load_config(TINY))
     summary = pd.read_parquet(tiny_run / "results" / "summary.parquet")
-    assert len(summary) == len(specs) == 9
+    assert len(summary) == len(specs) == 10
     assert set(zip(summary["study"], summary["model"])) == {(s["study"], s["model"]) for s in specs}
-    assert (summary["status"] == "ok").all()
+    failed = summary[summary["status"] != "ok"]
+    assert list(failed["model"]) == ["ddnn_silu4_bs10_s0"] and list(failed["study"]) == ["diverges"]
+    assert "diverged at iteration 1" in failed["error"].iloc[0]
+    summary = summary[summary["status"] == "ok"]
     for col in ("mean_err", "max_err", "iter_time_s", "inference_time_s", "solver_time_s"):
         assert summary[col].notna().all() and (summary[col] > 0).all(), col
     assert (summary["max_err"] >= summary["mean_err"]).all()
@@ -76,7 +80,7 @@ def test_analysis_tables_and_figures(tiny_run):
     assert set(anova["study"]) >= {"A_scarce", "B_S"}
     figures = sorted(p.name for p in (tiny_run / "results" / "figures").glob("*.png"))
     assert figures == ["accuracy_vs_neurons.png", "error_vs_inference.png", "training_curves_A_scarce.png",
-                       "training_curves_B_S.png", "training_curves_C.png"]
+                       "training_curves_B_S.png", "training_curves_C.png", "training_curves_diverges.png"]
 
 
 @pytest.mark.slow
@@ -84,10 +88,21 @@ def test_report_is_self_contained_and_holds_everything(tiny_run):
     html = (tiny_run / "report.html").read_text()
     assert len(html) > 100_000
     for name in ("accuracy_vs_neurons.png", "error_vs_inference.png", "training_curves_A_scarce.png",
-                 "shape_anova.html", "ttest_pinn_ddnn.html", "shape_variance.html", "summary.csv", "config.html"):
+                 "shape_anova.html", "ttest_pinn_ddnn.html", "shape_variance.html", "summary.csv", "config.html",
+                 "failed_models.html"):
         assert name in html, name
     assert "data:image/png;base64" in html or "base64" in html
     assert not re.search(r'src="(?!data:)[^"]+\.png"', html), "report links a PNG instead of embedding it"
+
+
+@pytest.mark.slow
+def test_a_diverged_model_is_named_at_the_end_and_listed_in_the_report(tiny_run):
+    assert "1 model(s) diverged and were recorded as failed: diverges/ddnn_silu4_bs10_s0" in (
+        tiny_run / "run.log").read_text()
+    failed = pd.read_csv(tiny_run / "results" / "analysis" / "failed_models.csv")
+    assert list(failed["model"]) == ["ddnn_silu4_bs10_s0"]
+    bench = json.loads((tiny_run / "results" / "diverges" / "benchmark.json").read_text())
+    assert bench["models"] == []
 
 
 @pytest.mark.slow

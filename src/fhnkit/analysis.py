@@ -33,7 +33,7 @@ METRIC_COLUMNS = [
 BENCH_COLUMNS = [
     "inference_time_s", "inference_time_iqr_s", "solver_time_s", "solver_time_iqr_s",
 ]
-SUMMARY_COLUMNS = METRIC_COLUMNS + BENCH_COLUMNS + ["speedup", "n_sets", "status"]
+SUMMARY_COLUMNS = METRIC_COLUMNS + BENCH_COLUMNS + ["speedup", "n_sets", "status", "error"]
 TTEST_COLUMNS = [
     "study", "n_ddnn", "n_pinn", "mean_ddnn", "mean_pinn", "median_ddnn", "median_pinn",
     "t", "p_value", "df", "t_log10", "p_value_log10", "df_log10", "note",
@@ -54,6 +54,7 @@ def _metrics_row(metrics: dict) -> dict:
     """One summary row from a metrics.json mapping; errors of failed models become NaN."""
     row = {col: metrics.get(col) for col in METRIC_COLUMNS}
     row["status"] = metrics.get("status", "ok")
+    row["error"] = metrics.get("error")
     for col in ("mean_err", "max_err", "iter_time_s"):
         row[col] = np.nan if row[col] is None else float(row[col])
     return row
@@ -89,7 +90,7 @@ def build_summary(metric_files: list, bench_files: list) -> pd.DataFrame:
     Raises ValueError if a (study, model) pair occurs twice.
     """
     metrics = pd.DataFrame([_metrics_row(_read_json(p)) for p in metric_files],
-                           columns=METRIC_COLUMNS + ["status"])
+                           columns=METRIC_COLUMNS + ["status", "error"])
     records = [r for p in bench_files for r in _bench_records(_read_json(p))]
     bench = pd.DataFrame([_bench_row(r) for r in records],
                          columns=["study", "model", *BENCH_COLUMNS, "n_sets"])
@@ -392,6 +393,12 @@ def write_config_page(config: dict, path, config_id: str) -> None:
     Path(path).write_text(page, encoding="utf-8")
 
 
+def failed_models(summary: pd.DataFrame) -> pd.DataFrame:
+    """The models that did not train (status other than ok), with their error message."""
+    cols = ["study", "model", "class", "arch", "iterations", "status", "error"]
+    return summary.loc[summary["status"].ne("ok"), cols].reset_index(drop=True)
+
+
 def analysis_tables(summary: pd.DataFrame, neuron_threshold: int = 120,
                     ttest_studies: list[str] | None = None) -> dict[str, tuple[pd.DataFrame, str, str]]:
     """The analysis stage's tables as {name: (table, title, caption)} for `write_table`."""
@@ -408,6 +415,11 @@ def analysis_tables(summary: pd.DataFrame, neuron_threshold: int = 120,
             "Welch two-sample t-test (unequal variances) of mean validation error, DDNN vs PINN, "
             "per study with both classes (thesis Fig. 17 and 21); t > 0 when DDNN error is higher. "
             "The *_log10 columns repeat the test on log10(mean error)."),
+        "failed_models": (
+            failed_models(summary), "Models whose training failed",
+            "Models whose loss became NaN or infinite: training stopped at the iteration shown and the "
+            "model is left out of every other table and figure. The error column says which loss term "
+            "diverged; lowering training.lr (or a term's weight) is the usual remedy."),
         "shape_variance": (
             shape_variance(summary, neuron_threshold), "Intra- vs extra-group variance of mean error by shape",
             "intra_var: pooled variance of mean error within a shape (models differing in widths "

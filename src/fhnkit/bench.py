@@ -99,6 +99,8 @@ def benchmark_study(model_dirs, settings: dict, fhn: dict, bench: dict, root_see
     records = []
     for directory in tqdm(model_dirs, desc=f"benchmark {study}", mininterval=10.0):
         directory = Path(directory)
+        if read_json(directory / "metrics.json").get("status") != "ok":
+            continue  # a diverged model has no inference worth timing
         record = benchmark_model(load_model(directory), settings, FHNParams.from_mapping(fhn), bench, root_seed,
                                  study)
         metrics = read_json(directory / "metrics.json")

@@ -137,7 +137,7 @@ def cmd_spec(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .train import TrainingDiverged, train_model
+    from .train import train_model
 
     keys = ("study", "model", "class", "layers", "batch_size", "torch_seed", "training", "problem_settings")
 
@@ -148,10 +148,9 @@ def cmd_train(args) -> int:
     missing = [k for k in keys if not isinstance(spec, dict) or k not in spec]
     if missing:
         raise UserError(f"{args.spec} is not a model spec (missing {missing}); write one with `fhnkit spec`")
-    try:
-        m = train_model(spec, args.train, args.val, args.out, progress=not args.no_progress)
-    except TrainingDiverged as exc:
-        raise UserError(exc, code=3) from exc
+    m = train_model(spec, args.train, args.val, args.out, progress=not args.no_progress)
+    if m["status"] == "failed":
+        raise UserError(f"{m['error']} (recorded as failed in {args.out}/metrics.json)", code=3)
     print(f"{m['study']}/{m['model']}: {m['iterations']} iterations, mean error {m['mean_err']:.4e}, "
           f"max error {m['max_err']:.4e}, {m['iter_time_s']:.3e} s/iteration; written to {args.out}")
     return 0
@@ -253,7 +252,8 @@ COMMANDS = [
       (("-o", "--output"), dict(required=True, help="JSON file to write"))]),
     ("train", cmd_train, "train one model from its spec",
      "Train one model (Adam, validation every training.validate_every iterations) and write weights.pt, "
-     "spec.json, history.parquet and metrics.json into --out. Exit 3 if a loss becomes NaN or infinite.",
+     "spec.json, history.parquet and metrics.json into --out. A run whose loss becomes NaN or infinite stops, "
+     "is recorded with status failed in metrics.json, and exits 3.",
      "example:\n  fhnkit train --spec spec.json --train train.parquet --val val.parquet --out models/m1",
      [(("--spec",), dict(required=True, help="training spec JSON from `fhnkit spec`")),
       (("--train",), dict(required=True, help="training set Parquet from `fhnkit dataset`")),

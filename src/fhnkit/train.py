@@ -8,6 +8,7 @@ in one process.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from pathlib import Path
@@ -26,8 +27,16 @@ from .problems import OUTPUTS, INPUTS, input_bounds, i_app
 from .terms import BoxSampler, DataTerm, InitialTerm, PhysicsTerm
 
 
+log = logging.getLogger(__name__)
+
+
 class TrainingDiverged(RuntimeError):
-    """A loss became NaN or infinite; the message names the model, iteration and term."""
+    """A loss became NaN or infinite; the message names the model, iteration and term.
+
+    `rows` holds the history recorded before the divergence (set by `fit`).
+    """
+
+    rows: list = []
 
 
 def _tensors(df: pd.DataFrame, columns) -> torch.Tensor:
@@ -126,7 +135,12 @@ def fit(run: TrainingRun, progress: bool = True, checkpoint_dir=None, rows: list
     bar = tqdm(total=total, initial=run.iteration, desc=run.spec["model"], disable=not progress, mininterval=10.0)
     while run.iteration < total:
         t0 = time.perf_counter()
-        window.append(run.step())
+        try:
+            window.append(run.step())
+        except TrainingDiverged as exc:
+            bar.close()
+            exc.rows = rows
+            raise
         window_time += time.perf_counter() - t0
         bar.update(1)
         if run.iteration % every == 0 or run.iteration == total:
@@ -151,25 +165,49 @@ def train_model(spec: dict, train_path, val_path, out_dir, progress: bool = True
     The run checkpoints into `out_dir` and, when started again after a kill,
     resumes from its last checkpoint. `metrics.json` is written last: its
     presence means the model is finished. Returns the metrics (final validation
-    mean/max error, median iteration time in s).
+    mean/max error, median iteration time in s). A run whose loss becomes NaN or
+    infinite stops there and is recorded with status "failed" and the message.
     """
     torch.set_num_threads(spec["training"]["threads"])
     out_dir = Path(out_dir)
     train_df, val_df = pd.read_parquet(train_path), pd.read_parquet(val_path)
     run = TrainingRun(spec, train_df, val_df)
     rows = checkpoint.restore(run, out_dir)
-    history = fit(run, progress=progress, checkpoint_dir=out_dir, rows=rows)
+    try:
+        history = fit(run, progress=progress, checkpoint_dir=out_dir, rows=rows)
+    except TrainingDiverged as exc:
+        return _record_divergence(run, exc, out_dir)
     save_model(run.model, out_dir)
     meta = {"spec": spec, "versions": versions(), "resumed_at": rows[-1]["iteration"] if rows else None}
     write_parquet(history, out_dir / "history.parquet", meta)
     last = history.iloc[-1]
+    metrics = _metrics_base(run)
+    metrics.update(iterations=int(last["iteration"]), mean_err=float(last["val_mean"]),
+                   max_err=float(last["val_max"]), iter_time_s=float(np.median(history["iter_time_s"])),
+                   status="ok", training_wall_s=float(last["wall_time_s"]))
+    write_json(metrics, out_dir / "metrics.json")
+    checkpoint.remove(out_dir)
+    return metrics
+
+
+def _metrics_base(run: TrainingRun) -> dict:
+    spec = run.spec
     metrics = {k: spec[k] for k in ("study", "problem", "model", "class", "arch", "layers", "depth", "neurons",
                                     "shape", "batch_size", "seed")}
-    metrics.update(n_params=n_params(run.model), iterations=int(last["iteration"]),
-                   mean_err=float(last["val_mean"]), max_err=float(last["val_max"]),
-                   iter_time_s=float(np.median(history["iter_time_s"])), status="ok",
-                   training_wall_s=float(last["wall_time_s"]), versions=versions(),
-                   config_hash=spec.get("config_hash"))
+    metrics.update(n_params=n_params(run.model), versions=versions(), config_hash=spec.get("config_hash"))
+    return metrics
+
+
+def _record_divergence(run: TrainingRun, exc: TrainingDiverged, out_dir: Path) -> dict:
+    """A diverged model is a result of the study: keep its last finite weights and its history, and
+    mark it failed (status, message) so that the rest of the grid and the analysis go on."""
+    log.error("%s", exc)
+    save_model(run.model, out_dir)
+    history = pd.DataFrame(exc.rows, columns=None if exc.rows else ["iteration", "val_mean", "val_max"])
+    write_parquet(history, out_dir / "history.parquet", {"spec": run.spec, "versions": versions()})
+    metrics = _metrics_base(run)
+    metrics.update(iterations=run.iteration, mean_err=None, max_err=None, iter_time_s=None, status="failed",
+                   error=str(exc))
     write_json(metrics, out_dir / "metrics.json")
     checkpoint.remove(out_dir)
     return metrics

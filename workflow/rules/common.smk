@@ -42,3 +42,18 @@ def model_spec(wildcards):
 def study_settings(wildcards):
     """The problem settings of a model's study (what the benchmark needs to build its work)."""
     return model_spec(wildcards)["problem_settings"]
+
+
+def warn_failed_models():
+    """At the end of a run, name the models whose training diverged (they are recorded, not fatal)."""
+    import json
+    from pathlib import Path
+
+    failed = []
+    for study, model in MODELS:
+        path = Path(model_path(study, model, "metrics.json"))
+        if path.exists() and json.loads(path.read_text()).get("status") == "failed":
+            failed.append(f"{study}/{model}")
+    if failed:
+        print(f"WARNING: {len(failed)} model(s) diverged and were recorded as failed: {', '.join(failed)}; "
+              "see results/analysis/failed_models.csv and the report's Tables.", file=sys.stderr)
