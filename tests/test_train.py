@@ -25,7 +25,7 @@ from fhnkit.model import FHNParams, rhs
 from fhnkit.terms import BoxSampler, InitialTerm, PhysicsTerm
 from fhnkit.train import TrainingDiverged, TrainingRun, build_terms, fit, train_model
 
-METRIC_KEYS = {"study", "problem", "model", "class", "arch", "layers", "depth", "neurons", "shape", "batch_size",
+METRIC_KEYS = {"study", "problem", "model", "class", "region", "arch", "layers", "depth", "neurons", "shape", "batch_size",
                "seed", "n_params", "iterations", "mean_err", "max_err", "iter_time_s", "status",
                "training_wall_s", "versions", "config_hash"}
 

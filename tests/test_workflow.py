@@ -43,7 +43,8 @@ def tiny_run(tmp_path_factory):
 def test_summary_has_one_row_per_model(tiny_run):
     specs = expand_all(load_config(TINY))
     summary = pd.read_parquet(tiny_run / "results" / "summary.parquet")
-    assert len(summary) == len(specs) == 10
+    assert len(summary) == len(specs) == 14
+    assert summary.groupby("region").size().to_dict() == {False: 10, True: 4}
     assert set(zip(summary["study"], summary["model"])) == {(s["study"], s["model"]) for s in specs}
     failed = summary[summary["status"] != "ok"]
     assert list(failed["model"]) == ["ddnn_silu4_bs10_s0"] and list(failed["study"]) == ["diverges"]
@@ -116,7 +117,7 @@ def test_default_config_builds_the_whole_dag(tmp_path):
     out = proc.stdout
     n_models = len(expand_all(load_config(REPO / "config.yaml")))
     assert re.search(rf"^train\s+{n_models}$", out, re.M), out[-2000:]
-    assert re.search(r"^benchmark\s+6$", out, re.M) and re.search(r"^dataset\s+12$", out, re.M)
+    assert re.search(r"^benchmark\s+6$", out, re.M) and re.search(r"^dataset\s+12$", out, re.M), out[-2000:]
 
 
 @pytest.mark.parametrize("edit, expected", [

@@ -27,7 +27,7 @@ from statsmodels.stats.weightstats import ttest_ind
 log = logging.getLogger(__name__)
 
 METRIC_COLUMNS = [
-    "study", "problem", "model", "class", "arch", "depth", "neurons", "shape",
+    "study", "problem", "model", "class", "region", "arch", "depth", "neurons", "shape",
     "batch_size", "seed", "n_params", "iterations", "mean_err", "max_err", "iter_time_s",
 ]
 BENCH_COLUMNS = [
@@ -53,6 +53,7 @@ def _read_json(path: str | PathLike) -> dict:
 def _metrics_row(metrics: dict) -> dict:
     """One summary row from a metrics.json mapping; errors of failed models become NaN."""
     row = {col: metrics.get(col) for col in METRIC_COLUMNS}
+    row["region"] = bool(row["region"])
     row["status"] = metrics.get("status", "ok")
     row["error"] = metrics.get("error")
     for col in ("mean_err", "max_err", "iter_time_s"):

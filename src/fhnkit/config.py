@@ -98,12 +98,31 @@ def _semantic_problems(config: dict) -> list[str]:
         for key, (lo, hi) in study["ranges"].items():
             if not lo < hi:
                 problems.append(f"studies.{name}.ranges.{key}: lower bound {lo} must be below upper bound {hi}")
+        problems += _region_problems(name, study)
         dt = config["data_solver"]["dt"]
         if abs(round(study["t_max"] / dt) * dt - study["t_max"]) > 1e-9 * study["t_max"]:
             problems.append(f"studies.{name}.t_max: {study['t_max']} is not a multiple of data_solver.dt={dt}")
     bench = config["benchmark"]
     if bench["t_end"] / bench["n_points"] / bench["dt"] % 1 > 1e-9:
         problems.append("benchmark: t_end / n_points must be a multiple of dt (the solver stores every n-th step)")
+    return problems
+
+
+def _region_problems(name: str, study: dict) -> list[str]:
+    """A region axis needs a region; a region lies inside the study's ranges; A has no region data set."""
+    region = study.get("region")
+    if True in study["grid"]["region"] and region is None:
+        return [f"studies.{name}.grid.region: true needs studies.{name}.region (its ranges and terms)"]
+    if region is None:
+        return []
+    problems = []
+    full = {**study["ranges"], "t": [0.0, study["t_max"]]}
+    for key, (lo, hi) in region["ranges"].items():
+        if not full[key][0] <= lo < hi <= full[key][1]:
+            problems.append(f"studies.{name}.region.ranges.{key}: [{lo}, {hi}] must be an increasing range "
+                            f"inside the study's {full[key]}")
+    if study["problem"] == "A" and region["data"]["n"] > 0:
+        problems.append(f"studies.{name}.region.data.n: problem A has no region data set; use region.physics")
     return problems
 
 

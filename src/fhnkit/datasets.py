@@ -15,27 +15,28 @@ import pandas as pd
 from . import __version__
 from .artifacts import write_parquet
 from .config import config_hash, derive_seed
-from .problems import OUTPUTS, fhn_params, i_app, input_bounds, input_columns, parameter_columns
+from .problems import OUTPUTS, fhn_params, i_app, input_bounds, input_columns, parameter_columns, region_bounds
 from .sampling import sample_box
 from .solver import solve, steps_for
 
-SPLITS = ("train", "val")
+SPLITS = ("train", "val", "region")
 
 
 def data_determinants(config: dict, study_name: str) -> dict:
     """Everything that determines a study's data sets (their cache key and config hash)."""
     study = config["studies"][study_name]
     keys = ("problem", "i_app", "k_to_i_app", "t_max", "initial_state", "ranges", "times_per_trajectory",
-            "train", "val")
+            "train", "val", "region")
     return {"seed": config["seed"], "model": config["model"], "data_solver": config["data_solver"],
-            "study": {k: study[k] for k in keys}, "fhnkit": __version__}
+            "study": {k: study.get(k) for k in keys}, "fhnkit": __version__}
 
 
 def _split_seed(config: dict, study: dict, split: str) -> int:
     """Seed of one split, derived from what defines it, not from the study's name: two studies
     that differ only in their training set (A scarce vs dense) share one validation set."""
-    keys = ("problem", "i_app", "k_to_i_app", "t_max", "initial_state", "ranges", "times_per_trajectory", split)
-    return derive_seed(config["seed"], "data", split, config_hash({k: study[k] for k in keys}))
+    keys = ("problem", "i_app", "k_to_i_app", "t_max", "initial_state", "ranges", "times_per_trajectory")
+    what = study["region"] if split == "region" else study[split]
+    return derive_seed(config["seed"], "data", split, config_hash({**{k: study[k] for k in keys}, split: what}))
 
 
 def _solve(config, study, u0, w0, current, save_times_every):
@@ -78,7 +79,12 @@ def _problem_a(config, study, split):
 
 
 def _parameter_sets(config, study, split):
-    """(n, d) parameter sets of a split; validation drops any set that is also a training set."""
+    """(n, d) parameter sets of a split; validation drops any set that is also a training set.
+    The region split samples the region's box with the region data set's size and sampler."""
+    if split == "region":
+        lo, hi = (b[1:] for b in region_bounds(study, study["region"]))
+        spec = study["region"]["data"]
+        return sample_box(spec["n"], lo, hi, spec["sampler"], _split_seed(config, study, split))
     lo, hi = (b[1:] for b in input_bounds(study))
     def draw(which):
         return sample_box(study[which]["n"], lo, hi, study[which]["sampler"],
@@ -116,6 +122,8 @@ def make_dataset(config: dict, study_name: str, split: str) -> tuple[pd.DataFram
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     study = config["studies"][study_name]
+    if split == "region" and (study.get("region") is None or study["problem"] == "A"):
+        raise ValueError(f"study {study_name} has no region data set (needs a region, problem B or C)")
     build = _problem_a if study["problem"] == "A" else _problem_bc
     df = build(config, study, split)
     det = data_determinants(config, study_name)
@@ -123,7 +131,9 @@ def make_dataset(config: dict, study_name: str, split: str) -> tuple[pd.DataFram
             "data_solver": config["data_solver"], "dt": config["data_solver"]["dt"],
             "i_app": study["i_app"] if study["problem"] != "C" else None,
             "k_to_i_app": study["k_to_i_app"] if study["problem"] == "C" else None,
-            "sampler": study[split]["sampler"], "n": study[split]["n"],
+            "sampler": (study["region"]["data"] if split == "region" else study[split])["sampler"],
+            "n": (study["region"]["data"] if split == "region" else study[split])["n"],
+            "region": study.get("region") if split == "region" else None,
             "seed": _split_seed(config, study, split), "root_seed": config["seed"],
             "save_step": study["t_max"] / (study["times_per_trajectory"] - 1) if study["problem"] != "A" else None,
             "inputs": input_columns(study), "outputs": OUTPUTS, "fhnkit_version": __version__,

@@ -51,8 +51,10 @@ def architectures(grid: dict) -> list[list[list]]:
     return out
 
 
-def model_name(cls: str, layers, batch_size: int, seed: int) -> str:
-    return f"{cls}_{arch_name(layers)}_bs{batch_size}_s{seed}"
+def model_name(cls: str, layers, batch_size: int, seed: int, region: bool = False) -> str:
+    """`pinna_silu16-tanh8_bs64_s0`: class (+ "a" with the region terms, as the thesis's DDNNa/PINNa),
+    architecture, batch size, seed."""
+    return f"{cls}{'a' if region else ''}_{arch_name(layers)}_bs{batch_size}_s{seed}"
 
 
 def expand_study(config: dict, study_name: str) -> list[dict]:
@@ -60,14 +62,15 @@ def expand_study(config: dict, study_name: str) -> list[dict]:
     study = config["studies"][study_name]
     grid = study["grid"]
     specs = []
-    for cls, layers, bs, rep in itertools.product(grid["classes"], architectures(grid), grid["batch_size"],
-                                                  grid["seeds"]):
-        name = model_name(cls, layers, bs, rep)
+    for cls, region, layers, bs, rep in itertools.product(grid["classes"], grid["region"], architectures(grid),
+                                                          grid["batch_size"], grid["seeds"]):
+        name = model_name(cls, layers, bs, rep, region)
         widths = [w for _, w in layers]
         specs.append({
             "study": study_name, "problem": study["problem"], "model": name, "class": cls,
             "layers": layers, "arch": arch_name(layers), "depth": len(layers), "neurons": sum(widths),
-            "shape": shape_of(widths), "batch_size": bs, "seed": rep,
+            "shape": shape_of(widths), "batch_size": bs, "seed": rep, "region": region,
+            "region_settings": study.get("region") if region else None,
             "torch_seed": derive_seed(config["seed"], study_name, name, "init"),
             "training": study["training"], "fhn": config["model"],
             "problem_settings": {k: study[k] for k in PROBLEM_KEYS},

@@ -47,3 +47,13 @@ def i_app(study: dict, K=None):
 def fhn_params(config: dict) -> FHNParams:
     """The FHN model parameters of a validated config."""
     return FHNParams.from_mapping(config["model"])
+
+
+def region_bounds(study: dict, region: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bound of each input column inside a region (inputs it leaves out span the study)."""
+    lo, hi = input_bounds(study)
+    keys = ["t"] + [PARAM_KEYS[c] for c in parameter_columns(study)]
+    for i, key in enumerate(keys):
+        if key in region["ranges"]:
+            lo[i], hi[i] = region["ranges"][key]
+    return lo, hi

@@ -23,7 +23,7 @@ from .artifacts import versions, write_json, write_parquet
 from .evaluate import sample_errors
 from .mlp import MLP, make_spec, n_params, save_model
 from .model import FHNParams
-from .problems import OUTPUTS, INPUTS, input_bounds, i_app
+from .problems import INPUTS, OUTPUTS, i_app, input_bounds, region_bounds
 from .terms import BoxSampler, DataTerm, InitialTerm, PhysicsTerm
 
 
@@ -50,20 +50,34 @@ def _current_fn(settings: dict):
     return lambda x: value
 
 
-def build_terms(spec: dict, train_df: pd.DataFrame) -> list:
-    """The loss terms of a model: data for every class, plus physics and initial state for PINN."""
+def build_terms(spec: dict, train_df: pd.DataFrame, region_df: pd.DataFrame | None = None) -> list:
+    """The loss terms of a model (eq. 3.16): data for every class, plus physics and initial state for
+    PINN; with the region on (DDNNa/PINNa), a physics term on the region and, when a region data set
+    is given, a data term on it, each with its own weight and batch size."""
     settings, training = spec["problem_settings"], spec["training"]
     inputs = INPUTS[settings["problem"]]
     weights, batch = training["weights"], training["batch"]
+    fhn, current = FHNParams.from_mapping(spec["fhn"]), _current_fn(settings)
     terms = [DataTerm(_tensors(train_df, inputs), _tensors(train_df, OUTPUTS), spec["batch_size"],
                       weights["data"])]
     if spec["class"] == "pinn":
         sampler = BoxSampler(*input_bounds(settings))
-        terms.append(PhysicsTerm(sampler, FHNParams.from_mapping(spec["fhn"]), _current_fn(settings),
-                                 batch["physics"], weights["physics"]))
+        terms.append(PhysicsTerm(sampler, fhn, current, batch["physics"], weights["physics"]))
         fixed = settings["initial_state"] if settings["problem"] == "A" else None
         terms.append(InitialTerm(sampler, batch["initial"], weights["initial"], fixed_state=fixed))
+    if spec.get("region"):
+        region = spec["region_settings"]
+        terms.append(PhysicsTerm(BoxSampler(*region_bounds(settings, region)), fhn, current,
+                                 region["physics"]["batch"], region["physics"]["weight"], name="physics_region"))
+        if region_df is not None:
+            terms.append(DataTerm(_tensors(region_df, inputs), _tensors(region_df, OUTPUTS),
+                                  region["data"]["batch"], region["data"]["weight"], name="data_region"))
     return terms
+
+
+def needs_region_data(spec: dict) -> bool:
+    """Whether a model trains on its study's region data set."""
+    return bool(spec.get("region")) and spec["region_settings"]["data"]["n"] > 0
 
 
 def network_spec(spec: dict, train_df: pd.DataFrame) -> dict:
@@ -79,13 +93,14 @@ def network_spec(spec: dict, train_df: pd.DataFrame) -> dict:
 class TrainingRun:
     """State of one model's training: call `step()` per iteration, `validate()` when due."""
 
-    def __init__(self, spec: dict, train_df: pd.DataFrame, val_df: pd.DataFrame):
+    def __init__(self, spec: dict, train_df: pd.DataFrame, val_df: pd.DataFrame,
+                 region_df: pd.DataFrame | None = None):
         self.spec = spec
         training = spec["training"]
         torch.manual_seed(spec["torch_seed"])
         self.model = MLP(network_spec(spec, train_df))
         self.gen = torch.Generator().manual_seed(spec["torch_seed"] + 1)
-        self.terms = build_terms(spec, train_df)
+        self.terms = build_terms(spec, train_df, region_df)
         self.val_x = _tensors(val_df, INPUTS[spec["problem"]])
         self.val_y = _tensors(val_df, OUTPUTS)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=training["lr"])
@@ -159,7 +174,7 @@ def fit(run: TrainingRun, progress: bool = True, checkpoint_dir=None, rows: list
     return pd.DataFrame(rows)
 
 
-def train_model(spec: dict, train_path, val_path, out_dir, progress: bool = True) -> dict:
+def train_model(spec: dict, train_path, val_path, out_dir, progress: bool = True, region_path=None) -> dict:
     """Train one model and write `weights.pt`, `spec.json`, `history.parquet`, `metrics.json`.
 
     The run checkpoints into `out_dir` and, when started again after a kill,
@@ -171,7 +186,10 @@ def train_model(spec: dict, train_path, val_path, out_dir, progress: bool = True
     torch.set_num_threads(spec["training"]["threads"])
     out_dir = Path(out_dir)
     train_df, val_df = pd.read_parquet(train_path), pd.read_parquet(val_path)
-    run = TrainingRun(spec, train_df, val_df)
+    if needs_region_data(spec) and region_path is None:
+        raise ValueError(f"model {spec['model']} trains on its study's region data set: pass region_path")
+    region_df = pd.read_parquet(region_path) if needs_region_data(spec) else None
+    run = TrainingRun(spec, train_df, val_df, region_df)
     rows = checkpoint.restore(run, out_dir)
     try:
         history = fit(run, progress=progress, checkpoint_dir=out_dir, rows=rows)
@@ -194,6 +212,7 @@ def _metrics_base(run: TrainingRun) -> dict:
     spec = run.spec
     metrics = {k: spec[k] for k in ("study", "problem", "model", "class", "arch", "layers", "depth", "neurons",
                                     "shape", "batch_size", "seed")}
+    metrics["region"] = bool(spec.get("region"))
     metrics.update(n_params=n_params(run.model), versions=versions(), config_hash=spec.get("config_hash"))
     return metrics
 

@@ -5,6 +5,7 @@ import sys
 from fhnkit.config import ConfigError, validate_config
 from fhnkit.datasets import data_determinants
 from fhnkit.grid import expand_all
+from fhnkit.train import needs_region_data
 
 try:
     _validated = validate_config(config)
@@ -23,7 +24,7 @@ MODELS = list(SPECS)
 wildcard_constraints:
     study="[A-Za-z][A-Za-z0-9_]*",
     model="[a-z]+_[a-z0-9-]+_bs[0-9]+_s[0-9]+",
-    split="train|val",
+    split="train|val|region",
 
 
 def model_path(study, model, name):
@@ -37,6 +38,12 @@ def all_model_outputs(name):
 
 def model_spec(wildcards):
     return SPECS[(wildcards.study, wildcards.model)]
+
+
+def region_data(wildcards):
+    """{"region": its data set} for a model trained with the region data term (DDNNa/PINNa), else {}."""
+    spec = model_spec(wildcards)
+    return {"region": f"results/{spec['study']}/data/region.parquet"} if needs_region_data(spec) else {}
 
 
 def study_settings(wildcards):

@@ -11,7 +11,11 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 
 spec = snakemake.params.spec  # noqa: F821
 logging.info("training %s/%s (%s, %s)", spec["study"], spec["model"], spec["class"], spec["arch"])
-metrics = train_model(spec, snakemake.input.train, snakemake.input.val,  # noqa: F821
-                      Path(snakemake.output.metrics).parent)  # noqa: F821
-logging.info("done: mean error %.3e, max error %.3e, %.2e s/iteration", metrics["mean_err"],
-             metrics["max_err"], metrics["iter_time_s"])
+inputs = snakemake.input  # noqa: F821
+metrics = train_model(spec, inputs.train, inputs.val, Path(snakemake.output.metrics).parent,  # noqa: F821
+                      region_path=inputs.get("region"))
+if metrics["status"] == "ok":
+    logging.info("done: mean error %.3e, max error %.3e, %.2e s/iteration", metrics["mean_err"],
+                 metrics["max_err"], metrics["iter_time_s"])
+else:
+    logging.error("recorded as failed: %s", metrics["error"])
