@@ -303,7 +303,7 @@ def test_write_table_empty(tmp_path):
 
 def test_analysis_tables_titles_and_content():
     tables = an.analysis_tables(fake_summary(), neuron_threshold=60)
-    assert list(tables) == ["shape_anova", "ttest_pinn_ddnn", "failed_models", "shape_variance"]
+    assert list(tables) == ["shape_anova", "ttest_pinn_ddnn", "technique_anova", "failed_models", "shape_variance"]
     anova, title, caption = tables["shape_anova"]
     assert "eq. 4.2" in title and caption.startswith("Type II ANOVA") and "60 neurons" in caption
     assert tables["ttest_pinn_ddnn"][0]["p_value"].iloc[0] < 1e-6
@@ -315,3 +315,23 @@ def test_failed_models_lists_exactly_the_failed_ones_with_their_message(tmp_path
     failed = an.failed_models(an.build_summary(metrics, []))
     assert list(failed["model"]) == ["bad_model"] and list(failed["error"]) == ["loss became NaN"]
     assert an.failed_models(an.build_summary(metrics[:1], [])).empty
+
+
+def test_technique_anova_finds_the_physics_effect_and_its_cost():
+    rng = np.random.default_rng(0)
+    rows = []
+    for cls in ("ddnn", "pinn"):
+        for region in (False, True):
+            for bs in (32, 128, 512):
+                for seed in range(3):
+                    err = (0.01 if cls == "ddnn" else 0.03) * (1 + 0.05 * rng.standard_normal())
+                    cost = (1e-3 if cls == "ddnn" else 1e-2) * (1 + 0.05 * rng.standard_normal())
+                    rows.append({"study": "B_S", "class": cls, "region": region, "batch_size": bs,
+                                 "mean_err": err, "iter_time_s": cost, "status": "ok"})
+    table = an.technique_anova(pd.DataFrame(rows))
+    assert set(table["response"]) == {"mean_err", "iter_time_s"}
+    acc = table[table["response"] == "mean_err"].set_index("term")
+    assert acc.loc["C(pinn)", "PR(>F)"] < 1e-6 and acc.loc["C(iccs)", "PR(>F)"] > 1e-3
+    assert acc["formula"].iloc[0] == "mean_err ~ C(iccs)*batch_size + C(pinn)*batch_size"
+    assert an.technique_formula(pd.DataFrame({"batch_size": [1, 1], "iccs": [True, True],
+                                              "pinn": [False, True]}), "mean_err") == "mean_err ~ C(pinn)"

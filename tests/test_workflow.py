@@ -90,6 +90,7 @@ def test_report_is_self_contained_and_holds_everything(tiny_run):
     assert len(html) > 100_000
     for name in ("accuracy_vs_neurons.png", "error_vs_inference.png", "training_curves_A_scarce.png",
                  "shape_anova.html", "ttest_pinn_ddnn.html", "shape_variance.html", "summary.csv", "config.html",
+                 "technique_anova.html",
                  "failed_models.html"):
         assert name in html, name
     assert "data:image/png;base64" in html or "base64" in html
@@ -115,9 +116,13 @@ def test_rerun_has_nothing_to_do(tiny_run):
 def test_default_config_builds_the_whole_dag(tmp_path):
     proc = snakemake(tmp_path, "-n", "--cores", "2", configfile=REPO / "config.yaml")
     out = proc.stdout
-    n_models = len(expand_all(load_config(REPO / "config.yaml")))
+    config = load_config(REPO / "config.yaml")
+    n_models, n_studies = len(expand_all(config)), len(config["studies"])
+    n_region_sets = sum(1 for s in config["studies"].values()
+                        if True in s["grid"]["region"] and s["region"]["data"]["n"] > 0)
     assert re.search(rf"^train\s+{n_models}$", out, re.M), out[-2000:]
-    assert re.search(r"^benchmark\s+6$", out, re.M) and re.search(r"^dataset\s+12$", out, re.M), out[-2000:]
+    assert re.search(rf"^benchmark\s+{n_studies}$", out, re.M), out[-2000:]
+    assert re.search(rf"^dataset\s+{2 * n_studies + n_region_sets}$", out, re.M), out[-2000:]
 
 
 @pytest.mark.parametrize("edit, expected", [

@@ -260,6 +260,33 @@ def shape_anova(summary: pd.DataFrame, neuron_threshold: int = 120, typ: int = 2
     return out
 
 
+def technique_formula(data: pd.DataFrame, response: str) -> str | None:
+    """Eq. 4.1, `response ~ C(iccs)*bs + C(pinn)*bs`, keeping only the factors that vary in `data`
+    (iccs: region terms on, pinn: physics-informed class, bs: batch size); None if none varies."""
+    bs = data["batch_size"].nunique() > 1
+    terms = [f"C({factor})" + ("*batch_size" if bs else "") for factor in ("iccs", "pinn")
+             if data[factor].nunique() > 1]
+    if not terms:
+        return None
+    return f"{response} ~ " + " + ".join(terms)
+
+
+def technique_anova(summary: pd.DataFrame, typ: int = 2) -> pd.DataFrame:
+    """Eq. 4.1 per study, for accuracy (mean_err, thesis Table 2) and cost (iter_time_s, Table 3),
+    on successful models of studies where the region terms or the class vary. Type II by default."""
+    data = successful(summary).assign(iccs=lambda d: d["region"].astype(bool),
+                                      pinn=lambda d: d["class"].eq("pinn"))
+    tables = []
+    for study, group in data.groupby("study", sort=True):
+        for response in ("mean_err", "iter_time_s"):
+            formula = technique_formula(group, response)
+            if formula is not None:
+                tables.append(anova_table(group, formula, typ).assign(study=study, response=response))
+    if not tables:
+        return pd.DataFrame(columns=["study", "response"] + ANOVA_COLUMNS)
+    return pd.concat(tables, ignore_index=True)[["study", "response"] + ANOVA_COLUMNS]
+
+
 # --------------------------------------------------------------------------- t-test, variance
 
 def _welch(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
@@ -416,6 +443,12 @@ def analysis_tables(summary: pd.DataFrame, neuron_threshold: int = 120,
             "Welch two-sample t-test (unequal variances) of mean validation error, DDNN vs PINN, "
             "per study with both classes (thesis Fig. 17 and 21); t > 0 when DDNN error is higher. "
             "The *_log10 columns repeat the test on log10(mean error)."),
+        "technique_anova": (
+            technique_anova(summary), "ANOVA of accuracy and iteration cost on the training techniques (eq. 4.1)",
+            "Type II ANOVA of OLS fits of mean_err (thesis Table 2) and iter_time_s (Table 3) on "
+            "C(iccs)*bs + C(pinn)*bs: iccs = extra region terms on (DDNNa/PINNa), pinn = physics-informed "
+            "class, bs = data batch size; per study, keeping the factors that vary in it. Studies where "
+            "neither the region terms nor the class vary have no rows."),
         "failed_models": (
             failed_models(summary), "Models whose training failed",
             "Models whose loss became NaN or infinite: training stopped at the iteration shown and the "

@@ -7,6 +7,7 @@
 ANALYSIS_TABLES = {
     "shape_anova": "Shape ANOVA (eq. 4.2)",
     "ttest_pinn_ddnn": "PINN vs DDNN t-test",
+    "technique_anova": "Techniques ANOVA (eq. 4.1)",
     "failed_models": "Failed models",
     "shape_variance": "Shape variance",
 }
@@ -75,6 +76,8 @@ rule analyse:
         shape_anova_html=table_output("shape_anova"),
         ttest_pinn_ddnn_csv="results/analysis/ttest_pinn_ddnn.csv",
         ttest_pinn_ddnn_html=table_output("ttest_pinn_ddnn"),
+        technique_anova_csv="results/analysis/technique_anova.csv",
+        technique_anova_html=table_output("technique_anova"),
         failed_models_csv="results/analysis/failed_models.csv",
         failed_models_html=table_output("failed_models"),
         shape_variance_csv="results/analysis/shape_variance.csv",
