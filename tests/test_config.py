@@ -126,7 +126,7 @@ def test_unknown_key_names_path_and_allowed_keys(where, path, allowed):
     (lambda s: s["train"].update(sampler="sobol"), "studies.s1.train.sampler",
      ["sobol", "uniform", "lhs", "grid"]),
     (lambda s: s.update(problem="D"), "studies.s1.problem", ["'D'", "'A'", "'B'", "'C'"]),
-    (lambda s: s["grid"].update(classes=["itnn"]), "studies.s1.grid.classes.0", ["ddnn", "pinn"]),
+    (lambda s: s["grid"].update(classes=["gnn"]), "studies.s1.grid.classes.0", ["ddnn", "pinn", "itnn"]),
     (lambda s: s.setdefault("training", {}).setdefault("plateau", {}).update(factor=1.0),
      "studies.s1.training.plateau.factor", ["exclusiveMaximum"]),
 ])

@@ -55,10 +55,22 @@ def _network_call(model, x: torch.Tensor, chunk: int):
     return run
 
 
-def choose_chunk(model, x: torch.Tensor, repeats: int = 2) -> tuple[int, dict]:
+def _iterator_call(model, x0: torch.Tensor, n_steps: int, chunk: int):
+    """An ITNN's work: `n_steps` feedback evaluations from the states x0 (U0, W0[, K]) (eq. 3.18)."""
+    def run():
+        with torch.inference_mode():
+            for i in range(0, len(x0), chunk):
+                x = x0[i:i + chunk]
+                for _ in range(n_steps):
+                    x = torch.cat([model(x), x[:, 2:]], dim=1)
+    return run
+
+
+def choose_chunk(model, x: torch.Tensor, repeats: int = 2, call=None) -> tuple[int, dict]:
     """Fastest evaluation chunk among CHUNK_CANDIDATES (that fit the work); returns it and the search."""
+    call = call or (lambda c: _network_call(model, x, c))
     candidates = [c for c in CHUNK_CANDIDATES if c < len(x)] + [len(x)]
-    timings = time_interleaved({str(c): _network_call(model, x, c) for c in candidates}, repeats, 1)
+    timings = time_interleaved({str(c): call(c) for c in candidates}, repeats, 1)
     medians = {int(c): t["median"] for c, t in timings.items()}
     return min(medians, key=medians.get), medians
 
@@ -76,16 +88,24 @@ def benchmark_model(model, settings: dict, fhn, bench: dict, root_seed: int, stu
     every = n_steps // bench["n_points"]
     times = np.arange(1, bench["n_points"] + 1) * every * bench["dt"]
     sets = reference_sets(settings, bench["n_sets"], derive_seed(root_seed, study, "benchmark"))
-    x = network_inputs(settings, sets, times)
     dtype = np.dtype(bench["precision"])
     u0, w0, cur = (sets[k].astype(dtype) for k in ("U0", "W0", "I_app"))
 
     solver, _ = preallocated_euler(u0, w0, cur, fhn, bench["dt"], n_steps, every, dtype)
 
-    chunk, search = choose_chunk(model, x)
-    timings = time_interleaved({"network": _network_call(model, x, chunk), "solver": solver},
-                               bench["repeats"], bench["warmup"])
-    return {"n_sets": bench["n_sets"], "n_points": bench["n_points"], "threads": threads, "device": "cpu",
+    if "itnn_dt" in model.spec:  # an iterator network steps from the initial states: t_end / Δt outputs
+        cols = [sets["U0"], sets["W0"]] + ([sets["K"]] if "K" in model.spec["inputs"] else [])
+        x = torch.from_numpy(np.stack(cols, axis=1).astype(np.float32))
+        n_net = int(round(bench["t_end"] / model.spec["itnn_dt"]))
+        make_call = lambda c: _iterator_call(model, x, n_net, c)  # noqa: E731
+    else:
+        x = network_inputs(settings, sets, times)
+        n_net = bench["n_points"]
+        make_call = lambda c: _network_call(model, x, c)  # noqa: E731
+    chunk, search = choose_chunk(model, x, call=make_call)
+    timings = time_interleaved({"network": make_call(chunk), "solver": solver}, bench["repeats"], bench["warmup"])
+    return {"n_sets": bench["n_sets"], "n_points": bench["n_points"], "network_points": n_net,
+            "threads": threads, "device": "cpu",
             "backend": "torch-eager", "chunk": chunk, "chunk_search_s": search,
             "inference_time_s": timings["network"], "solver_time_s": timings["solver"],
             "solver": {"dt": bench["dt"], "t_end": bench["t_end"], "precision": bench["precision"],

@@ -111,6 +111,8 @@ def _semantic_problems(config: dict) -> list[str]:
 def _region_problems(name: str, study: dict) -> list[str]:
     """A region axis needs a region; a region lies inside the study's ranges; A has no region data set."""
     region = study.get("region")
+    if "itnn" in study["grid"]["classes"] and study["problem"] == "A":
+        return [f"studies.{name}.grid.classes: itnn needs problem B or C (a state to iterate on)"]
     if True in study["grid"]["region"] and region is None:
         return [f"studies.{name}.grid.region: true needs studies.{name}.region (its ranges and terms)"]
     if region is None:

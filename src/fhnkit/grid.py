@@ -72,7 +72,7 @@ def expand_study(config: dict, study_name: str) -> list[dict]:
             "shape": shape_of(widths), "batch_size": bs, "seed": rep, "region": region,
             "region_settings": study.get("region") if region else None,
             "torch_seed": derive_seed(config["seed"], study_name, name, "init"),
-            "training": study["training"], "fhn": config["model"],
+            "training": study["training"], "fhn": config["model"], "itnn": study["itnn"],
             "problem_settings": {k: study[k] for k in PROBLEM_KEYS},
         })
     for spec in specs:  # provenance: the hash of everything that makes this model (its spec and data)

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from . import checkpoint
+from . import checkpoint, itnn
 from .artifacts import versions, write_json, write_parquet
 from .evaluate import sample_errors
 from .mlp import MLP, make_spec, n_params, save_model
@@ -57,6 +57,13 @@ def build_terms(spec: dict, train_df: pd.DataFrame, region_df: pd.DataFrame | No
     settings, training = spec["problem_settings"], spec["training"]
     inputs = INPUTS[settings["problem"]]
     weights, batch = training["weights"], training["batch"]
+    if spec["class"] == "itnn":  # one-step pairs, from the training set and the region set
+        sets = [(train_df, "data", spec["batch_size"], weights["data"])]
+        if region_df is not None:
+            data = spec["region_settings"]["data"]
+            sets.append((region_df, "data_region", data["batch"], data["weight"]))
+        return [DataTerm(*itnn.pairs(df, settings["problem"], spec["itnn"]["dt"]), bs, w, name=name)
+                for df, name, bs, w in sets]
     fhn, current = FHNParams.from_mapping(spec["fhn"]), _current_fn(settings)
     terms = [DataTerm(_tensors(train_df, inputs), _tensors(train_df, OUTPUTS), spec["batch_size"],
                       weights["data"])]
@@ -81,8 +88,16 @@ def needs_region_data(spec: dict) -> bool:
 
 
 def network_spec(spec: dict, train_df: pd.DataFrame) -> dict:
-    """Network spec: inputs scaled from the problem's box, outputs from the training targets' range."""
+    """Network spec: inputs scaled from the problem's box (an ITNN's from its training pairs),
+    outputs from the training targets' range."""
     settings = spec["problem_settings"]
+    if spec["class"] == "itnn":
+        x, y = (t.double().numpy() for t in itnn.pairs(train_df, settings["problem"], spec["itnn"]["dt"]))
+        lo, hi = x.min(axis=0), np.maximum(x.max(axis=0), x.min(axis=0) + 1e-3)
+        y_lo, y_hi = y.min(axis=0), y.max(axis=0)
+        net = make_spec(itnn.itnn_inputs(settings["problem"]), OUTPUTS, spec["layers"], lo, hi,
+                        (y_lo + y_hi) / 2, np.maximum((y_hi - y_lo) / 2, 1e-3))
+        return {**net, "itnn_dt": spec["itnn"]["dt"]}
     lo, hi = input_bounds(settings)
     y = train_df[OUTPUTS].to_numpy(np.float64)
     y_lo, y_hi = y.min(axis=0), y.max(axis=0)
@@ -101,8 +116,13 @@ class TrainingRun:
         self.model = MLP(network_spec(spec, train_df))
         self.gen = torch.Generator().manual_seed(spec["torch_seed"] + 1)
         self.terms = build_terms(spec, train_df, region_df)
-        self.val_x = _tensors(val_df, INPUTS[spec["problem"]])
-        self.val_y = _tensors(val_df, OUTPUTS)
+        self.rollout = None
+        if spec["class"] == "itnn":  # one-step validation pairs, plus full rollouts (eq. 3.18)
+            self.val_x, self.val_y = itnn.pairs(val_df, spec["problem"], spec["itnn"]["dt"])
+            self.rollout = itnn.RolloutValidation(val_df, spec["problem"], spec["itnn"]["dt"])
+        else:
+            self.val_x = _tensors(val_df, INPUTS[spec["problem"]])
+            self.val_y = _tensors(val_df, OUTPUTS)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=training["lr"])
         p = training["plateau"]
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -129,9 +149,18 @@ class TrainingRun:
         return values
 
     def validate(self) -> tuple[float, float]:
-        """Mean and max over the validation set of eq. 3.3, |dU| + |dW|."""
+        """Mean and max over the validation set of eq. 3.3, |dU| + |dW| (an ITNN's: one step)."""
         err = sample_errors(self.model, self.val_x, self.val_y)
         return float(err.mean()), float(err.max())
+
+    def validation_row(self) -> dict:
+        """The validation columns of a history row; an ITNN adds its full-rollout mean and max."""
+        val_mean, val_max = self.validate()
+        row = {"val_mean": val_mean, "val_max": val_max}
+        if self.rollout is not None:
+            err = self.rollout.errors(self.model)
+            row.update(val_rollout_mean=float(err.mean()), val_rollout_max=float(err.max()))
+        return row
 
 
 def fit(run: TrainingRun, progress: bool = True, checkpoint_dir=None, rows: list[dict] | None = None) -> pd.DataFrame:
@@ -159,13 +188,12 @@ def fit(run: TrainingRun, progress: bool = True, checkpoint_dir=None, rows: list
         window_time += time.perf_counter() - t0
         bar.update(1)
         if run.iteration % every == 0 or run.iteration == total:
-            val_mean, val_max = run.validate()
             row = {"iteration": run.iteration, "lr": run.optimizer.param_groups[0]["lr"]}
             row.update(pd.DataFrame(window).mean().to_dict())
-            row.update(val_mean=val_mean, val_max=val_max, iter_time_s=window_time / len(window),
+            row.update(run.validation_row(), iter_time_s=window_time / len(window),
                        wall_time_s=time.perf_counter() - start)
             rows.append(row)
-            bar.set_postfix(val_mean=f"{val_mean:.2e}")
+            bar.set_postfix(val_mean=f"{row['val_mean']:.2e}")
             window, window_time = [], 0.0
             if checkpoint_dir is not None and run.iteration - last_save >= save_every and run.iteration < total:
                 checkpoint.save(run, rows, checkpoint_dir)
@@ -200,8 +228,10 @@ def train_model(spec: dict, train_path, val_path, out_dir, progress: bool = True
     write_parquet(history, out_dir / "history.parquet", meta)
     last = history.iloc[-1]
     metrics = _metrics_base(run)
-    metrics.update(iterations=int(last["iteration"]), mean_err=float(last["val_mean"]),
-                   max_err=float(last["val_max"]), iter_time_s=float(np.median(history["iter_time_s"])),
+    # an ITNN is judged on full rollouts (its one-step errors stay in the history)
+    key = "val_rollout" if run.rollout is not None else "val"
+    metrics.update(iterations=int(last["iteration"]), mean_err=float(last[f"{key}_mean"]),
+                   max_err=float(last[f"{key}_max"]), iter_time_s=float(np.median(history["iter_time_s"])),
                    status="ok", training_wall_s=float(last["wall_time_s"]))
     write_json(metrics, out_dir / "metrics.json")
     checkpoint.remove(out_dir)
