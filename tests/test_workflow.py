@@ -43,8 +43,9 @@ def tiny_run(tmp_path_factory):
 def test_summary_has_one_row_per_model(tiny_run):
     specs = expand_all(load_config(TINY))
     summary = pd.read_parquet(tiny_run / "results" / "summary.parquet")
-    assert len(summary) == len(specs) == 14
-    assert summary.groupby("region").size().to_dict() == {False: 10, True: 4}
+    assert len(summary) == len(specs) == 15
+    assert summary.groupby("region").size().to_dict() == {False: 11, True: 4}
+    assert summary.groupby("class").size().to_dict() == {"ddnn": 11, "pinn": 3, "itnn": 1}
     assert set(zip(summary["study"], summary["model"])) == {(s["study"], s["model"]) for s in specs}
     failed = summary[summary["status"] != "ok"]
     assert list(failed["model"]) == ["ddnn_silu4_bs10_s0"] and list(failed["study"]) == ["diverges"]
@@ -53,7 +54,7 @@ def test_summary_has_one_row_per_model(tiny_run):
     for col in ("mean_err", "max_err", "iter_time_s", "inference_time_s", "solver_time_s"):
         assert summary[col].notna().all() and (summary[col] > 0).all(), col
     assert (summary["max_err"] >= summary["mean_err"]).all()
-    assert set(summary["class"]) == {"ddnn", "pinn"}
+    assert set(summary["class"]) == {"ddnn", "pinn", "itnn"}
 
 
 @pytest.mark.slow
@@ -80,8 +81,9 @@ def test_analysis_tables_and_figures(tiny_run):
     anova = pd.read_csv(tiny_run / "results" / "analysis" / "shape_anova.csv")
     assert set(anova["study"]) >= {"A_scarce", "B_S"}
     figures = sorted(p.name for p in (tiny_run / "results" / "figures").glob("*.png"))
-    assert figures == ["accuracy_vs_neurons.png", "error_vs_inference.png", "training_curves_A_scarce.png",
-                       "training_curves_B_S.png", "training_curves_C.png", "training_curves_diverges.png"]
+    assert figures == ["accuracy_vs_neurons.png", "error_vs_inference.png", "rollout_C.png",
+                       "training_curves_A_scarce.png", "training_curves_B_S.png", "training_curves_C.png",
+                       "training_curves_diverges.png"]
 
 
 @pytest.mark.slow
@@ -90,7 +92,7 @@ def test_report_is_self_contained_and_holds_everything(tiny_run):
     assert len(html) > 100_000
     for name in ("accuracy_vs_neurons.png", "error_vs_inference.png", "training_curves_A_scarce.png",
                  "shape_anova.html", "ttest_pinn_ddnn.html", "shape_variance.html", "summary.csv", "config.html",
-                 "technique_anova.html",
+                 "technique_anova.html", "rollout_C.png",
                  "failed_models.html"):
         assert name in html, name
     assert "data:image/png;base64" in html or "base64" in html

@@ -236,3 +236,31 @@ def error_vs_inference(summary: pd.DataFrame, path) -> Path:
         ax.legend()
     _figure_legend(fig, [ax])
     return _save(fig, path)
+
+
+def rollout(model, val_df: pd.DataFrame, problem: str, path, title: str, n_show: int = 6) -> Path:
+    """An iterator network fed back from (U0, W0) against the solver, for the validation trajectories
+    with the largest and smallest rollout errors (thesis Fig. 36): U and W vs time."""
+    from .itnn import RolloutValidation, trajectories
+    from .itnn import rollout as run_rollout
+
+    validation = RolloutValidation(val_df, problem, model.spec["itnn_dt"])
+    err = validation.errors(model).mean(axis=0)
+    order = np.argsort(err)
+    shown = list(order[-(n_show // 2):][::-1]) + list(order[: n_show - n_show // 2])
+    times, U, W, _ = trajectories(val_df, problem)
+    pred = run_rollout(model, validation.u0, validation.w0, validation.K, validation.n_steps).numpy()
+    t_net = model.spec["itnn_dt"] * np.arange(validation.n_steps + 1)
+    fig, axes = _new_figure(2, WIDE_PANEL_W)
+    colours = sns.color_palette("colorblind", len(shown))
+    for ax, var, truth in ((axes[0], 0, U), (axes[1], 1, W)):
+        for colour, i in zip(colours, shown):
+            ax.plot(times, truth[i], color=colour, lw=1)
+            ax.plot(t_net, np.r_[truth[i, 0], pred[:, i, var]], "o--", color=colour, ms=3, lw=0.8)
+        ax.set(xlabel="t", ylabel="UW"[var])
+    handles = [Line2D([], [], color="k", lw=1, label="solver"),
+               Line2D([], [], color="k", ls="--", marker="o", ms=3, lw=0.8, label="ITNN rollout")]
+    handles += [Line2D([], [], color=c, lw=2, label=f"set {i}: error {err[i]:.2g}") for c, i in zip(colours, shown)]
+    _margin_legend(fig, handles)
+    fig.suptitle(title)
+    return _save(fig, path)

@@ -32,11 +32,20 @@ def training_curves_path(study):
     return f"results/figures/training_curves_{study}.png"
 
 
+def itnn_models(study):
+    return [m for s, m in MODELS if s == study and SPECS[(s, m)]["class"] == "itnn"]
+
+
+def itnn_studies():
+    return sorted({s for s, _ in MODELS if itnn_models(s)})
+
+
 def analysis_outputs():
     """Every file of the analysis stage, for the workflow's target rule."""
     tables = [f"results/analysis/{name}.{ext}" for name in ANALYSIS_TABLES for ext in ("csv", "html")]
     figures = ["results/figures/accuracy_vs_neurons.png", "results/figures/error_vs_inference.png"]
     curves = [training_curves_path(study) for study in analysis_studies()]
+    curves += [f"results/figures/rollout_{study}.png" for study in itnn_studies()]
     return ["results/summary.parquet", "results/summary.csv", "results/config.html", *tables, *figures, *curves]
 
 
@@ -140,3 +149,23 @@ rule config_page:
         "logs/analysis/config_page.log",
     script:
         "../scripts/config_page.py"
+
+
+rule rollout_figure:
+    input:
+        summary="results/summary.parquet",
+        val="results/{study}/data/val.parquet",
+        weights=lambda w: [model_path(w.study, m, "weights.pt") for m in itnn_models(w.study)],
+    output:
+        report(
+            "results/figures/rollout_{study}.png",
+            caption="../report/rollout.rst",
+            category="Figures",
+            labels={"figure": "ITNN rollouts", "study": "{study}"},
+        ),
+    params:
+        problem=lambda w: config["studies"][w.study]["problem"],
+    log:
+        "logs/analysis/rollout_{study}.log",
+    script:
+        "../scripts/rollout_figure.py"
