@@ -1,10 +1,11 @@
-"""Training and validation sets of a study, solved with the Euler kernel, as Parquet.
+"""Training, validation and region sets of a study, solved with the configured solver, as Parquet.
 
 Problem A: one trajectory from `initial_state`; a row per sampled time point.
 Problems B and C: `n` sampled parameter sets (U0, W0[, K]), each solved on
 [0, t_max] and stored at `times_per_trajectory` evenly spaced times; a row per
 (parameter set, time). Training and validation sets are drawn from separate
-seeded streams and never share a parameter set (problem A: a time point).
+seeded streams and never share a parameter set (problem A: a time point); a
+region set samples the study's region (DDNNa/PINNa data term).
 """
 
 from __future__ import annotations
