@@ -89,7 +89,10 @@ def _nvcc() -> tuple[str | None, str | None]:
 def _probe_numba() -> Entry:
     import numba
 
-    return _entry(True, numba.__version__, f"{numba.config.NUMBA_NUM_THREADS} threads")
+    from . import WIDE_VECTORS
+
+    vectors = "; 512-bit vectors (AVX-512)" if WIDE_VECTORS else ""
+    return _entry(True, numba.__version__, f"{numba.config.NUMBA_NUM_THREADS} threads{vectors}")
 
 
 def _probe_cuda() -> Entry:

@@ -2,7 +2,8 @@
 
 The work: `n_sets` parameter sets, each needing the state at `n_points`
 evenly spaced times up to `t_end`. The solver integrates with step `dt` and
-stores exactly those points; the network is evaluated at the same points.
+stores exactly those points; the network is evaluated at the same points
+(an iterator network instead steps from each initial state t_end / Δt times).
 """
 
 from __future__ import annotations
