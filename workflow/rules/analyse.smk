@@ -1,62 +1,6 @@
-# Analysis stage: summary table, statistics (SPEC.md section 7) and figures.
-#
-# Needs from common.smk: MODELS, model_path(), all_model_outputs(), config.
-# Optional config keys (defaults in brackets): analysis.neuron_threshold [120],
-# analysis.ttest_studies [all studies with both classes], analysis.curves_per_class [2].
-
-ANALYSIS_TABLES = {
-    "shape_anova": "Shape ANOVA (eq. 4.2)",
-    "ttest_pinn_ddnn": "PINN vs DDNN t-test",
-    "technique_anova": "Techniques ANOVA (eq. 4.1)",
-    "failed_models": "Failed models",
-    "shape_variance": "Shape variance",
-}
-
-
-def analysis_option(name, default):
-    """config["analysis"][name], or `default` when the section or key is absent."""
-    return config.get("analysis", {}).get(name, default)
-
-
-def analysis_studies():
-    """Sorted study names that have at least one model."""
-    return sorted({study for study, _ in MODELS})
-
-
-def history_paths(study):
-    """{model: history.parquet path} of every model of `study`."""
-    return {model: model_path(study, model, "history.parquet") for s, model in MODELS if s == study}
-
-
-def training_curves_path(study):
-    return f"results/figures/training_curves_{study}.png"
-
-
-def itnn_models(study):
-    return [m for s, m in MODELS if s == study and SPECS[(s, m)]["class"] == "itnn"]
-
-
-def itnn_studies():
-    return sorted({s for s, _ in MODELS if itnn_models(s)})
-
-
-def analysis_outputs():
-    """Every file of the analysis stage, for the workflow's target rule."""
-    tables = [f"results/analysis/{name}.{ext}" for name in ANALYSIS_TABLES for ext in ("csv", "html")]
-    figures = ["results/figures/accuracy_vs_neurons.png", "results/figures/error_vs_inference.png"]
-    curves = [training_curves_path(study) for study in analysis_studies()]
-    curves += [f"results/figures/rollout_{study}.png" for study in itnn_studies()]
-    return ["results/summary.parquet", "results/summary.csv", "results/config.html", *tables, *figures, *curves]
-
-
-def table_output(name):
-    """The HTML page of an analysis table, marked for the report."""
-    return report(
-        f"results/analysis/{name}.html",
-        caption=f"../report/{name}.rst",
-        category="Tables",
-        labels={"table": ANALYSIS_TABLES[name], "format": "HTML"},
-    )
+# Analysis stage: summary table, statistics (SPEC.md section 7), figures and the config page.
+# Options are under `analysis` in the config; the helper functions (table and figure paths,
+# per-study model lists) live in common.smk.
 
 
 rule summarise:
@@ -92,8 +36,8 @@ rule analyse:
         shape_variance_csv="results/analysis/shape_variance.csv",
         shape_variance_html=table_output("shape_variance"),
     params:
-        neuron_threshold=analysis_option("neuron_threshold", 120),
-        ttest_studies=analysis_option("ttest_studies", None),
+        neuron_threshold=config["analysis"]["neuron_threshold"],
+        ttest_studies=config["analysis"]["ttest_studies"],
     log:
         "logs/analysis/analyse.log",
     script:
@@ -128,7 +72,7 @@ rule figures:
         ],
     params:
         histories={study: history_paths(study) for study in analysis_studies()},
-        per_class=analysis_option("curves_per_class", 2),
+        per_class=config["analysis"]["curves_per_class"],
     log:
         "logs/analysis/figures.log",
     script:

@@ -4,10 +4,6 @@
 # that no other job runs beside it and disturbs the timings; it uses benchmark.threads.
 
 
-def study_models(study):
-    return [model for s, model in MODELS if s == study]
-
-
 rule benchmark:
     input:
         specs=lambda w: [model_path(w.study, m, "spec.json") for m in study_models(w.study)],

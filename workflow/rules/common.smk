@@ -64,3 +64,66 @@ def warn_failed_models():
     if failed:
         print(f"WARNING: {len(failed)} model(s) diverged and were recorded as failed: {', '.join(failed)}; "
               "see results/analysis/failed_models.csv and the report's Tables.", file=sys.stderr)
+
+
+# --- used by benchmark.smk
+
+def study_models(study):
+    return [model for s, model in MODELS if s == study]
+
+
+# --- used by analyse.smk
+
+ANALYSIS_TABLES = {
+    "shape_anova": "Shape ANOVA (eq. 4.2)",
+    "ttest_pinn_ddnn": "PINN vs DDNN t-test",
+    "technique_anova": "Techniques ANOVA (eq. 4.1)",
+    "failed_models": "Failed models",
+    "shape_variance": "Shape variance",
+}
+
+
+def analysis_option(name, default):
+    """config["analysis"][name], or `default` when the section or key is absent."""
+    return config.get("analysis", {}).get(name, default)
+
+
+def analysis_studies():
+    """Sorted study names that have at least one model."""
+    return sorted({study for study, _ in MODELS})
+
+
+def history_paths(study):
+    """{model: history.parquet path} of every model of `study`."""
+    return {model: model_path(study, model, "history.parquet") for s, model in MODELS if s == study}
+
+
+def training_curves_path(study):
+    return f"results/figures/training_curves_{study}.png"
+
+
+def itnn_models(study):
+    return [m for s, m in MODELS if s == study and SPECS[(s, m)]["class"] == "itnn"]
+
+
+def itnn_studies():
+    return sorted({s for s, _ in MODELS if itnn_models(s)})
+
+
+def analysis_outputs():
+    """Every file of the analysis stage, for the workflow's target rule."""
+    tables = [f"results/analysis/{name}.{ext}" for name in ANALYSIS_TABLES for ext in ("csv", "html")]
+    figures = ["results/figures/accuracy_vs_neurons.png", "results/figures/error_vs_inference.png"]
+    curves = [training_curves_path(study) for study in analysis_studies()]
+    curves += [f"results/figures/rollout_{study}.png" for study in itnn_studies()]
+    return ["results/summary.parquet", "results/summary.csv", "results/config.html", *tables, *figures, *curves]
+
+
+def table_output(name):
+    """The HTML page of an analysis table, marked for the report."""
+    return report(
+        f"results/analysis/{name}.html",
+        caption=f"../report/{name}.rst",
+        category="Tables",
+        labels={"table": ANALYSIS_TABLES[name], "format": "HTML"},
+    )
