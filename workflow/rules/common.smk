@@ -83,11 +83,6 @@ ANALYSIS_TABLES = {
 }
 
 
-def analysis_option(name, default):
-    """config["analysis"][name], or `default` when the section or key is absent."""
-    return config.get("analysis", {}).get(name, default)
-
-
 def analysis_studies():
     """Sorted study names that have at least one model."""
     return sorted({study for study, _ in MODELS})
