@@ -303,7 +303,8 @@ def test_write_table_empty(tmp_path):
 
 def test_analysis_tables_titles_and_content():
     tables = an.analysis_tables(fake_summary(), neuron_threshold=60)
-    assert list(tables) == ["shape_anova", "ttest_pinn_ddnn", "technique_anova", "failed_models", "shape_variance"]
+    assert list(tables) == ["shape_anova", "ttest_pinn_ddnn", "technique_anova", "time_domains", "failed_models",
+                            "shape_variance"]
     anova, title, caption = tables["shape_anova"]
     assert "eq. 4.2" in title and caption.startswith("Type II ANOVA") and "60 neurons" in caption
     assert tables["ttest_pinn_ddnn"][0]["p_value"].iloc[0] < 1e-6

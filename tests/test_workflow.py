@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -76,6 +77,9 @@ def test_every_stage_wrote_its_artifacts_with_metadata(tiny_run):
 
 @pytest.mark.slow
 def test_analysis_tables_and_figures(tiny_run):
+    domains = pd.read_csv(tiny_run / "results" / "analysis" / "time_domains.csv").set_index(["study", "class"])
+    assert domains.loc[("C", "pinn"), "median_march_err"] > 0
+    assert np.isnan(domains.loc[("C", "itnn"), "median_march_err"])  # an ITNN rolls out instead
     ttest = pd.read_csv(tiny_run / "results" / "analysis" / "ttest_pinn_ddnn.csv")
     assert list(ttest["study"]) == ["A_scarce"]
     anova = pd.read_csv(tiny_run / "results" / "analysis" / "shape_anova.csv")
@@ -92,7 +96,7 @@ def test_report_is_self_contained_and_holds_everything(tiny_run):
     assert len(html) > 100_000
     for name in ("accuracy_vs_neurons.png", "error_vs_inference.png", "training_curves_A_scarce.png",
                  "shape_anova.html", "ttest_pinn_ddnn.html", "shape_variance.html", "summary.csv", "config.html",
-                 "technique_anova.html", "rollout_C.png",
+                 "technique_anova.html", "rollout_C.png", "time_domains.html",
                  "failed_models.html"):
         assert name in html, name
     assert "data:image/png;base64" in html or "base64" in html
@@ -120,11 +124,12 @@ def test_default_config_builds_the_whole_dag(tmp_path):
     out = proc.stdout
     config = load_config(REPO / "config.yaml")
     n_models, n_studies = len(expand_all(config)), len(config["studies"])
-    n_region_sets = sum(1 for s in config["studies"].values()
-                        if True in s["grid"]["region"] and s["region"]["data"]["n"] > 0)
+    n_extra_sets = sum(1 for s in config["studies"].values()
+                       if True in s["grid"]["region"] and s["region"]["data"]["n"] > 0)
+    n_extra_sets += sum(1 for s in config["studies"].values() if s.get("marching"))
     assert re.search(rf"^train\s+{n_models}$", out, re.M), out[-2000:]
     assert re.search(rf"^benchmark\s+{n_studies}$", out, re.M), out[-2000:]
-    assert re.search(rf"^dataset\s+{2 * n_studies + n_region_sets}$", out, re.M), out[-2000:]
+    assert re.search(rf"^dataset\s+{2 * n_studies + n_extra_sets}$", out, re.M), out[-2000:]
 
 
 @pytest.mark.parametrize("edit, expected", [

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 METRIC_COLUMNS = [
     "study", "problem", "model", "class", "region", "arch", "depth", "neurons", "shape",
-    "batch_size", "seed", "n_params", "iterations", "mean_err", "max_err", "iter_time_s",
+    "batch_size", "seed", "n_params", "iterations", "mean_err", "max_err", "iter_time_s", "march_err",
 ]
 BENCH_COLUMNS = [
     "inference_time_s", "inference_time_iqr_s", "solver_time_s", "solver_time_iqr_s",
@@ -56,7 +56,7 @@ def _metrics_row(metrics: dict) -> dict:
     row["region"] = bool(row["region"])
     row["status"] = metrics.get("status", "ok")
     row["error"] = metrics.get("error")
-    for col in ("mean_err", "max_err", "iter_time_s"):
+    for col in ("mean_err", "max_err", "iter_time_s", "march_err"):
         row[col] = np.nan if row[col] is None else float(row[col])
     return row
 
@@ -421,6 +421,15 @@ def write_config_page(config: dict, path, config_id: str) -> None:
     Path(path).write_text(page, encoding="utf-8")
 
 
+def time_domains(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per study and class: median mean error on the study's own window and, for a study with
+    marching, median error marched to its horizon (thesis Table 7's small vs large domain)."""
+    ok = successful(summary)
+    table = ok.groupby(["study", "class"], sort=True).agg(
+        n_models=("model", "size"), median_err=("mean_err", "median"), median_march_err=("march_err", "median"))
+    return table.reset_index()
+
+
 def failed_models(summary: pd.DataFrame) -> pd.DataFrame:
     """The models that did not train (status other than ok), with their error message."""
     cols = ["study", "model", "class", "arch", "iterations", "status", "error"]
@@ -449,6 +458,13 @@ def analysis_tables(summary: pd.DataFrame, neuron_threshold: int = 120,
             "C(iccs)*bs + C(pinn)*bs: iccs = extra region terms on (DDNNa/PINNa), pinn = physics-informed "
             "class, bs = data batch size; per study, keeping the factors that vary in it. Studies where "
             "neither the region terms nor the class vary have no rows."),
+        "time_domains": (
+            time_domains(summary), "Errors on each study's time window, and marched to the horizon",
+            "median_err: median over models of the mean validation error (eq. 3.3) on the study's own time "
+            "window; median_march_err: for studies with marching, the same network reused window after "
+            "window (its state at the window's end is the next initial state) up to the marching horizon "
+            "(thesis 3.4.1 and Table 7). Compare a small-window study's march error with the error of "
+            "the study trained on the whole domain."),
         "failed_models": (
             failed_models(summary), "Models whose training failed",
             "Models whose loss became NaN or infinite: training stopped at the iteration shown and the "

@@ -98,7 +98,7 @@ def _semantic_problems(config: dict) -> list[str]:
         for key, (lo, hi) in study["ranges"].items():
             if not lo < hi:
                 problems.append(f"studies.{name}.ranges.{key}: lower bound {lo} must be below upper bound {hi}")
-        problems += _region_problems(name, study)
+        problems += _region_problems(name, study) + _marching_problems(name, study)
         dt = config["data_solver"]["dt"]
         if abs(round(study["t_max"] / dt) * dt - study["t_max"]) > 1e-9 * study["t_max"]:
             problems.append(f"studies.{name}.t_max: {study['t_max']} is not a multiple of data_solver.dt={dt}")
@@ -126,6 +126,20 @@ def _region_problems(name: str, study: dict) -> list[str]:
     if study["problem"] == "A" and region["data"]["n"] > 0:
         problems.append(f"studies.{name}.region.data.n: problem A has no region data set; use region.physics")
     return problems
+
+
+def _marching_problems(name: str, study: dict) -> list[str]:
+    """Marching needs a state input (B, C) and a horizon that is a whole number of windows."""
+    marching = study.get("marching")
+    if marching is None:
+        return []
+    if study["problem"] == "A":
+        return [f"studies.{name}.marching: needs problem B or C (the initial state is an input)"]
+    windows = marching["horizon"] / study["t_max"]
+    if windows < 2 or abs(windows - round(windows)) > 1e-9:
+        return [f"studies.{name}.marching.horizon: {marching['horizon']} must be a multiple (>= 2) of t_max "
+                f"= {study['t_max']}"]
+    return []
 
 
 def load_config(path) -> dict:

@@ -20,14 +20,14 @@ from .problems import OUTPUTS, fhn_params, i_app, input_bounds, input_columns, p
 from .sampling import sample_box
 from .solver import solve, steps_for
 
-SPLITS = ("train", "val", "region")
+SPLITS = ("train", "val", "region", "march")
 
 
 def data_determinants(config: dict, study_name: str) -> dict:
     """Everything that determines a study's data sets (their cache key and config hash)."""
     study = config["studies"][study_name]
     keys = ("problem", "i_app", "k_to_i_app", "t_max", "initial_state", "ranges", "times_per_trajectory",
-            "train", "val", "region")
+            "train", "val", "region", "marching")
     return {"seed": config["seed"], "model": config["model"], "data_solver": config["data_solver"],
             "study": {k: study.get(k) for k in keys}, "fhnkit": __version__}
 
@@ -36,14 +36,14 @@ def _split_seed(config: dict, study: dict, split: str) -> int:
     """Seed of one split, derived from what defines it, not from the study's name: two studies
     that differ only in their training set (A scarce vs dense) share one validation set."""
     keys = ("problem", "i_app", "k_to_i_app", "t_max", "initial_state", "ranges", "times_per_trajectory")
-    what = study["region"] if split == "region" else study[split]
+    what = study["region"] if split == "region" else _split_spec(study, split)
     return derive_seed(config["seed"], "data", split, config_hash({**{k: study[k] for k in keys}, split: what}))
 
 
-def _solve(config, study, u0, w0, current, save_times_every):
+def _solve(config, study, u0, w0, current, save_times_every, t_end=None):
     solver = config["data_solver"]
     dt = solver["dt"]
-    n_steps = steps_for(study["t_max"], dt)
+    n_steps = steps_for(study["t_max"] if t_end is None else t_end, dt)
     if n_steps % save_times_every:
         raise ValueError(f"t_max/dt = {n_steps} steps is not divisible into the requested time points "
                          f"(every {save_times_every} steps); change times_per_trajectory or data_solver.dt")
@@ -82,9 +82,10 @@ def _problem_a(config, study, split):
 def _parameter_sets(config, study, split):
     """(n, d) parameter sets of a split; validation drops any set that is also a training set.
     The region split samples the region's box with the region data set's size and sampler."""
-    if split == "region":
-        lo, hi = (b[1:] for b in region_bounds(study, study["region"]))
-        spec = study["region"]["data"]
+    if split in ("region", "march"):
+        box = region_bounds(study, study["region"]) if split == "region" else input_bounds(study)
+        lo, hi = (b[1:] for b in box)
+        spec = study["region"]["data"] if split == "region" else study["marching"]
         return sample_box(spec["n"], lo, hi, spec["sampler"], _split_seed(config, study, split))
     lo, hi = (b[1:] for b in input_bounds(study))
     def draw(which):
@@ -107,8 +108,9 @@ def _problem_bc(config, study, split):
     current = i_app(study, by_col.get("K"))
     current = np.broadcast_to(np.asarray(current, float), params.shape[:1])
     n_steps = steps_for(study["t_max"], config["data_solver"]["dt"])
-    every = n_steps // (study["times_per_trajectory"] - 1)
-    times, U, W = _solve(config, study, by_col["U0"], by_col["W0"], current, every)
+    every = n_steps // (study["times_per_trajectory"] - 1)  # the same time lattice for every split
+    t_end = study["marching"]["horizon"] if split == "march" else None
+    times, U, W = _solve(config, study, by_col["U0"], by_col["W0"], current, every, t_end)
     n_t, n = U.shape
     frame = {"traj": np.repeat(np.arange(n, dtype=np.int64), n_t), "t": np.tile(times, n)}
     for col in cols:
@@ -118,6 +120,12 @@ def _problem_bc(config, study, split):
     return pd.DataFrame(frame)
 
 
+def _split_spec(study: dict, split: str) -> dict:
+    """The {n, sampler} that defines a split."""
+    return {"region": lambda: study["region"]["data"], "march": lambda: study["marching"]}.get(
+        split, lambda: study[split])()
+
+
 def make_dataset(config: dict, study_name: str, split: str) -> tuple[pd.DataFrame, dict]:
     """Build one split of a study's data; returns (rows, metadata for the Parquet schema)."""
     if split not in SPLITS:
@@ -125,6 +133,8 @@ def make_dataset(config: dict, study_name: str, split: str) -> tuple[pd.DataFram
     study = config["studies"][study_name]
     if split == "region" and (study.get("region") is None or study["problem"] == "A"):
         raise ValueError(f"study {study_name} has no region data set (needs a region, problem B or C)")
+    if split == "march" and study.get("marching") is None:
+        raise ValueError(f"study {study_name} has no marching set (needs studies.{study_name}.marching)")
     build = _problem_a if study["problem"] == "A" else _problem_bc
     df = build(config, study, split)
     det = data_determinants(config, study_name)
@@ -132,8 +142,7 @@ def make_dataset(config: dict, study_name: str, split: str) -> tuple[pd.DataFram
             "data_solver": config["data_solver"], "dt": config["data_solver"]["dt"],
             "i_app": study["i_app"] if study["problem"] != "C" else None,
             "k_to_i_app": study["k_to_i_app"] if study["problem"] == "C" else None,
-            "sampler": (study["region"]["data"] if split == "region" else study[split])["sampler"],
-            "n": (study["region"]["data"] if split == "region" else study[split])["n"],
+            "sampler": _split_spec(study, split)["sampler"], "n": _split_spec(study, split)["n"],
             "region": study.get("region") if split == "region" else None,
             "seed": _split_seed(config, study, split), "root_seed": config["seed"],
             "save_step": study["t_max"] / (study["times_per_trajectory"] - 1) if study["problem"] != "A" else None,

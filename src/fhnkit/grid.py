@@ -14,6 +14,7 @@ from .config import ConfigError, config_hash, derive_seed
 from .datasets import data_determinants
 
 PROBLEM_KEYS = ("problem", "t_max", "ranges", "i_app", "k_to_i_app", "initial_state")
+# a model's spec carries the marching settings of its study (None without marching)
 SHAPES = ("rectangle", "funnel", "bottleneck", "bowtie", "diamond", "other")
 
 
@@ -73,6 +74,7 @@ def expand_study(config: dict, study_name: str) -> list[dict]:
             "region_settings": study.get("region") if region else None,
             "torch_seed": derive_seed(config["seed"], study_name, name, "init"),
             "training": study["training"], "fhn": config["model"], "itnn": study["itnn"],
+            "marching": study.get("marching") if cls != "itnn" else None,
             "problem_settings": {k: study[k] for k in PROBLEM_KEYS},
         })
     for spec in specs:  # provenance: the hash of everything that makes this model (its spec and data)

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from . import checkpoint, itnn
 from .artifacts import versions, write_json, write_parquet
 from .evaluate import sample_errors
+from .marching import MarchValidation
 from .mlp import MLP, make_spec, n_params, save_model
 from .model import FHNParams
 from .problems import INPUTS, OUTPUTS, i_app, input_bounds, region_bounds
@@ -109,14 +110,16 @@ class TrainingRun:
     """State of one model's training: call `step()` per iteration, `validate()` when due."""
 
     def __init__(self, spec: dict, train_df: pd.DataFrame, val_df: pd.DataFrame,
-                 region_df: pd.DataFrame | None = None):
+                 region_df: pd.DataFrame | None = None, march_df: pd.DataFrame | None = None):
         self.spec = spec
         training = spec["training"]
         torch.manual_seed(spec["torch_seed"])
         self.model = MLP(network_spec(spec, train_df))
         self.gen = torch.Generator().manual_seed(spec["torch_seed"] + 1)
         self.terms = build_terms(spec, train_df, region_df)
-        self.rollout = None
+        self.rollout = self.march = None
+        if march_df is not None:  # reused window after window up to the marching horizon
+            self.march = MarchValidation(march_df, spec["problem"], spec["problem_settings"]["t_max"])
         if spec["class"] == "itnn":  # one-step validation pairs, plus full rollouts (eq. 3.18)
             self.val_x, self.val_y = itnn.pairs(val_df, spec["problem"], spec["itnn"]["dt"])
             self.rollout = itnn.RolloutValidation(val_df, spec["problem"], spec["itnn"]["dt"])
@@ -154,12 +157,14 @@ class TrainingRun:
         return float(err.mean()), float(err.max())
 
     def validation_row(self) -> dict:
-        """The validation columns of a history row; an ITNN adds its full-rollout mean and max."""
+        """The validation columns of a history row; an ITNN adds its full-rollout mean and max, a
+        marching model its errors marched to the horizon."""
         val_mean, val_max = self.validate()
         row = {"val_mean": val_mean, "val_max": val_max}
-        if self.rollout is not None:
-            err = self.rollout.errors(self.model)
-            row.update(val_rollout_mean=float(err.mean()), val_rollout_max=float(err.max()))
+        for name, check in (("rollout", self.rollout), ("march", self.march)):
+            if check is not None:
+                err = check.errors(self.model)
+                row.update({f"val_{name}_mean": float(err.mean()), f"val_{name}_max": float(err.max())})
         return row
 
 
@@ -202,7 +207,8 @@ def fit(run: TrainingRun, progress: bool = True, checkpoint_dir=None, rows: list
     return pd.DataFrame(rows)
 
 
-def train_model(spec: dict, train_path, val_path, out_dir, progress: bool = True, region_path=None) -> dict:
+def train_model(spec: dict, train_path, val_path, out_dir, progress: bool = True, region_path=None,
+                march_path=None) -> dict:
     """Train one model and write `weights.pt`, `spec.json`, `history.parquet`, `metrics.json`.
 
     The run checkpoints into `out_dir` and, when started again after a kill,
@@ -217,7 +223,8 @@ def train_model(spec: dict, train_path, val_path, out_dir, progress: bool = True
     if needs_region_data(spec) and region_path is None:
         raise ValueError(f"model {spec['model']} trains on its study's region data set: pass region_path")
     region_df = pd.read_parquet(region_path) if needs_region_data(spec) else None
-    run = TrainingRun(spec, train_df, val_df, region_df)
+    march_df = pd.read_parquet(march_path) if spec.get("marching") and march_path is not None else None
+    run = TrainingRun(spec, train_df, val_df, region_df, march_df)
     rows = checkpoint.restore(run, out_dir)
     try:
         history = fit(run, progress=progress, checkpoint_dir=out_dir, rows=rows)
@@ -233,6 +240,9 @@ def train_model(spec: dict, train_path, val_path, out_dir, progress: bool = True
     metrics.update(iterations=int(last["iteration"]), mean_err=float(last[f"{key}_mean"]),
                    max_err=float(last[f"{key}_max"]), iter_time_s=float(np.median(history["iter_time_s"])),
                    status="ok", training_wall_s=float(last["wall_time_s"]))
+    if run.march is not None:
+        metrics.update(march_err=float(last["val_march_mean"]), march_max_err=float(last["val_march_max"]),
+                       march_horizon=spec["marching"]["horizon"])
     write_json(metrics, out_dir / "metrics.json")
     checkpoint.remove(out_dir)
     return metrics

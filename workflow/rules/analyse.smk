@@ -31,6 +31,8 @@ rule analyse:
         ttest_pinn_ddnn_html=table_output("ttest_pinn_ddnn"),
         technique_anova_csv="results/analysis/technique_anova.csv",
         technique_anova_html=table_output("technique_anova"),
+        time_domains_csv="results/analysis/time_domains.csv",
+        time_domains_html=table_output("time_domains"),
         failed_models_csv="results/analysis/failed_models.csv",
         failed_models_html=table_output("failed_models"),
         shape_variance_csv="results/analysis/shape_variance.csv",

@@ -24,7 +24,7 @@ MODELS = list(SPECS)
 wildcard_constraints:
     study="[A-Za-z][A-Za-z0-9_]*",
     model="[a-z]+_[a-z0-9-]+_bs[0-9]+_s[0-9]+",
-    split="train|val|region",
+    split="train|val|region|march",
 
 
 def model_path(study, model, name):
@@ -40,10 +40,15 @@ def model_spec(wildcards):
     return SPECS[(wildcards.study, wildcards.model)]
 
 
-def region_data(wildcards):
-    """{"region": its data set} for a model trained with the region data term (DDNNa/PINNa), else {}."""
-    spec = model_spec(wildcards)
-    return {"region": f"results/{spec['study']}/data/region.parquet"} if needs_region_data(spec) else {}
+def extra_data(wildcards):
+    """A model's data sets beyond train/val: its study's region set (DDNNa/PINNa data term) and
+    marching set (validation marched to the horizon), when it uses them."""
+    spec, extra = model_spec(wildcards), {}
+    if needs_region_data(spec):
+        extra["region"] = f"results/{spec['study']}/data/region.parquet"
+    if spec.get("marching"):
+        extra["march"] = f"results/{spec['study']}/data/march.parquet"
+    return extra
 
 
 def study_settings(wildcards):
@@ -78,6 +83,7 @@ ANALYSIS_TABLES = {
     "shape_anova": "Shape ANOVA (eq. 4.2)",
     "ttest_pinn_ddnn": "PINN vs DDNN t-test",
     "technique_anova": "Techniques ANOVA (eq. 4.1)",
+    "time_domains": "Time domains (Table 7)",
     "failed_models": "Failed models",
     "shape_variance": "Shape variance",
 }

@@ -3,7 +3,7 @@
 
 rule train:
     input:
-        unpack(region_data),
+        unpack(extra_data),
         train="results/{study}/data/train.parquet",
         val="results/{study}/data/val.parquet",
     output:
