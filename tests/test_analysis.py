@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 from fhnkit import analysis as an
+from fhnkit import report_tables as rt
 
 WIDTHS = [8, 16, 32]
 ACTS = ["silu", "tanh"]
@@ -287,7 +288,7 @@ def test_shape_variance_shape_dominates_in_fake_grid():
 def test_write_table(tmp_path):
     df = pd.DataFrame({"term": ["C(shape)", "Residual"], "F": [19.6123456, np.nan], "df": [4.0, 90.0]})
     csv, page = tmp_path / "t" / "a.csv", tmp_path / "t" / "a.html"
-    an.write_table(df, csv, page, title="ANOVA <eq. 4.2>", caption="Type II & more")
+    rt.write_table(df, csv, page, title="ANOVA <eq. 4.2>", caption="Type II & more")
     pd.testing.assert_frame_equal(pd.read_csv(csv), df)
     text = page.read_text()
     assert text.startswith("<!DOCTYPE html>") and "<table" in text and "<style>" in text
@@ -296,13 +297,13 @@ def test_write_table(tmp_path):
 
 
 def test_write_table_empty(tmp_path):
-    an.write_table(pd.DataFrame(columns=an.TTEST_COLUMNS), tmp_path / "e.csv", tmp_path / "e.html", "t", "c")
+    rt.write_table(pd.DataFrame(columns=an.TTEST_COLUMNS), tmp_path / "e.csv", tmp_path / "e.html", "t", "c")
     assert "No rows" in (tmp_path / "e.html").read_text()
     assert list(pd.read_csv(tmp_path / "e.csv").columns) == an.TTEST_COLUMNS
 
 
 def test_analysis_tables_titles_and_content():
-    tables = an.analysis_tables(fake_summary(), neuron_threshold=60)
+    tables = rt.analysis_tables(fake_summary(), neuron_threshold=60)
     assert list(tables) == ["shape_anova", "ttest_pinn_ddnn", "technique_anova", "time_domains", "failed_models",
                             "shape_variance"]
     anova, title, caption = tables["shape_anova"]

@@ -256,8 +256,5 @@ def test_derive_seed_deterministic_and_distinct():
 
 @pytest.mark.parametrize("relpath", ["config.yaml", "tests/config/tiny.yaml"])
 def test_shipped_configs_validate(relpath):
-    path = ROOT / relpath
-    if not path.exists():
-        pytest.skip(f"{relpath} not written yet")
-    cfg = load_config(path)
+    cfg = load_config(ROOT / relpath)
     assert cfg["studies"]

@@ -12,9 +12,10 @@ from .problems import OUTPUTS
 @torch.no_grad()
 def predict(model, x: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
     """Network outputs for inputs `x` (n, n_inputs), evaluated in chunks."""
+    was_training = model.training
     model.eval()
     out = torch.cat([model(x[i:i + chunk]) for i in range(0, len(x), chunk)]) if len(x) else x[:, :2]
-    model.train()
+    model.train(was_training)  # leave the model in the mode it came in
     return out
 
 

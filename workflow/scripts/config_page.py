@@ -2,7 +2,7 @@
 
 import sys
 
-from fhnkit.analysis import write_config_page
+from fhnkit.report_tables import write_config_page
 from fhnkit.config import config_hash
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)

@@ -1,0 +1,110 @@
+"""The analysis tables as report pages: CSV plus a small standalone HTML page each.
+
+`analysis_tables` names, titles and captions every table the analysis stage
+writes; `write_table` and `write_config_page` render them for the Snakemake report.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .analysis import (failed_models, pinn_vs_ddnn_ttest, shape_anova, shape_variance, technique_anova,
+                       time_domains)
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
+h1 { font-size: 1.25em; }
+p.caption { max-width: 60em; color: #444; }
+table { border-collapse: collapse; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f0f0f0; }
+tr:nth-child(even) td { background: #fafafa; }
+td:first-child, th:first-child { text-align: left; }
+"""
+
+
+def _format_cell(value) -> str:
+    if isinstance(value, (float, np.floating)):
+        return "—" if np.isnan(value) else f"{value:.4g}"
+    return str(value)
+
+
+def write_table(df: pd.DataFrame, csv_path, html_path, title: str, caption: str) -> None:
+    """Write `df` as CSV and as a small standalone, styled HTML page.
+
+    The HTML page has `title` as heading and `caption` as a paragraph above
+    the table; floats are shown with 4 significant digits, NaN as "—".
+    """
+    for path in (csv_path, html_path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(csv_path, index=False)
+    table = df.to_html(index=False, formatters={c: _format_cell for c in df.columns},
+                       na_rep="—", border=0, escape=True)
+    if df.empty:
+        table += "\n<p><em>No rows: nothing in the results fits this analysis.</em></p>"
+    page = (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
+            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n"
+            f"<h1>{html.escape(title)}</h1>\n<p class='caption'>{html.escape(caption)}</p>\n"
+            f"{table}\n</body></html>\n")
+    Path(html_path).write_text(page, encoding="utf-8")
+
+
+def write_config_page(config: dict, path, config_id: str) -> None:
+    """The validated config (defaults filled in) as YAML in a standalone HTML page."""
+    import yaml
+
+    text = yaml.safe_dump(config, sort_keys=False, default_flow_style=None, width=100)
+    title = f"Configuration of this run (hash {config_id})"
+    page = (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{_CSS} pre {{font-size: 12px;}}</style></head>\n<body>\n<h1>{html.escape(title)}</h1>\n"
+            "<p class='caption'>Every key of the run after validation, defaults included; "
+            "workflow/schemas/config.schema.yaml describes each key and its allowed range.</p>\n"
+            f"<pre>{html.escape(text)}</pre>\n</body></html>\n")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(page, encoding="utf-8")
+
+
+def analysis_tables(summary: pd.DataFrame, neuron_threshold: int = 120,
+                    ttest_studies: list[str] | None = None) -> dict[str, tuple[pd.DataFrame, str, str]]:
+    """The analysis stage's tables as {name: (table, title, caption)} for `write_table`."""
+    anova = shape_anova(summary, neuron_threshold)
+    return {
+        "shape_anova": (
+            anova, "ANOVA of mean error on shape and neuron count (eq. 4.2)",
+            f"Type {'I' * anova.attrs['anova_type']} ANOVA of OLS fits of mean_err ~ C(shape)*neurons, "
+            f"per study and class, for models below and at or above {neuron_threshold} neurons "
+            "(thesis Tables 5-6). Successful models only; the formula column shows where terms "
+            "that could not be estimated were dropped, the note column why."),
+        "ttest_pinn_ddnn": (
+            pinn_vs_ddnn_ttest(summary, ttest_studies), "PINN vs DDNN: two-sample t-test of mean error",
+            "Welch two-sample t-test (unequal variances) of mean validation error, DDNN vs PINN, "
+            "per study with both classes (thesis Fig. 17 and 21); t > 0 when DDNN error is higher. "
+            "The *_log10 columns repeat the test on log10(mean error)."),
+        "technique_anova": (
+            technique_anova(summary), "ANOVA of accuracy and iteration cost on the training techniques (eq. 4.1)",
+            "Type II ANOVA of OLS fits of mean_err (thesis Table 2) and iter_time_s (Table 3) on "
+            "C(iccs)*bs + C(pinn)*bs: iccs = extra region terms on (DDNNa/PINNa), pinn = physics-informed "
+            "class, bs = data batch size; per study, keeping the factors that vary in it. Studies where "
+            "neither the region terms nor the class vary have no rows."),
+        "time_domains": (
+            time_domains(summary), "Errors on each study's time window, and marched to the horizon",
+            "median_err: median over models of the mean validation error (eq. 3.3) on the study's own time "
+            "window; median_march_err: for studies with marching, the same network reused window after "
+            "window (its state at the window's end is the next initial state) up to the marching horizon "
+            "(thesis 3.4.1 and Table 7). Compare a small-window study's march error with the error of "
+            "the study trained on the whole domain."),
+        "failed_models": (
+            failed_models(summary), "Models whose training failed",
+            "Models whose loss became NaN or infinite: training stopped at the iteration shown and the "
+            "model is left out of every other table and figure. The error column says which loss term "
+            "diverged; lowering training.lr (or a term's weight) is the usual remedy."),
+        "shape_variance": (
+            shape_variance(summary, neuron_threshold), "Intra- vs extra-group variance of mean error by shape",
+            "intra_var: pooled variance of mean error within a shape (models differing in widths "
+            "and activation sequence); extra_var: variance of the shape means (between shapes); "
+            f"ratio = extra/intra. Subsets split at {neuron_threshold} neurons as in thesis §4.2."),
+    }
