@@ -156,6 +156,17 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_train_grid(args) -> int:
+    from .mpi_grid import MPIUnavailable, get_comm, run_grid
+
+    try:
+        comm = get_comm()
+    except MPIUnavailable as exc:
+        raise UserError(str(exc)) from exc
+    summary = run_grid(args.config, args.study, args.results, args.logs, comm)
+    return 1 if summary.get("failed") else 0
+
+
 def cmd_evaluate(args) -> int:
     from .evaluate import evaluate_frame
     from .mlp import load_model
@@ -260,6 +271,20 @@ COMMANDS = [
       (("--val",), dict(required=True, help="validation set Parquet from `fhnkit dataset`")),
       (("--out",), dict(required=True, help="output directory of the trained model")),
       (("--no-progress",), dict(action="store_true", help="no progress bar"))]),
+    ("train-grid", cmd_train_grid, "train a whole grid, spread over MPI ranks",
+     "Train every unfinished model of the config's grid (or of --study): run under `mpirun -n N` or `srun`, "
+     "rank 0 hands the models out, most expensive first, to whichever rank is free; rank r trains on GPU "
+     "r % n_gpus of the GPUs it sees. Models are written where the Snakemake rule `train` writes them "
+     "(RESULTS/{study}/models/{model}/, logs in LOGS/{study}/train/{model}.log); finished ones (metrics.json "
+     "exists) are skipped, interrupted ones resume; missing data sets are made first. Without MPI it trains "
+     "the models one after the other. Exit 1 when a model's training failed (not diverged-and-recorded).",
+     "examples:\n  mpirun -n 8 fhnkit train-grid config.yaml\n"
+     "  srun -n 16 fhnkit train-grid config.yaml --study B_S --study C\n"
+     "  fhnkit train-grid config.yaml --results results   (one process)\n"
+     "then: snakemake --cores all (takes the trained models as they are; see README, MPI)",
+     [CONFIG, (("--study", "-s"), dict(action="append", help="train only this study (repeatable; default: all)")),
+      (("--results",), dict(default="results", help="results directory (default: results)")),
+      (("--logs",), dict(help="log directory (default: logs beside the results directory)"))]),
     ("evaluate", cmd_evaluate, "error of a trained model on a data set",
      "Mean, median and max over the rows of DATA of the error |U_pred - U| + |W_pred - W| (thesis eq. 3.3), "
      "dimensionless.", "example:\n  fhnkit evaluate --model models/m1 --data val.parquet --json",

@@ -1,16 +1,24 @@
 """Snakemake script of rule `train`: one model of the grid."""
 
 import logging
+import os
 import sys
 from pathlib import Path
 
-from fhnkit.train import train_model
+from fhnkit.devices import acquire_gpu
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
 spec = snakemake.params.spec  # noqa: F821
-logging.info("training %s/%s (%s, %s)", spec["study"], spec["model"], spec["class"], spec["arch"])
+# Before torch initialises CUDA: on a machine with several GPUs, take a free one for this job
+# (held until the job ends; Snakemake run locally does not assign GPUs itself).
+slot = acquire_gpu(spec["training"].get("device", "auto"))
+logging.info("training %s/%s (%s, %s) on CUDA_VISIBLE_DEVICES=%s", spec["study"], spec["model"], spec["class"],
+             spec["arch"], os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"))
+
+from fhnkit.train import train_model  # noqa: E402 (after the GPU is chosen)
+
 inputs = snakemake.input  # noqa: F821
 metrics = train_model(spec, inputs.train, inputs.val, Path(snakemake.output.metrics).parent,  # noqa: F821
                       region_path=inputs.get("region"), march_path=inputs.get("march"))

@@ -1,0 +1,324 @@
+"""Train a whole grid inside one MPI allocation: `mpirun -n N fhnkit train-grid CONFIG`.
+
+Where a cluster gives one large allocation rather than many small jobs, one MPI
+program can train every model of the grid: rank 0 hands out the unfinished
+models one at a time, most expensive first, to whichever rank asks (itself
+included), so that ranks stay busy until the queue is empty. Each rank trains
+on GPU `local_rank % n_gpus` of the GPUs it sees (`fhnkit.devices`), chosen
+before CUDA initialises.
+
+Every model is written exactly where, and as, the Snakemake rule `train` writes
+it: `results/{study}/models/{model}/` (weights.pt, spec.json, history.parquet,
+metrics.json last) with its log in `logs/{study}/train/{model}.log`, so that the
+analysis stages of a later `snakemake` run take them as they are. A model whose
+metrics.json exists is finished and skipped; an interrupted one resumes from its
+checkpoint. Missing data sets are made first, by rank 0, with the same function
+as the rule `dataset` (same bytes).
+
+Without mpi4py, or started without an MPI launcher, the program is one rank that
+trains the models one after the other.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from contextlib import contextmanager
+from pathlib import Path
+
+from .config import load_config
+from .devices import select_rank_device, visible_gpus
+from .grid import expand_study
+
+log = logging.getLogger(__name__)
+
+TAG_ASK, TAG_WORK = 11, 12
+POLL_S = 0.02
+# environment variables by which launchers announce more than one process
+LAUNCHER_SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS", "SLURM_STEP_NUM_TASKS")
+
+
+class MPIUnavailable(RuntimeError):
+    """Started by an MPI launcher with several processes, but mpi4py cannot be imported."""
+
+
+# --------------------------------------------------------------------------- the grid
+
+
+def grid_specs(config: dict, studies=None) -> list[dict]:
+    """The specs of the selected studies' models (every study when `studies` is empty)."""
+    names = list(config["studies"])
+    unknown = [s for s in studies or [] if s not in names]
+    if unknown:
+        raise ValueError(f"unknown study {unknown}; studies in this config: {names}")
+    return [spec for name in (studies or names) for spec in expand_study(config, name)]
+
+
+def data_splits(spec: dict) -> list[str]:
+    """The data sets a model trains and validates on (as `extra_data` in workflow/rules/common.smk)."""
+    from .train import needs_region_data
+
+    return ["train", "val"] + (["region"] if needs_region_data(spec) else []) + (
+        ["march"] if spec.get("marching") else [])
+
+
+def model_dir(results: Path, spec: dict) -> Path:
+    return Path(results) / spec["study"] / "models" / spec["model"]
+
+
+def data_path(results: Path, study: str, split: str) -> Path:
+    return Path(results) / study / "data" / f"{split}.parquet"
+
+
+def is_finished(results: Path, spec: dict) -> bool:
+    """A model is finished when its metrics.json exists (written last, as in the rule `train`)."""
+    return (model_dir(results, spec) / "metrics.json").exists()
+
+
+def cost(spec: dict) -> float:
+    """A rough relative cost of training a model, to hand out the expensive ones first: iterations
+    times the work of one step (parameters times the points a step evaluates; a PINN also
+    differentiates on its collocation points)."""
+    layers = [w for _, w in spec["layers"]]
+    weights = sum(a * b for a, b in zip([4] + layers, layers + [2]))
+    training = spec["training"]
+    points = spec["batch_size"]
+    if spec["class"] == "pinn":
+        batch = training.get("batch", {})
+        points += 3 * (batch.get("physics", 0) + batch.get("initial", 0))
+    return float(training["iterations"]) * weights * max(points, 1)
+
+
+def make_missing_datasets(config: dict, specs: list[dict], results: Path, logs: Path) -> list[Path]:
+    """Write the data sets the models need and that do not exist yet; returns those written."""
+    from .datasets import write_dataset
+
+    needed = sorted({(s["study"], split) for s in specs for split in data_splits(s)})
+    written = []
+    for study, split in needed:
+        path = data_path(results, study, split)
+        if path.exists():
+            continue
+        with _job_log(Path(logs) / study / f"data_{split}.log"):
+            df = write_dataset(config, study, split, path)
+            logging.getLogger().info("wrote %d rows to %s", len(df), path)
+        written.append(path)
+    return written
+
+
+@contextmanager
+def _job_log(path: Path):
+    """Send logging and stderr (tqdm's progress) to `path` for the duration, as a Snakemake job's log."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    with open(path, "w", buffering=1) as fh:
+        handler = logging.StreamHandler(fh)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        old_level, old_stderr = root.level, sys.stderr
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        sys.stderr = fh
+        try:
+            yield fh
+        finally:
+            sys.stderr = old_stderr
+            root.removeHandler(handler)
+            root.setLevel(old_level)
+
+
+def train_one(spec: dict, results: Path, logs: Path, rank: int) -> dict:
+    """Train one model into its directory, logging to its log file; never raises for a model's own
+    failure. Returns {study, model, status (ok|diverged|error|skipped), seconds, error}."""
+    from .train import train_model
+
+    out = {"study": spec["study"], "model": spec["model"], "rank": rank, "error": None}
+    if is_finished(results, spec):  # finished meanwhile (another run)
+        return {**out, "status": "skipped", "seconds": 0.0}
+    t0 = time.perf_counter()
+    paths = {split: data_path(results, spec["study"], split) for split in data_splits(spec)}
+    with _job_log(Path(logs) / spec["study"] / "train" / f"{spec['model']}.log"):
+        logger = logging.getLogger()
+        logger.info("training %s/%s (%s, %s) on MPI rank %d, host %s, CUDA_VISIBLE_DEVICES=%s", spec["study"],
+                    spec["model"], spec["class"], spec["arch"], rank, os.uname().nodename,
+                    os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"))
+        try:
+            metrics = train_model(spec, paths["train"], paths["val"], model_dir(results, spec),
+                                  region_path=paths.get("region"), march_path=paths.get("march"))
+        except Exception as exc:  # noqa: BLE001 (one model's failure must not stop the grid)
+            logger.error("training failed: %s\n%s", exc, traceback.format_exc())
+            return {**out, "status": "error", "seconds": time.perf_counter() - t0,
+                    "error": f"{type(exc).__name__}: {exc}"}
+        if metrics["status"] == "ok":
+            logger.info("done: mean error %.3e, max error %.3e, %.2e s/iteration", metrics["mean_err"],
+                        metrics["max_err"], metrics["iter_time_s"])
+            status = "ok"
+        else:
+            logger.error("recorded as failed: %s", metrics["error"])
+            status = "diverged"
+    return {**out, "status": status, "seconds": time.perf_counter() - t0, "error": metrics.get("error")}
+
+
+# --------------------------------------------------------------------------- MPI
+
+
+def launched_with_several_ranks(env=None) -> bool:
+    env = os.environ if env is None else env
+    return any(env.get(v, "1").isdigit() and int(env.get(v, "1")) > 1 for v in LAUNCHER_SIZE_VARS)
+
+
+def get_comm():
+    """MPI.COMM_WORLD, or None when mpi4py is missing and no launcher started several processes."""
+    try:
+        from mpi4py import MPI
+    except ImportError as exc:
+        if launched_with_several_ranks():
+            raise MPIUnavailable(
+                f"started by an MPI launcher with several processes but mpi4py cannot be imported ({exc}); "
+                "install it with: pip install 'fhnkit[mpi]' (needs an MPI library, e.g. apt-get install "
+                "libopenmpi-dev), or run without mpirun/srun as one process") from exc
+        return None
+    return MPI.COMM_WORLD
+
+
+def local_rank(comm) -> int:
+    """This process's rank among the ranks on its node."""
+    if comm is None or comm.Get_size() == 1:
+        return 0
+    from mpi4py import MPI
+
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    rank = node.Get_rank()
+    node.Free()
+    return rank
+
+
+def _wait(request):
+    """Complete a nonblocking request, sleeping between tests (a blocking MPI wait spins on a core
+    that a training rank needs)."""
+    while True:
+        done, value = request.test()
+        if done:
+            return value
+        time.sleep(POLL_S)
+
+
+class _Dispatcher:
+    """Rank 0's work queue: its own main thread takes from it directly; a background thread answers
+    the other ranks' requests (each request carries the result of the asker's previous model)."""
+
+    def __init__(self, comm, order: list[int]):
+        self.comm, self.queue, self.lock = comm, deque(order), threading.Lock()
+        self.results: list[dict] = []
+        self.thread = threading.Thread(target=self._serve, name="fhnkit-dispatch", daemon=True)
+        self.error: BaseException | None = None
+
+    def take(self) -> int | None:
+        with self.lock:
+            return self.queue.popleft() if self.queue else None
+
+    def _serve(self):
+        try:
+            active = self.comm.Get_size() - 1
+            while active:
+                asker, result = _wait(self.comm.irecv(tag=TAG_ASK))
+                if result is not None:
+                    self.results.append(result)
+                job = self.take()
+                self.comm.send(job, dest=asker, tag=TAG_WORK)
+                active -= job is None
+        except BaseException as exc:  # noqa: BLE001 (re-raised in the main thread)
+            self.error = exc
+
+
+def run_grid(config_path, studies=None, results="results", logs=None, comm=None, out=None) -> dict:
+    """Train the grid's unfinished models over the ranks of `comm` (None: one process).
+
+    Returns, on rank 0, {"trained": [...], "skipped": [...], "failed": [...], "diverged": [...],
+    "results": [per-model dicts]}; on other ranks, the results of the models they trained. An
+    error outside a model's training (a bad config, an unwritable directory) on one rank of
+    several aborts the whole MPI job rather than leaving the other ranks waiting.
+    """
+    if comm is None or comm.Get_size() == 1:
+        return _run_grid(config_path, studies, results, logs, comm, out)
+    try:
+        return _run_grid(config_path, studies, results, logs, comm, out)
+    except BaseException as exc:
+        print(f"[rank {comm.Get_rank()}] fhnkit train-grid: {type(exc).__name__}: {exc}; aborting all ranks",
+              file=sys.stderr, flush=True)
+        traceback.print_exc()
+        comm.Abort(2 if isinstance(exc, ValueError) else 1)
+        raise
+
+
+def _run_grid(config_path, studies, results, logs, comm, out) -> dict:
+    out = out or sys.stdout
+    results = Path(results)
+    logs = Path(logs) if logs is not None else results.parent / "logs"
+    rank = comm.Get_rank() if comm is not None else 0
+    size = comm.Get_size() if comm is not None else 1
+
+    config = load_config(config_path)
+    specs = sorted(grid_specs(config, studies), key=lambda s: (s["study"], s["model"]))
+
+    # the GPU of this rank, before anything initialises CUDA
+    pinned = sorted({s["training"].get("device") for s in specs} - {None, "auto", "cuda", "cpu", "gpu"})
+    gpu = None if pinned else select_rank_device(local_rank(comm))
+
+    def say(msg):
+        print(f"[rank {rank}/{size}] {msg}", file=out, flush=True)
+
+    if rank == 0:
+        written = make_missing_datasets(config, [s for s in specs if not is_finished(results, s)], results, logs)
+        for path in written:
+            say(f"wrote data set {path}")
+        todo = sorted((i for i, s in enumerate(specs) if not is_finished(results, s)),
+                      key=lambda i: (-cost(specs[i]), specs[i]["study"], specs[i]["model"]))
+        skipped = [f"{s['study']}/{s['model']}" for s in specs if is_finished(results, s)]
+        say(f"{len(specs)} models: {len(skipped)} finished (skipped), {len(todo)} to train on {size} rank(s); "
+            f"GPUs visible: {','.join(visible_gpus()) or 'none'}")
+    if comm is not None and size > 1:
+        _wait(comm.Ibarrier())  # the data sets exist before any rank trains
+    if gpu is not None:
+        say(f"on GPU {gpu} (CUDA_VISIBLE_DEVICES={gpu})")
+
+    mine: list[dict] = []
+    if rank == 0:
+        dispatcher = _Dispatcher(comm, todo)
+        if size > 1:
+            dispatcher.thread.start()
+        while (i := dispatcher.take()) is not None:
+            result = train_one(specs[i], results, logs, rank)
+            mine.append(result)
+            say(f"{result['status']}: {result['study']}/{result['model']} ({result['seconds']:.1f} s)")
+        if size > 1:
+            while dispatcher.thread.is_alive():
+                dispatcher.thread.join(timeout=0.1)
+            if dispatcher.error is not None:
+                raise dispatcher.error
+        every = mine + dispatcher.results
+        summary = {key: [f"{r['study']}/{r['model']}" for r in every if r["status"] == status]
+                   for key, status in (("trained", "ok"), ("diverged", "diverged"), ("failed", "error"))}
+        summary.update(skipped=skipped, results=every)
+        say(f"done: {len(summary['trained'])} trained, {len(summary['diverged'])} diverged (recorded as failed), "
+            f"{len(summary['failed'])} failed, {len(skipped)} skipped")
+        if summary["diverged"]:
+            say(f"WARNING: diverged and recorded as failed: {', '.join(summary['diverged'])}")
+        if summary["failed"]:
+            say(f"ERROR: no result for {', '.join(summary['failed'])}; see their logs under {logs}/ and run "
+                "again (finished models are skipped)")
+        return summary
+
+    result = None
+    while True:
+        comm.send((rank, result), dest=0, tag=TAG_ASK)
+        i = _wait(comm.irecv(source=0, tag=TAG_WORK))
+        if i is None:
+            return {"results": mine}
+        result = train_one(specs[i], results, logs, rank)
+        mine.append(result)
+        say(f"{result['status']}: {result['study']}/{result['model']} ({result['seconds']:.1f} s)")
