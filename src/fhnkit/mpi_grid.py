@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 TAG_ASK, TAG_WORK = 11, 12
 POLL_S = 0.02
 # environment variables by which launchers announce more than one process
+# what the rule `train` writes into a model's directory (metrics.json last)
+OUTPUTS = ("weights.pt", "spec.json", "history.parquet", "metrics.json")
 LAUNCHER_SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS", "SLURM_STEP_NUM_TASKS")
 
 
@@ -161,6 +163,33 @@ def train_one(spec: dict, results: Path, logs: Path, rank: int) -> dict:
             logger.error("recorded as failed: %s", metrics["error"])
             status = "diverged"
     return {**out, "status": status, "seconds": time.perf_counter() - t0, "error": metrics.get("error")}
+
+
+def snakemake_incomplete(workdir: Path, specs: list[dict], results: Path) -> list[str]:
+    """Output files of finished models that Snakemake still marks incomplete (its run was killed
+    while training them): the next `snakemake` would refuse them until `--cleanup-metadata`."""
+    import base64
+
+    marker_dir = Path(workdir) / ".snakemake" / "incomplete"
+    if not marker_dir.is_dir():
+        return []
+    marked = set()
+    for marker in marker_dir.iterdir():
+        try:
+            marked.add(Path(base64.urlsafe_b64decode(marker.name).decode()))
+        except (ValueError, UnicodeDecodeError):
+            continue
+    paths = []
+    for spec in specs:
+        if is_finished(results, spec):
+            d = model_dir(results, spec)
+            for name in OUTPUTS:
+                for candidate in (d / name, (d / name).resolve()):
+                    if candidate in marked or (not candidate.is_absolute() and
+                                               Path(workdir).resolve() / candidate in marked):
+                        paths.append(str(d / name))
+                        break
+    return sorted(set(paths))
 
 
 # --------------------------------------------------------------------------- MPI
@@ -308,6 +337,12 @@ def _run_grid(config_path, studies, results, logs, comm, out) -> dict:
             f"{len(summary['failed'])} failed, {len(skipped)} skipped")
         if summary["diverged"]:
             say(f"WARNING: diverged and recorded as failed: {', '.join(summary['diverged'])}")
+        stale = snakemake_incomplete(results.parent, specs, results)
+        if stale:
+            say(f"NOTE: a killed Snakemake run marked {len(stale)} output file(s) of models finished here as "
+                "incomplete; before the next snakemake run, accept them with:\n  snakemake --unlock && "
+                "snakemake --cleanup-metadata "
+                + " ".join(stale))
         if summary["failed"]:
             say(f"ERROR: no result for {', '.join(summary['failed'])}; see their logs under {logs}/ and run "
                 "again (finished models are skipped)")

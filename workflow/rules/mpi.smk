@@ -1,0 +1,57 @@
+# Train the whole grid as ONE MPI job (a target only, not part of `all`):
+#
+#   snakemake --cores 16 train_grid_mpi                  # local: mpiexec -n 16
+#   snakemake --cores 16 train_grid_mpi --set-resources 'train_grid_mpi:mpi="mpirun --oversubscribe"'
+#   snakemake --executor slurm --set-resources train_grid_mpi:tasks=64 train_grid_mpi   # srun, see profiles/
+#   snakemake --cores all                                # then: the analysis takes the trained models
+#
+# Snakemake makes the data sets (with their metadata and the between-workflow cache); `fhnkit
+# train-grid` then trains every unfinished model over the MPI ranks, writing exactly what the rule
+# `train` writes, at the same paths. Those files carry no Snakemake metadata of a `train` job, so a
+# later run takes them as they are and goes on with the benchmark and the analysis.
+
+
+def mpi_data_sets():
+    """Every data set that some model of the grid trains or validates on."""
+    sets = set()
+    for study, model in MODELS:
+        spec = SPECS[(study, model)]
+        sets.update({f"results/{study}/data/train.parquet", f"results/{study}/data/val.parquet"})
+        if needs_region_data(spec):
+            sets.add(f"results/{study}/data/region.parquet")
+        if spec.get("marching"):
+            sets.add(f"results/{study}/data/march.parquet")
+    return sorted(sets)
+
+
+rule train_grid_mpi_config:
+    output:
+        "results/mpi/config.yaml",
+    params:
+        config=config,  # the validated config of this run (a change rewrites the file)
+    log:
+        "logs/mpi/config.log",
+    run:
+        import yaml
+
+        with open(output[0], "w") as fh:
+            yaml.safe_dump(dict(params.config), fh, sort_keys=False)
+
+
+rule train_grid_mpi:
+    input:
+        config="results/mpi/config.yaml",
+        data=mpi_data_sets(),
+    output:
+        touch("results/mpi/train_grid.done"),
+    params:
+        python=sys.executable,  # the environment Snakemake runs in, where fhnkit is installed
+    threads: workflow.cores
+    resources:
+        mpi="mpiexec",
+        tasks=lambda wildcards, threads: threads,
+    log:
+        "logs/mpi/train_grid.log",
+    shell:
+        "{resources.mpi} -n {resources.tasks} {params.python} -m fhnkit train-grid {input.config} --results results --logs logs "
+        "> {log} 2>&1"
