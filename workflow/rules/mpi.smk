@@ -11,17 +11,7 @@
 # later run takes them as they are and goes on with the benchmark and the analysis.
 
 
-def mpi_data_sets():
-    """Every data set that some model of the grid trains or validates on."""
-    sets = set()
-    for study, model in MODELS:
-        spec = SPECS[(study, model)]
-        sets.update({f"results/{study}/data/train.parquet", f"results/{study}/data/val.parquet"})
-        if needs_region_data(spec):
-            sets.add(f"results/{study}/data/region.parquet")
-        if spec.get("marching"):
-            sets.add(f"results/{study}/data/march.parquet")
-    return sorted(sets)
+from fhnkit.mpi_grid import data_splits
 
 
 rule train_grid_mpi_config:
@@ -41,7 +31,9 @@ rule train_grid_mpi_config:
 rule train_grid_mpi:
     input:
         config="results/mpi/config.yaml",
-        data=mpi_data_sets(),
+        # every data set that some model trains or validates on (as `extra_data` in common.smk)
+        data=sorted({f"results/{study}/data/{split}.parquet" for (study, _), spec in SPECS.items()
+                     for split in data_splits(spec)}),
     output:
         touch("results/mpi/train_grid.done"),
     params:
@@ -53,5 +45,5 @@ rule train_grid_mpi:
     log:
         "logs/mpi/train_grid.log",
     shell:
-        "{resources.mpi} -n {resources.tasks} {params.python} -m fhnkit train-grid {input.config} --results results --logs logs "
-        "> {log} 2>&1"
+        "{resources.mpi} -n {resources.tasks} {params.python:q} -m fhnkit train-grid {input.config:q} "
+        "--results results --logs logs > {log:q} 2>&1"
