@@ -1,0 +1,241 @@
+#!/usr/bin/env bash
+# A real single-node SLURM cluster on this machine, for CI and for trying profiles/slurm locally.
+#
+#   sudo .ci/slurm.sh up      # install (Debian packages) if missing, configure, start, wait for the node
+#   export SLURM_CONF=/tmp/fhnkit-slurm/etc/slurm.conf      # printed by `up`; or: eval "$(.ci/slurm.sh env)"
+#   sinfo; snakemake --profile profiles/slurm --configfile tests/config/tiny.yaml
+#   sudo .ci/slurm.sh down    # cancel the jobs, stop every daemon this script started (by PID)
+#   .ci/slurm.sh status       # 0 when the cluster is up and the node answers
+#
+# What it sets up (all files under $FHNKIT_SLURM_DIR, default /tmp/fhnkit-slurm; nothing in /etc):
+#   munged on a private socket and key; slurmctld and slurmd (SLURM 22.05 from Debian 12) as
+#   daemons with PID files; one node (this host, its real CPUs and 90 % of its memory) in one
+#   partition `debug`; no systemd, no cgroups (proctrack/linuxproc, task/none), no accounting
+#   (sacct and sacctmgr do not work: Snakemake's SLURM plugin polls squeue instead), select/cons_tres
+#   and two fake GPUs (`Gres=gpu:2`, character devices that behave as /dev/null), so that jobs that
+#   request GPUs (sbatch --gpus=1) are scheduled, counted and given CUDA_VISIBLE_DEVICES as on a real
+#   GPU node. Open MPI and PMIx are installed before slurmd starts, so `srun --mpi=pmix` works.
+# Needs root (apt-get, and slurmd starts job steps as the submitting user). Debian/Ubuntu only.
+set -euo pipefail
+
+DIR=${FHNKIT_SLURM_DIR:-/tmp/fhnkit-slurm}
+PARTITION=${FHNKIT_SLURM_PARTITION:-debug}
+N_GPUS=${FHNKIT_SLURM_NODE_GPUS:-2}
+CTLD_PORT=${FHNKIT_SLURMCTLD_PORT:-6817}
+SLURMD_PORT=${FHNKIT_SLURMD_PORT:-6818}
+CONF="$DIR/etc/slurm.conf"
+export SLURM_CONF="$CONF"
+
+log() { echo "slurm.sh: $*" >&2; }
+
+# ---------------------------------------------------------------------------------------------
+install_packages() {
+    local pkgs=(munge slurmctld slurmd slurm-client openmpi-bin libopenmpi-dev libpmix-dev libpmix-bin)
+    local missing=()
+    for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "installing ${missing[*]}"
+    # A policy-rc.d that forbids starting services: the packages' postinst must not start the
+    # system's munge/slurm daemons (this script starts its own, and stops only those).
+    local policy=/usr/sbin/policy-rc.d added_policy=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && added_policy=1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    [ "$added_policy" = 1 ] && rm -f "$policy"
+    return 0
+}
+
+pid_of() {  # the PID recorded for daemon $1 if that process is alive and is that daemon, else empty
+    local file="$DIR/run/$1.pid" pid
+    [ -s "$file" ] || return 0
+    pid=$(tr -d ' \n' <"$file")
+    [ -n "$pid" ] && [ -r "/proc/$pid/comm" ] && [ "$(cat "/proc/$pid/comm")" = "$1" ] && echo "$pid"
+    return 0
+}
+
+node_state() { sinfo -h -N -o '%T' 2>/dev/null | head -n 1; }
+
+write_config() {
+    local host mem node_line
+    host=$(hostname -s)
+    # The node as slurmd sees it (CPUs, sockets, cores, threads), with 90 % of its memory so that
+    # slurmd never reports less than configured (which would drain the node).
+    node_line=$(slurmd -C 2>/dev/null | head -n 1 | sed -E 's/^NodeName=[^ ]+ //')
+    mem=$(awk '/^MemTotal:/ {printf "%d", $2 / 1024 * 0.9}' /proc/meminfo)
+    node_line=$(sed -E "s/RealMemory=[0-9]+/RealMemory=$mem/" <<<"$node_line")
+    mkdir -p "$DIR"/{etc,run,log,munge,dev,state/ctld,state/slurmd}
+    chmod 755 "$DIR" "$DIR/munge"  # munged: the socket's directory must be reachable by all
+
+    # Fake GPUs: character devices with the numbers of /dev/null. SLURM only needs the files to
+    # exist (File= in gres.conf) to count, bind and announce them (CUDA_VISIBLE_DEVICES).
+    local i files=()
+    for ((i = 0; i < N_GPUS; i++)); do
+        [ -c "$DIR/dev/nvidia$i" ] || mknod -m 666 "$DIR/dev/nvidia$i" c 1 3
+        files+=("$DIR/dev/nvidia$i")
+    done
+
+    cat >"$CONF" <<EOF
+# Written by .ci/slurm.sh: a single-node test cluster (no systemd, no cgroups, no accounting).
+ClusterName=fhnkit
+SlurmctldHost=$host(127.0.0.1)
+SlurmctldPort=$CTLD_PORT
+SlurmdPort=$SLURMD_PORT
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket=$DIR/munge/munge.socket
+StateSaveLocation=$DIR/state/ctld
+SlurmdSpoolDir=$DIR/state/slurmd
+SlurmctldPidFile=$DIR/run/slurmctld.pid
+SlurmdPidFile=$DIR/run/slurmd.pid
+SlurmctldLogFile=$DIR/log/slurmctld.log
+SlurmdLogFile=$DIR/log/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+SwitchType=switch/none
+MpiDefault=none
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+DefMemPerCPU=500
+GresTypes=gpu
+ReturnToService=2
+# Finished jobs stay visible to squeue for 5 minutes (Snakemake's plugin polls squeue).
+MinJobAge=300
+KillWait=5
+InactiveLimit=0
+SlurmdTimeout=60
+NodeName=$host $node_line NodeAddr=127.0.0.1 Gres=gpu:$N_GPUS State=UNKNOWN
+PartitionName=$PARTITION Nodes=$host Default=YES MaxTime=INFINITE State=UP
+EOF
+    {
+        echo "# Written by .ci/slurm.sh: fake GPUs (character devices behaving as /dev/null)."
+        echo "AutoDetect=off"
+        for f in "${files[@]}"; do echo "NodeName=$host Name=gpu File=$f"; done
+    } >"$DIR/etc/gres.conf"
+    # No cgroup.conf is needed: nothing uses cgroups.
+}
+
+start_munged() {
+    [ -n "$(pid_of munged)" ] && return 0
+    [ -s "$DIR/munge/munge.key" ] || {
+        dd if=/dev/urandom of="$DIR/munge/munge.key" bs=1024 count=1 status=none
+        chmod 400 "$DIR/munge/munge.key"
+    }
+    munged --force --socket="$DIR/munge/munge.socket" --key-file="$DIR/munge/munge.key" \
+        --pid-file="$DIR/run/munged.pid" --log-file="$DIR/log/munged.log" \
+        --seed-file="$DIR/munge/munged.seed" </dev/null >>"$DIR/log/munged.out" 2>&1 ||
+        failed munged
+}
+
+failed() {
+    log "$1 did not start; its logs:"
+    tail -n 20 "$DIR/log/$1.out" "$DIR/log/$1.log" >&2 2>/dev/null || true
+    exit 1
+}
+
+wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
+    local limit=$1 what=$2 t=0
+    shift 2
+    until "$@"; do
+        sleep 0.5
+        t=$((t + 1))
+        if [ $t -ge $((limit * 2)) ]; then
+            log "timed out after ${limit}s waiting for $what; logs in $DIR/log:"
+            tail -n 20 "$DIR"/log/*.log >&2 || true
+            return 1
+        fi
+    done
+}
+
+node_is_idle() { [ "$(node_state)" = idle ]; }
+pidfile_alive() { [ -n "$(pid_of "$1")" ]; }
+
+up() {
+    [ "$(id -u)" = 0 ] || { log "must run as root (apt-get, slurmd)"; exit 1; }
+    local start=$SECONDS
+    install_packages
+    local t_install=$((SECONDS - start))
+    if [ -n "$(pid_of slurmctld)" ] && [ -n "$(pid_of slurmd)" ] && node_is_idle; then
+        log "already up (SLURM_CONF=$CONF)"
+        echo "export SLURM_CONF=$CONF"
+        return 0
+    fi
+    down_daemons quiet
+    rm -rf "$DIR/state" "$DIR/run"
+    write_config
+    start_munged
+    wait_for 10 munged pidfile_alive munged
+    # -i: ignore any state left by an earlier cluster in this directory.
+    slurmctld -i </dev/null >>"$DIR/log/slurmctld.out" 2>&1 || failed slurmctld
+    wait_for 30 slurmctld pidfile_alive slurmctld
+    slurmd </dev/null >>"$DIR/log/slurmd.out" 2>&1 || failed slurmd
+    wait_for 30 slurmd pidfile_alive slurmd
+    if ! wait_for 60 "node $(hostname -s) to be idle" node_is_idle; then
+        sinfo -N -l >&2 || true
+        exit 1
+    fi
+    log "up in $((SECONDS - start)) s (packages: ${t_install} s); $(sinfo -h -N -o '%N %T cpus=%c mem=%m gres=%G')"
+    log "MPI plugins: $(srun --mpi=list 2>&1 | tr -s ' \n' ' ')"
+    echo "export SLURM_CONF=$CONF"
+}
+
+down_daemons() {  # stop the daemons this script started, by the PIDs they recorded
+    local name pid t
+    for name in slurmd slurmctld munged; do
+        pid=$(pid_of "$name")
+        [ -z "$pid" ] && continue
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((t = 0; t < 40; t++)); do
+            [ -d "/proc/$pid" ] || break
+            sleep 0.25
+        done
+        if [ -d "/proc/$pid" ]; then
+            log "$name ($pid) did not stop on SIGTERM; SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        [ "${1:-}" = quiet ] || log "stopped $name ($pid)"
+        rm -f "$DIR/run/$name.pid"
+    done
+}
+
+down() {
+    if [ -n "$(pid_of slurmctld)" ]; then
+        # Cancel what is still queued or running, so no job step outlives the cluster.
+        local jobs
+        jobs=$(squeue -h -o %i 2>/dev/null || true)
+        if [ -n "$jobs" ]; then
+            # shellcheck disable=SC2086
+            scancel $jobs 2>/dev/null || true
+            wait_for 30 "cancelled jobs to end" no_running_jobs || true
+        fi
+    fi
+    down_daemons
+}
+
+no_running_jobs() { [ -z "$(squeue -h -t running,completing -o %i 2>/dev/null)" ]; }
+
+status() {
+    if [ -n "$(pid_of slurmctld)" ] && [ -n "$(pid_of slurmd)" ] && sinfo -h >/dev/null 2>&1; then
+        sinfo -N -o '%N %T %c %m %G'
+        return 0
+    fi
+    echo "not up" >&2
+    return 1
+}
+
+case "${1:-}" in
+    up) up ;;
+    down) down ;;
+    status) status ;;
+    env) echo "export SLURM_CONF=$CONF" ;;
+    *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+esac
