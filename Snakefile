@@ -18,6 +18,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/mpi.smk"
 include: "workflow/rules/benchmark.smk"
 include: "workflow/rules/analyse.smk"
 

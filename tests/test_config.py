@@ -51,8 +51,10 @@ def test_defaults_filled_at_every_level():
     assert training["threads"] == 1
     assert training["plateau"] == {"factor": 0.999999, "patience": 1000, "threshold": 0.001, "min_lr": 1e-5,
                                    "eps": 1e-8}
-    assert training["weights"] == {"data": 1.0, "physics": 1.0, "initial": 1.0}
-    assert training["batch"] == {"physics": 256, "initial": 64}
+    assert training["weights"] == {"data": 1.0, "physics": 1.0, "initial": 1.0, "continuity": 1.0}
+    assert training["batch"] == {"physics": 256, "initial": 64, "continuity": 256}
+    assert training["device"] == "auto" and training["on_divergence"] == "record"
+    assert grid["windows"] == [1]
 
 
 def test_defaults_fill_partial_nested_objects_and_keep_given_values():

@@ -25,7 +25,7 @@ from fhnkit.model import FHNParams, rhs
 from fhnkit.terms import BoxSampler, InitialTerm, PhysicsTerm
 from fhnkit.train import TrainingDiverged, TrainingRun, build_terms, fit, train_model
 
-METRIC_KEYS = {"study", "problem", "model", "class", "region", "arch", "layers", "depth", "neurons", "shape", "batch_size",
+METRIC_KEYS = {"study", "problem", "model", "class", "region", "windows", "arch", "layers", "depth", "neurons", "shape", "batch_size",
                "seed", "n_params", "iterations", "mean_err", "max_err", "iter_time_s", "status",
                "training_wall_s", "versions", "config_hash"}
 
@@ -301,6 +301,25 @@ def test_divergence_from_huge_learning_rate_is_recorded_as_a_failed_model(proble
     assert json.loads((tmp_path / "out" / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
     weights = torch.load(tmp_path / "out" / "weights.pt", weights_only=True)
     assert all(torch.isfinite(w).all() for w in weights.values()), "the last finite weights are kept"
+
+
+def test_divergence_fails_the_job_when_configured(problem_a, tmp_path):
+    cfg = make_config(layer_configs=[("relu", 16)], classes=["ddnn"])
+    spec = short(expand_study(cfg, "S")[0], iterations=50, lr=1e12)
+    spec["training"]["on_divergence"] = "fail"
+    with pytest.raises(TrainingDiverged, match=rf"S/{spec['model']} diverged at iteration 2"):
+        train_model(spec, problem_a["train_path"], problem_a["val_path"], tmp_path / "out", progress=False)
+    assert not (tmp_path / "out" / "metrics.json").exists() and not (tmp_path / "out" / "checkpoint.pt").exists()
+
+
+def test_training_device_choice():
+    assert train_mod.training_device("cpu") == torch.device("cpu")
+    if torch.cuda.is_available():
+        assert train_mod.training_device("auto") == torch.device("cuda:0")
+    else:
+        assert train_mod.training_device("auto") == torch.device("cpu")
+        with pytest.raises(RuntimeError, match="training.device is 'cuda' but torch sees no CUDA device"):
+            train_mod.training_device("cuda")
 
 
 def test_divergence_from_huge_term_weight(problem_a):

@@ -25,8 +25,8 @@ from statsmodels.stats.weightstats import ttest_ind
 log = logging.getLogger(__name__)
 
 METRIC_COLUMNS = [
-    "study", "problem", "model", "class", "region", "arch", "depth", "neurons", "shape",
-    "batch_size", "seed", "n_params", "iterations", "mean_err", "max_err", "iter_time_s", "march_err",
+    "study", "problem", "model", "class", "region", "windows", "arch", "depth", "neurons", "shape",
+    "batch_size", "seed", "n_params", "iterations", "mean_err", "max_err", "iter_time_s", "march_err", "jump_err",
 ]
 BENCH_COLUMNS = [
     "inference_time_s", "inference_time_iqr_s", "solver_time_s", "solver_time_iqr_s",
@@ -52,9 +52,10 @@ def _metrics_row(metrics: dict) -> dict:
     """One summary row from a metrics.json mapping; errors of failed models become NaN."""
     row = {col: metrics.get(col) for col in METRIC_COLUMNS}
     row["region"] = bool(row["region"])
+    row["windows"] = int(row["windows"] or 1)
     row["status"] = metrics.get("status", "ok")
     row["error"] = metrics.get("error")
-    for col in ("mean_err", "max_err", "iter_time_s", "march_err"):
+    for col in ("mean_err", "max_err", "iter_time_s", "march_err", "jump_err"):
         row[col] = np.nan if row[col] is None else float(row[col])
     return row
 
@@ -367,11 +368,13 @@ def shape_variance(summary: pd.DataFrame, neuron_threshold: int = 120) -> pd.Dat
 # --------------------------------------------------------------------------- per-study tables
 
 def time_domains(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per study and class: median mean error on the study's own window and, for a study with
-    marching, median error marched to its horizon (thesis Table 7's small vs large domain)."""
+    """Per study, class and number of time windows: median mean error on the study's time domain;
+    for a study with marching, median error marched to its horizon (thesis Table 7's small vs large
+    domain); for split models, the median interface jump between windows (eq. 3.20's residual)."""
     ok = successful(summary)
-    table = ok.groupby(["study", "class"], sort=True).agg(
-        n_models=("model", "size"), median_err=("mean_err", "median"), median_march_err=("march_err", "median"))
+    table = ok.groupby(["study", "class", "windows"], sort=True).agg(
+        n_models=("model", "size"), median_err=("mean_err", "median"), median_march_err=("march_err", "median"),
+        median_jump_err=("jump_err", "median"))
     return table.reset_index()
 
 

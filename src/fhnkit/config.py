@@ -99,6 +99,9 @@ def _semantic_problems(config: dict) -> list[str]:
             if not lo < hi:
                 problems.append(f"studies.{name}.ranges.{key}: lower bound {lo} must be below upper bound {hi}")
         problems += _region_problems(name, study) + _marching_problems(name, study)
+        if set(study["grid"]["classes"]) == {"itnn"} and max(study["grid"]["windows"]) > 1:
+            problems.append(f"studies.{name}.grid.windows: itnn models have no time input to split into windows; "
+                            "use windows: [1] or add ddnn/pinn classes")
         dt = config["data_solver"]["dt"]
         if abs(round(study["t_max"] / dt) * dt - study["t_max"]) > 1e-9 * study["t_max"]:
             problems.append(f"studies.{name}.t_max: {study['t_max']} is not a multiple of data_solver.dt={dt}")

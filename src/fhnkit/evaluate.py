@@ -11,10 +11,14 @@ from .problems import OUTPUTS
 
 @torch.no_grad()
 def predict(model, x: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
-    """Network outputs for inputs `x` (n, n_inputs), evaluated in chunks."""
+    """Network outputs for inputs `x` (n, n_inputs), evaluated in chunks on the model's device;
+    returned on the CPU."""
     was_training = model.training
     model.eval()
-    out = torch.cat([model(x[i:i + chunk]) for i in range(0, len(x), chunk)]) if len(x) else x[:, :2]
+    first = next(model.parameters(), None)
+    device = first.device if first is not None else torch.device("cpu")
+    out = (torch.cat([model(x[i:i + chunk].to(device)).cpu() for i in range(0, len(x), chunk)]) if len(x)
+           else x[:, :2])
     model.train(was_training)  # leave the model in the mode it came in
     return out
 

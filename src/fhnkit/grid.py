@@ -52,10 +52,11 @@ def architectures(grid: dict) -> list[list[list]]:
     return out
 
 
-def model_name(cls: str, layers, batch_size: int, seed: int, region: bool = False) -> str:
-    """`pinna_silu16-tanh8_bs64_s0`: class (+ "a" with the region terms, as the thesis's DDNNa/PINNa),
-    architecture, batch size, seed."""
-    return f"{cls}{'a' if region else ''}_{arch_name(layers)}_bs{batch_size}_s{seed}"
+def model_name(cls: str, layers, batch_size: int, seed: int, region: bool = False, windows: int = 1) -> str:
+    """`pinna_silu16-tanh8_w4_bs64_s0`: class (+ "a" with the region terms, as the thesis's DDNNa/PINNa),
+    architecture, number of time windows (left out when 1), batch size, seed."""
+    split = f"_w{windows}" if windows > 1 else ""
+    return f"{cls}{'a' if region else ''}_{arch_name(layers)}{split}_bs{batch_size}_s{seed}"
 
 
 def expand_study(config: dict, study_name: str) -> list[dict]:
@@ -63,14 +64,17 @@ def expand_study(config: dict, study_name: str) -> list[dict]:
     study = config["studies"][study_name]
     grid = study["grid"]
     specs = []
-    for cls, region, layers, bs, rep in itertools.product(grid["classes"], grid["region"], architectures(grid),
-                                                          grid["batch_size"], grid["seeds"]):
-        name = model_name(cls, layers, bs, rep, region)
+    axes = itertools.product(grid["classes"], grid["region"], grid["windows"], architectures(grid),
+                             grid["batch_size"], grid["seeds"])
+    for cls, region, windows, layers, bs, rep in axes:
+        if cls == "itnn" and windows > 1:
+            continue  # an iterator network has no time input to split (config.py says so when it is all there is)
+        name = model_name(cls, layers, bs, rep, region, windows)
         widths = [w for _, w in layers]
         specs.append({
             "study": study_name, "problem": study["problem"], "model": name, "class": cls,
             "layers": layers, "arch": arch_name(layers), "depth": len(layers), "neurons": sum(widths),
-            "shape": shape_of(widths), "batch_size": bs, "seed": rep, "region": region,
+            "shape": shape_of(widths), "batch_size": bs, "seed": rep, "region": region, "windows": windows,
             "region_settings": study.get("region") if region else None,
             "torch_seed": derive_seed(config["seed"], study_name, name, "init"),
             "training": study["training"], "fhn": config["model"], "itnn": study["itnn"],

@@ -79,10 +79,19 @@ def save_model(model: MLP, directory) -> None:
     write_json(model.spec, directory / "spec.json")
 
 
-def load_model(directory, map_location="cpu") -> MLP:
+def build_network(spec: dict) -> nn.Module:
+    """The network a spec describes: an MLP, or one MLP per time window (`fhnkit.windows`)."""
+    if "windows" in spec:
+        from .windows import WindowedMLP
+
+        return WindowedMLP(spec)
+    return MLP(spec)
+
+
+def load_model(directory, map_location="cpu") -> nn.Module:
     """Rebuild a saved model from `spec.json` + `weights.pt`, in eval mode."""
     directory = Path(directory)
     spec = json.loads((directory / "spec.json").read_text())
-    model = MLP(spec)
+    model = build_network(spec)
     model.load_state_dict(torch.load(directory / "weights.pt", map_location=map_location, weights_only=True))
     return model.eval()

@@ -2,6 +2,8 @@
 
 Each term draws its own batch with the training run's torch.Generator and
 returns a scalar loss; the total loss is the weighted sum of the terms.
+Batches are drawn on the CPU (the generator lives there, so that a run draws
+the same batches on any device) and moved to the device of the term's data.
 """
 
 from __future__ import annotations
@@ -21,9 +23,13 @@ class DataTerm:
         self.batch_size, self.weight, self.name = min(batch_size, len(inputs)), weight, name
 
     def loss(self, model, gen: torch.Generator) -> torch.Tensor:
-        idx = torch.randint(len(self.inputs), (self.batch_size,), generator=gen)
+        idx = torch.randint(len(self.inputs), (self.batch_size,), generator=gen).to(self.inputs.device)
         err = model(self.inputs[idx]) - self.targets[idx]
         return 0.5 * (err ** 2).sum(dim=1).mean()
+
+    def to(self, device):
+        self.inputs, self.targets = self.inputs.to(device), self.targets.to(device)
+        return self
 
 
 class BoxSampler:
@@ -32,9 +38,14 @@ class BoxSampler:
     def __init__(self, lo, hi):
         self.lo = torch.as_tensor(lo, dtype=torch.float32)
         self.hi = torch.as_tensor(hi, dtype=torch.float32)
+        self.device = torch.device("cpu")
 
     def __call__(self, n: int, gen: torch.Generator) -> torch.Tensor:
-        return self.lo + torch.rand((n, self.lo.numel()), generator=gen) * (self.hi - self.lo)
+        return (self.lo + torch.rand((n, self.lo.numel()), generator=gen) * (self.hi - self.lo)).to(self.device)
+
+    def to(self, device):
+        self.device = torch.device(device)
+        return self
 
 
 class PhysicsTerm:
@@ -59,6 +70,10 @@ class PhysicsTerm:
         fu, fw = rhs(u, w, self.current(x), self.params)
         return ((du_dt - fu) ** 2 + (dw_dt - fw) ** 2).mean()
 
+    def to(self, device):
+        self.sampler.to(device)
+        return self
+
 
 class InitialTerm:
     """Mean squared miss of the initial state at t = 0 (eq. 3.15).
@@ -74,10 +89,14 @@ class InitialTerm:
 
     def loss(self, model, gen: torch.Generator) -> torch.Tensor:
         if self.fixed is not None:
-            x = torch.zeros((1, self.sampler.lo.numel()))
-            target = self.fixed[None, :]
+            x = torch.zeros((1, self.sampler.lo.numel()), device=self.sampler.device)
+            target = self.fixed[None, :].to(self.sampler.device)
         else:
             x = self.sampler(self.batch_size, gen)
             x[:, 0] = 0.0
             target = x[:, 1:3]
         return ((model(x) - target) ** 2).sum(dim=1).mean()
+
+    def to(self, device):
+        self.sampler.to(device)
+        return self

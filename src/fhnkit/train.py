@@ -22,10 +22,11 @@ from . import checkpoint, itnn
 from .artifacts import versions, write_json, write_parquet
 from .evaluate import sample_errors
 from .marching import MarchValidation
-from .mlp import MLP, make_spec, n_params, save_model
+from .mlp import build_network, make_spec, n_params, save_model
 from .model import FHNParams
 from .problems import INPUTS, OUTPUTS, i_app, input_bounds, region_bounds
 from .terms import BoxSampler, DataTerm, InitialTerm, PhysicsTerm
+from .windows import ContinuityTerm, interface_jumps, window_edges, windowed_spec
 
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,9 @@ def build_terms(spec: dict, train_df: pd.DataFrame, region_df: pd.DataFrame | No
         terms.append(PhysicsTerm(sampler, fhn, current, batch["physics"], weights["physics"]))
         fixed = settings["initial_state"] if settings["problem"] == "A" else None
         terms.append(InitialTerm(sampler, batch["initial"], weights["initial"], fixed_state=fixed))
+    if spec.get("windows", 1) > 1:  # eq. 3.20 at every interface between consecutive windows
+        terms.append(ContinuityTerm(BoxSampler(*input_bounds(settings)), window_edges(settings["t_max"], spec["windows"]),
+                                    batch["continuity"], weights["continuity"]))
     if spec.get("region"):
         region = spec["region_settings"]
         terms.append(PhysicsTerm(BoxSampler(*region_bounds(settings, region)), fhn, current,
@@ -102,8 +106,27 @@ def network_spec(spec: dict, train_df: pd.DataFrame) -> dict:
     lo, hi = input_bounds(settings)
     y = train_df[OUTPUTS].to_numpy(np.float64)
     y_lo, y_hi = y.min(axis=0), y.max(axis=0)
+    if spec.get("windows", 1) > 1:  # each window's network scaled to its own window and outputs
+        edges = window_edges(settings["t_max"], spec["windows"])
+        t = train_df["t"].to_numpy()
+        ranges = []
+        for a, b in zip(edges, edges[1:]):
+            inside = y[(t >= a) & (t <= b)]
+            ranges.append((inside.min(axis=0), inside.max(axis=0)) if len(inside) else (y_lo, y_hi))
+        return windowed_spec(INPUTS[settings["problem"]], OUTPUTS, spec["layers"], lo, hi, edges, ranges)
     scale = np.maximum((y_hi - y_lo) / 2, 1e-3)
     return make_spec(INPUTS[settings["problem"]], OUTPUTS, spec["layers"], lo, hi, (y_lo + y_hi) / 2, scale)
+
+
+def training_device(choice: str) -> torch.device:
+    """"auto": the first visible CUDA device when there is one (a job's GPU is chosen by
+    CUDA_VISIBLE_DEVICES, see `fhnkit.devices`), else the CPU; "cuda" insists on a GPU."""
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("training.device is 'cuda' but torch sees no CUDA device here; install a CUDA build "
+                           "of torch, or set training.device to 'auto' or 'cpu'")
+    if choice == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda:0")
 
 
 class TrainingRun:
@@ -114,9 +137,10 @@ class TrainingRun:
         self.spec = spec
         training = spec["training"]
         torch.manual_seed(spec["torch_seed"])
-        self.model = MLP(network_spec(spec, train_df))
-        self.gen = torch.Generator().manual_seed(spec["torch_seed"] + 1)
-        self.terms = build_terms(spec, train_df, region_df)
+        self.device = training_device(training["device"])
+        self.model = build_network(network_spec(spec, train_df)).to(self.device)
+        self.gen = torch.Generator().manual_seed(spec["torch_seed"] + 1)  # on the CPU: same batches anywhere
+        self.terms = [term.to(self.device) for term in build_terms(spec, train_df, region_df)]
         self.rollout = self.march = None
         if march_df is not None:  # reused window after window up to the marching horizon
             self.march = MarchValidation(march_df, spec["problem"], spec["problem_settings"]["t_max"])
@@ -126,6 +150,11 @@ class TrainingRun:
         else:
             self.val_x = _tensors(val_df, INPUTS[spec["problem"]])
             self.val_y = _tensors(val_df, OUTPUTS)
+        self.val_params = None
+        if spec.get("windows", 1) > 1:  # the validation set's parameter sets, for the interface jumps
+            columns = INPUTS[spec["problem"]][1:]
+            self.val_params = (_tensors(val_df.drop_duplicates("traj"), columns) if columns
+                               else torch.zeros((1, 0)))
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=training["lr"])
         p = training["plateau"]
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -165,6 +194,9 @@ class TrainingRun:
             if check is not None:
                 err = check.errors(self.model)
                 row.update({f"val_{name}_mean": float(err.mean()), f"val_{name}_max": float(err.max())})
+        if self.val_params is not None:
+            jumps = interface_jumps(self.model, self.val_params)
+            row.update(val_jump_mean=float(jumps.mean()), val_jump_max=float(jumps.max()))
         return row
 
 
@@ -215,7 +247,8 @@ def train_model(spec: dict, train_path, val_path, out_dir, progress: bool = True
     resumes from its last checkpoint. `metrics.json` is written last: its
     presence means the model is finished. Returns the metrics (final validation
     mean/max error, median iteration time in s). A run whose loss becomes NaN or
-    infinite stops there and is recorded with status "failed" and the message.
+    infinite stops there and is recorded with status "failed" and the message, or, with
+    `training.on_divergence: fail`, raises `TrainingDiverged` and writes no metrics.
     """
     torch.set_num_threads(spec["training"]["threads"])
     out_dir = Path(out_dir)
@@ -229,6 +262,9 @@ def train_model(spec: dict, train_path, val_path, out_dir, progress: bool = True
     try:
         history = fit(run, progress=progress, checkpoint_dir=out_dir, rows=rows)
     except TrainingDiverged as exc:
+        if spec["training"]["on_divergence"] == "fail":
+            checkpoint.remove(out_dir)  # a rerun starts over (with whatever was changed to avoid the NaN)
+            raise
         return _record_divergence(run, exc, out_dir)
     save_model(run.model, out_dir)
     meta = {"spec": spec, "versions": versions(), "resumed_at": rows[-1]["iteration"] if rows else None}
@@ -240,6 +276,8 @@ def train_model(spec: dict, train_path, val_path, out_dir, progress: bool = True
     metrics.update(iterations=int(last["iteration"]), mean_err=float(last[f"{key}_mean"]),
                    max_err=float(last[f"{key}_max"]), iter_time_s=float(np.median(history["iter_time_s"])),
                    status="ok", training_wall_s=float(last["wall_time_s"]))
+    if run.val_params is not None:
+        metrics.update(jump_err=float(last["val_jump_mean"]), jump_max_err=float(last["val_jump_max"]))
     if run.march is not None:
         metrics.update(march_err=float(last["val_march_mean"]), march_max_err=float(last["val_march_max"]),
                        march_horizon=spec["marching"]["horizon"])
@@ -253,6 +291,7 @@ def _metrics_base(run: TrainingRun) -> dict:
     metrics = {k: spec[k] for k in ("study", "problem", "model", "class", "arch", "layers", "depth", "neurons",
                                     "shape", "batch_size", "seed")}
     metrics["region"] = bool(spec.get("region"))
+    metrics["windows"] = int(spec.get("windows", 1))
     metrics.update(n_params=n_params(run.model), versions=versions(), config_hash=spec.get("config_hash"))
     return metrics
 

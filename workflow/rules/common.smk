@@ -23,7 +23,7 @@ MODELS = list(SPECS)
 
 wildcard_constraints:
     study="[A-Za-z][A-Za-z0-9_]*",
-    model="[a-z]+_[a-z0-9-]+_bs[0-9]+_s[0-9]+",
+    model="[a-z]+_[a-z0-9-]+(_w[0-9]+)?_bs[0-9]+_s[0-9]+",
     split="train|val|region|march",
 
 
