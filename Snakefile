@@ -19,6 +19,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/mpi.smk"
+include: "workflow/rules/resample.smk"
 include: "workflow/rules/benchmark.smk"
 include: "workflow/rules/analyse.smk"
 

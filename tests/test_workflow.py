@@ -44,9 +44,10 @@ def tiny_run(tmp_path_factory):
 def test_summary_has_one_row_per_model(tiny_run):
     specs = expand_all(load_config(TINY))
     summary = pd.read_parquet(tiny_run / "results" / "summary.parquet")
-    assert len(summary) == len(specs) == 15
-    assert summary.groupby("region").size().to_dict() == {False: 11, True: 4}
-    assert summary.groupby("class").size().to_dict() == {"ddnn": 11, "pinn": 3, "itnn": 1}
+    assert len(summary) == len(specs) == 16
+    assert summary.groupby("region").size().to_dict() == {False: 12, True: 4}
+    assert summary.groupby("class").size().to_dict() == {"ddnn": 11, "pinn": 4, "itnn": 1}
+    assert summary.groupby("windows").size().to_dict() == {1: 15, 2: 1}
     assert set(zip(summary["study"], summary["model"])) == {(s["study"], s["model"]) for s in specs}
     failed = summary[summary["status"] != "ok"]
     assert list(failed["model"]) == ["ddnn_silu4_bs10_s0"] and list(failed["study"]) == ["diverges"]
@@ -77,15 +78,19 @@ def test_every_stage_wrote_its_artifacts_with_metadata(tiny_run):
 
 @pytest.mark.slow
 def test_analysis_tables_and_figures(tiny_run):
-    domains = pd.read_csv(tiny_run / "results" / "analysis" / "time_domains.csv").set_index(["study", "class"])
-    assert domains.loc[("C", "pinn"), "median_march_err"] > 0
-    assert np.isnan(domains.loc[("C", "itnn"), "median_march_err"])  # an ITNN rolls out instead
+    domains = pd.read_csv(tiny_run / "results" / "analysis" / "time_domains.csv").set_index(
+        ["study", "class", "windows"])
+    assert domains.loc[("C", "pinn", 1), "median_march_err"] > 0
+    assert domains.loc[("C", "pinn", 2), "median_jump_err"] > 0  # two windows: the interface jump
+    assert np.isnan(domains.loc[("C", "pinn", 1), "median_jump_err"])
+    assert np.isnan(domains.loc[("C", "itnn", 1), "median_march_err"])  # an ITNN rolls out instead
     ttest = pd.read_csv(tiny_run / "results" / "analysis" / "ttest_pinn_ddnn.csv")
     assert list(ttest["study"]) == ["A_scarce"]
     anova = pd.read_csv(tiny_run / "results" / "analysis" / "shape_anova.csv")
     assert set(anova["study"]) >= {"A_scarce", "B_S"}
     figures = sorted(p.name for p in (tiny_run / "results" / "figures").glob("*.png"))
-    assert figures == ["accuracy_vs_neurons.png", "error_vs_inference.png", "rollout_C.png",
+    assert figures == ["accuracy_vs_neurons.png", "error_maps_B_S.png", "error_maps_C.png",
+                       "error_vs_inference.png", "rollout_C.png",
                        "training_curves_A_scarce.png", "training_curves_B_S.png", "training_curves_C.png",
                        "training_curves_diverges.png"]
 
@@ -97,7 +102,7 @@ def test_report_is_self_contained_and_holds_everything(tiny_run):
     for name in ("accuracy_vs_neurons.png", "error_vs_inference.png", "training_curves_A_scarce.png",
                  "shape_anova.html", "ttest_pinn_ddnn.html", "shape_variance.html", "summary.csv", "config.html",
                  "technique_anova.html", "rollout_C.png", "time_domains.html",
-                 "failed_models.html"):
+                 "failed_models.html", "error_maps_B_S.png", "error_maps_C.png", "resampling.html"):
         assert name in html, name
     assert "data:image/png;base64" in html or "base64" in html
     assert not re.search(r'src="(?!data:)[^"]+\.png"', html), "report links a PNG instead of embedding it"
@@ -114,6 +119,29 @@ def test_a_diverged_model_is_named_at_the_end_and_listed_in_the_report(tiny_run)
 
 
 @pytest.mark.slow
+def test_resampling_stage_solves_as_many_chunks_as_the_selection_made(tiny_run):
+    config = load_config(TINY)
+    table = pd.read_csv(tiny_run / "results" / "analysis" / "resampling.csv").set_index("study")
+    assert list(table.index) == ["B_S", "C"] and list(table["rule"]) == ["top_fraction", "threshold"]
+    assert table.loc["B_S", "n_centers"] == 4 and table.loc["B_S", "n_new"] == 12  # ceil(0.1 * 40) x 3
+    for study in table.index:
+        settings = config["studies"][study]["resample"]
+        folder = tiny_run / "results" / study / "resample"
+        n_new = int(table.loc[study, "n_new"])
+        chunks = sorted(p.name for p in (folder / "chunks").glob("*.parquet"))
+        assert len(chunks) == -(-n_new // settings["chunk"])  # data-dependent: decided by the checkpoint
+        assert sorted(p.name for p in (folder / "solved").glob("*.parquet")) == chunks
+        data = pd.read_parquet(folder / "data.parquet")
+        assert data["traj"].nunique() == n_new
+        assert (table.loc[study, ["mean_err_before", "mean_err_after"]] > 0).all()
+    # the region models of B_S trained on the high-error set as well as on the region set
+    history = pd.read_parquet(tiny_run / "results" / "B_S" / "models" / "ddnna_tanh8-tanh8_bs32_s0" / "history.parquet")
+    assert {"loss_data_region", "loss_data_resampled", "loss_physics_region"} <= set(history.columns)
+    retrained = pd.read_parquet(tiny_run / "results" / "C" / "resample" / "retrained" / "history.parquet")
+    assert "loss_data_resampled" in retrained.columns and "val_rollout_mean" in retrained.columns
+
+
+@pytest.mark.slow
 def test_rerun_has_nothing_to_do(tiny_run):
     proc = snakemake(tiny_run, "--cores", "2", "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
@@ -125,11 +153,15 @@ def test_default_config_builds_the_whole_dag(tmp_path):
     config = load_config(REPO / "config.yaml")
     n_models, n_studies = len(expand_all(config)), len(config["studies"])
     n_extra_sets = sum(1 for s in config["studies"].values()
-                       if True in s["grid"]["region"] and s["region"]["data"]["n"] > 0)
+                       if True in s["grid"]["region"] and s.get("region") and s["region"]["data"]["n"] > 0)
     n_extra_sets += sum(1 for s in config["studies"].values() if s.get("marching"))
+    n_resample = sum(1 for s in config["studies"].values() if s.get("resample"))
     assert re.search(rf"^train\s+{n_models}$", out, re.M), out[-2000:]
     assert re.search(rf"^benchmark\s+{n_studies}$", out, re.M), out[-2000:]
     assert re.search(rf"^dataset\s+{2 * n_studies + n_extra_sets}$", out, re.M), out[-2000:]
+    if n_resample:
+        assert re.search(rf"^train_resample_model\s+{2 * n_resample}$", out, re.M), out[-2000:]
+        assert re.search(rf"^select_high_error\s+{n_resample}$", out, re.M), out[-2000:]
 
 
 @pytest.mark.parametrize("edit, expected", [

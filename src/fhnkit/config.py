@@ -116,8 +116,11 @@ def _region_problems(name: str, study: dict) -> list[str]:
     region = study.get("region")
     if "itnn" in study["grid"]["classes"] and study["problem"] == "A":
         return [f"studies.{name}.grid.classes: itnn needs problem B or C (a state to iterate on)"]
-    if True in study["grid"]["region"] and region is None:
-        return [f"studies.{name}.grid.region: true needs studies.{name}.region (its ranges and terms)"]
+    if study.get("resample") is not None and study["problem"] == "A":
+        return [f"studies.{name}.resample: needs problem B or C (a parameter space to resample)"]
+    if True in study["grid"]["region"] and region is None and study.get("resample") is None:
+        return [f"studies.{name}.grid.region: true needs studies.{name}.region (its ranges and terms) or "
+                f"studies.{name}.resample (an extra data term from high-error points)"]
     if region is None:
         return []
     problems = []

@@ -102,14 +102,19 @@ def _parameter_sets(config, study, split):
 
 
 def _problem_bc(config, study, split):
-    params = _parameter_sets(config, study, split)
+    t_end = study["marching"]["horizon"] if split == "march" else None
+    return solve_parameter_sets(config, study, _parameter_sets(config, study, split), t_end)
+
+
+def solve_parameter_sets(config: dict, study: dict, params: np.ndarray, t_end: float | None = None) -> pd.DataFrame:
+    """Solve the parameter sets `params` ((n, d): U0, W0[, K] of a B/C study) with the configured solver on
+    [0, t_end or t_max], stored on the study's time lattice; a row per (trajectory, time)."""
     cols = parameter_columns(study)
-    by_col = dict(zip(cols, params.T))
+    by_col = dict(zip(cols, np.asarray(params, float).reshape(-1, len(cols)).T))
     current = i_app(study, by_col.get("K"))
-    current = np.broadcast_to(np.asarray(current, float), params.shape[:1])
+    current = np.broadcast_to(np.asarray(current, float), by_col["U0"].shape)
     n_steps = steps_for(study["t_max"], config["data_solver"]["dt"])
     every = n_steps // (study["times_per_trajectory"] - 1)  # the same time lattice for every split
-    t_end = study["marching"]["horizon"] if split == "march" else None
     times, U, W = _solve(config, study, by_col["U0"], by_col["W0"], current, every, t_end)
     n_t, n = U.shape
     frame = {"traj": np.repeat(np.arange(n, dtype=np.int64), n_t), "t": np.tile(times, n)}

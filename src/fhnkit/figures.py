@@ -264,3 +264,34 @@ def rollout(model, val_df: pd.DataFrame, problem: str, path, title: str, n_show:
     _margin_legend(fig, handles)
     fig.suptitle(title)
     return _save(fig, path)
+
+
+def error_maps(maps: pd.DataFrame, centers: pd.DataFrame, path, title: str) -> Path:
+    """Validation error per trajectory over (U0, W0) before and after resampling (thesis Fig. 28, 32, 33,
+    35): one panel each, a shared logarithmic colour scale, and the chosen high-error points (from the
+    training set) marked on the "before" panel. For problem C, K is not shown: points of every K overlap."""
+    from matplotlib.colors import LogNorm
+
+    fig, axes = _new_figure(2)
+    positive = maps["mean_err"][maps["mean_err"] > 0]
+    norm = LogNorm(vmin=positive.min(), vmax=positive.max()) if len(positive) else None
+    for ax, which in zip(axes, ("before", "after")):
+        data = maps[maps["model"] == which].sort_values("mean_err")  # the worst drawn on top
+        colour = data["mean_err"].clip(lower=positive.min()) if norm else data["mean_err"]
+        points = ax.scatter(data["U0"], data["W0"], c=colour, norm=norm, cmap="viridis", s=14)
+        if which == "before" and len(centers):
+            ax.scatter(centers["U0"], centers["W0"], marker="x", s=10, lw=0.6, color="crimson",
+                       label=f"high-error points ({len(centers)})")
+            ax.legend(loc="upper right", fontsize="x-small")
+        label = "base model" if which == "before" else "retrained (+ high-error set)"
+        ax.set(xlabel="U0", ylabel="W0", title=f"{label}: mean {data['mean_err'].mean():.2g}")
+    axes[1].set(xlim=axes[0].get_xlim(), ylim=axes[0].get_ylim())  # the same plane in both panels
+    fig.suptitle(title)
+    legend_left = 1 - LEGEND_W / fig.get_figwidth()
+    fig.tight_layout(rect=(0, 0, legend_left, 1))
+    fig.colorbar(points, cax=fig.add_axes((legend_left + 0.02, 0.15, 0.015, 0.7)),
+                 label="error per trajectory (eq. 3.3)")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return Path(path)

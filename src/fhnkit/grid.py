@@ -59,34 +59,59 @@ def model_name(cls: str, layers, batch_size: int, seed: int, region: bool = Fals
     return f"{cls}{'a' if region else ''}_{arch_name(layers)}{split}_bs{batch_size}_s{seed}"
 
 
+def _spec(config: dict, study_name: str, cls: str, region: bool, windows: int, layers, bs: int, rep: int,
+          name: str | None = None) -> dict:
+    study = config["studies"][study_name]
+    name = name or model_name(cls, layers, bs, rep, region, windows)
+    widths = [w for _, w in layers]
+    spec = {
+        "study": study_name, "problem": study["problem"], "model": name, "class": cls,
+        "layers": layers, "arch": arch_name(layers), "depth": len(layers), "neurons": sum(widths),
+        "shape": shape_of(widths), "batch_size": bs, "seed": rep, "region": region, "windows": windows,
+        "region_settings": study.get("region") if region else None,
+        # region models of a study with resampling also train on the high-error set
+        "resample": study.get("resample") if region else None,
+        "torch_seed": derive_seed(config["seed"], study_name, name, "init"),
+        "training": study["training"], "fhn": config["model"], "itnn": study["itnn"],
+        "marching": study.get("marching") if cls != "itnn" else None,
+        "problem_settings": {k: study[k] for k in PROBLEM_KEYS},
+    }
+    # provenance: the hash of everything that makes this model (its spec and data)
+    spec["config_hash"] = config_hash({"spec": spec, "data": data_determinants(config, study_name)})
+    return spec
+
+
 def expand_study(config: dict, study_name: str) -> list[dict]:
     """One spec per model of a study: the architecture, class, batch size, seed and training settings."""
-    study = config["studies"][study_name]
-    grid = study["grid"]
+    grid = config["studies"][study_name]["grid"]
     specs = []
     axes = itertools.product(grid["classes"], grid["region"], grid["windows"], architectures(grid),
                              grid["batch_size"], grid["seeds"])
     for cls, region, windows, layers, bs, rep in axes:
         if cls == "itnn" and windows > 1:
             continue  # an iterator network has no time input to split (config.py says so when it is all there is)
-        name = model_name(cls, layers, bs, rep, region, windows)
-        widths = [w for _, w in layers]
-        specs.append({
-            "study": study_name, "problem": study["problem"], "model": name, "class": cls,
-            "layers": layers, "arch": arch_name(layers), "depth": len(layers), "neurons": sum(widths),
-            "shape": shape_of(widths), "batch_size": bs, "seed": rep, "region": region, "windows": windows,
-            "region_settings": study.get("region") if region else None,
-            "torch_seed": derive_seed(config["seed"], study_name, name, "init"),
-            "training": study["training"], "fhn": config["model"], "itnn": study["itnn"],
-            "marching": study.get("marching") if cls != "itnn" else None,
-            "problem_settings": {k: study[k] for k in PROBLEM_KEYS},
-        })
-    for spec in specs:  # provenance: the hash of everything that makes this model (its spec and data)
-        spec["config_hash"] = config_hash({"spec": spec, "data": data_determinants(config, study_name)})
+        specs.append(_spec(config, study_name, cls, region, windows, layers, bs, rep))
     if len(specs) > grid["max_models"]:
         raise ConfigError(f"studies.{study_name}.grid expands to {len(specs)} models, above "
                          f"grid.max_models={grid['max_models']}; shrink the grid or raise max_models")
     return specs
+
+
+RESAMPLE_MODELS = ("base", "retrained")
+
+
+def resample_specs(config: dict, study_name: str) -> dict[str, dict]:
+    """The resampling stage's two models of a study (empty without `resample`): "base", trained on the
+    training set, and "retrained", the same network, seed and settings plus the extra data term on the
+    high-error set (and the study's region terms, if it has a region)."""
+    settings = config["studies"][study_name].get("resample")
+    if settings is None:
+        return {}
+    base = settings["base"]
+    layers = [list(layer) for layer in base["layers"]]
+    return {which: _spec(config, study_name, base["class"], which == "retrained", 1, layers,
+                         base["batch_size"], 0, name=f"resample-{which}")
+            for which in RESAMPLE_MODELS}
 
 
 def expand_all(config: dict) -> list[dict]:

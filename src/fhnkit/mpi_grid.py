@@ -62,11 +62,10 @@ def grid_specs(config: dict, studies=None) -> list[dict]:
 
 
 def data_splits(spec: dict) -> list[str]:
-    """The data sets a model trains and validates on (as `extra_data` in workflow/rules/common.smk)."""
-    from .train import needs_region_data
+    """The data sets a model trains and validates on (`fhnkit.train.data_files`, as the rule `train`)."""
+    from .train import data_files
 
-    return ["train", "val"] + (["region"] if needs_region_data(spec) else []) + (
-        ["march"] if spec.get("marching") else [])
+    return list(data_files(spec))
 
 
 def model_dir(results: Path, spec: dict) -> Path:
@@ -74,6 +73,8 @@ def model_dir(results: Path, spec: dict) -> Path:
 
 
 def data_path(results: Path, study: str, split: str) -> Path:
+    if split == "resampled":  # made by the resampling stage, not by a data set rule
+        return Path(results) / study / "resample" / "data.parquet"
     return Path(results) / study / "data" / f"{split}.parquet"
 
 
@@ -106,6 +107,9 @@ def make_missing_datasets(config: dict, specs: list[dict], results: Path, logs: 
         path = data_path(results, study, split)
         if path.exists():
             continue
+        if split == "resampled":
+            raise FileNotFoundError(f"{path} is missing: it comes from the resampling stage; run `snakemake "
+                                    f"--cores all {path}` first (or the rule train_grid_mpi, which does)")
         with _job_log(Path(logs) / study / f"data_{split}.log"):
             df = write_dataset(config, study, split, path)
             logging.getLogger().info("wrote %d rows to %s", len(df), path)
@@ -150,7 +154,8 @@ def train_one(spec: dict, results: Path, logs: Path, rank: int) -> dict:
                     os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"))
         try:
             metrics = train_model(spec, paths["train"], paths["val"], model_dir(results, spec),
-                                  region_path=paths.get("region"), march_path=paths.get("march"))
+                                  region_path=paths.get("region"), march_path=paths.get("march"),
+                                  resampled_path=paths.get("resampled"))
         except Exception as exc:  # noqa: BLE001 (one model's failure must not stop the grid)
             logger.error("training failed: %s\n%s", exc, traceback.format_exc())
             return {**out, "status": "error", "seconds": time.perf_counter() - t0,

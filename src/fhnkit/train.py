@@ -52,44 +52,75 @@ def _current_fn(settings: dict):
     return lambda x: value
 
 
-def build_terms(spec: dict, train_df: pd.DataFrame, region_df: pd.DataFrame | None = None) -> list:
+def _data_term(spec: dict, df: pd.DataFrame, batch_size: int, weight: float, name: str):
+    """A data term on the rows of `df` (an ITNN's: on the one-step pairs of its trajectories)."""
+    settings = spec["problem_settings"]
+    if spec["class"] == "itnn":
+        inputs, targets = itnn.pairs(df, settings["problem"], spec["itnn"]["dt"])
+    else:
+        inputs, targets = _tensors(df, INPUTS[settings["problem"]]), _tensors(df, OUTPUTS)
+    return DataTerm(inputs, targets, batch_size, weight, name=name)
+
+
+def build_terms(spec: dict, train_df: pd.DataFrame, region_df: pd.DataFrame | None = None,
+                resampled_df: pd.DataFrame | None = None) -> list:
     """The loss terms of a model (eq. 3.16): data for every class, plus physics and initial state for
     PINN; with the region on (DDNNa/PINNa), a physics term on the region and, when a region data set
-    is given, a data term on it, each with its own weight and batch size."""
+    is given, a data term on it, each with its own weight and batch size; with a high-error set from
+    resampling, a data term on it; with time windows, the continuity term (eq. 3.20)."""
     settings, training = spec["problem_settings"], spec["training"]
-    inputs = INPUTS[settings["problem"]]
     weights, batch = training["weights"], training["batch"]
-    if spec["class"] == "itnn":  # one-step pairs, from the training set and the region set
-        sets = [(train_df, "data", spec["batch_size"], weights["data"])]
-        if region_df is not None:
-            data = spec["region_settings"]["data"]
-            sets.append((region_df, "data_region", data["batch"], data["weight"]))
-        return [DataTerm(*itnn.pairs(df, settings["problem"], spec["itnn"]["dt"]), bs, w, name=name)
-                for df, name, bs, w in sets]
+    terms = [_data_term(spec, train_df, spec["batch_size"], weights["data"], "data")]
+    region = spec.get("region_settings") if spec.get("region") else None
+    if region is not None and region_df is not None:
+        terms.append(_data_term(spec, region_df, region["data"]["batch"], region["data"]["weight"], "data_region"))
+    if resampled_df is not None:
+        if len(resampled_df):
+            resample = spec["resample"]
+            terms.append(_data_term(spec, resampled_df, resample["batch"], resample["weight"], "data_resampled"))
+        else:
+            log.warning("%s: the high-error set is empty (no point met the rule); no extra data term", spec["model"])
+    if spec["class"] == "itnn":  # an ITNN learns one-step pairs: no time derivative, no window
+        return terms
     fhn, current = FHNParams.from_mapping(spec["fhn"]), _current_fn(settings)
-    terms = [DataTerm(_tensors(train_df, inputs), _tensors(train_df, OUTPUTS), spec["batch_size"],
-                      weights["data"])]
     if spec["class"] == "pinn":
         sampler = BoxSampler(*input_bounds(settings))
         terms.append(PhysicsTerm(sampler, fhn, current, batch["physics"], weights["physics"]))
         fixed = settings["initial_state"] if settings["problem"] == "A" else None
         terms.append(InitialTerm(sampler, batch["initial"], weights["initial"], fixed_state=fixed))
     if spec.get("windows", 1) > 1:  # eq. 3.20 at every interface between consecutive windows
-        terms.append(ContinuityTerm(BoxSampler(*input_bounds(settings)), window_edges(settings["t_max"], spec["windows"]),
-                                    batch["continuity"], weights["continuity"]))
-    if spec.get("region"):
-        region = spec["region_settings"]
+        edges = window_edges(settings["t_max"], spec["windows"])
+        terms.append(ContinuityTerm(BoxSampler(*input_bounds(settings)), edges, batch["continuity"],
+                                    weights["continuity"]))
+    if region is not None:
         terms.append(PhysicsTerm(BoxSampler(*region_bounds(settings, region)), fhn, current,
                                  region["physics"]["batch"], region["physics"]["weight"], name="physics_region"))
-        if region_df is not None:
-            terms.append(DataTerm(_tensors(region_df, inputs), _tensors(region_df, OUTPUTS),
-                                  region["data"]["batch"], region["data"]["weight"], name="data_region"))
     return terms
 
 
 def needs_region_data(spec: dict) -> bool:
     """Whether a model trains on its study's region data set."""
-    return bool(spec.get("region")) and spec["region_settings"]["data"]["n"] > 0
+    region = spec["region_settings"] if spec.get("region") else None
+    return region is not None and region["data"]["n"] > 0
+
+
+def needs_resampled_data(spec: dict) -> bool:
+    """Whether a model trains on its study's high-error set (a region model of a study with resampling)."""
+    return spec.get("resample") is not None
+
+
+def data_files(spec: dict) -> dict[str, str]:
+    """The data files a model trains and validates on, relative to the results directory, keyed as the
+    arguments of `train_model` (train, val, and region, march, resampled when it uses them)."""
+    study = spec["study"]
+    files = {split: f"{study}/data/{split}.parquet" for split in ("train", "val")}
+    if needs_region_data(spec):
+        files["region"] = f"{study}/data/region.parquet"
+    if spec.get("marching"):
+        files["march"] = f"{study}/data/march.parquet"
+    if needs_resampled_data(spec):  # made by the resampling stage (workflow/rules/resample.smk)
+        files["resampled"] = f"{study}/resample/data.parquet"
+    return files
 
 
 def network_spec(spec: dict, train_df: pd.DataFrame) -> dict:
@@ -133,14 +164,15 @@ class TrainingRun:
     """State of one model's training: call `step()` per iteration, `validate()` when due."""
 
     def __init__(self, spec: dict, train_df: pd.DataFrame, val_df: pd.DataFrame,
-                 region_df: pd.DataFrame | None = None, march_df: pd.DataFrame | None = None):
+                 region_df: pd.DataFrame | None = None, march_df: pd.DataFrame | None = None,
+                 resampled_df: pd.DataFrame | None = None):
         self.spec = spec
         training = spec["training"]
         torch.manual_seed(spec["torch_seed"])
         self.device = training_device(training["device"])
         self.model = build_network(network_spec(spec, train_df)).to(self.device)
         self.gen = torch.Generator().manual_seed(spec["torch_seed"] + 1)  # on the CPU: same batches anywhere
-        self.terms = [term.to(self.device) for term in build_terms(spec, train_df, region_df)]
+        self.terms = [term.to(self.device) for term in build_terms(spec, train_df, region_df, resampled_df)]
         self.rollout = self.march = None
         if march_df is not None:  # reused window after window up to the marching horizon
             self.march = MarchValidation(march_df, spec["problem"], spec["problem_settings"]["t_max"])
@@ -240,7 +272,7 @@ def fit(run: TrainingRun, progress: bool = True, checkpoint_dir=None, rows: list
 
 
 def train_model(spec: dict, train_path, val_path, out_dir, progress: bool = True, region_path=None,
-                march_path=None) -> dict:
+                march_path=None, resampled_path=None) -> dict:
     """Train one model and write `weights.pt`, `spec.json`, `history.parquet`, `metrics.json`.
 
     The run checkpoints into `out_dir` and, when started again after a kill,
@@ -257,7 +289,10 @@ def train_model(spec: dict, train_path, val_path, out_dir, progress: bool = True
         raise ValueError(f"model {spec['model']} trains on its study's region data set: pass region_path")
     region_df = pd.read_parquet(region_path) if needs_region_data(spec) else None
     march_df = pd.read_parquet(march_path) if spec.get("marching") and march_path is not None else None
-    run = TrainingRun(spec, train_df, val_df, region_df, march_df)
+    if needs_resampled_data(spec) and resampled_path is None:
+        raise ValueError(f"model {spec['model']} trains on its study's high-error set: pass resampled_path")
+    resampled_df = pd.read_parquet(resampled_path) if needs_resampled_data(spec) else None
+    run = TrainingRun(spec, train_df, val_df, region_df, march_df, resampled_df)
     rows = checkpoint.restore(run, out_dir)
     try:
         history = fit(run, progress=progress, checkpoint_dir=out_dir, rows=rows)

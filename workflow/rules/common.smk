@@ -2,10 +2,10 @@
 
 import sys
 
-from fhnkit.config import ConfigError, validate_config
+from fhnkit.config import ConfigError, derive_seed, validate_config
 from fhnkit.datasets import data_determinants
-from fhnkit.grid import expand_all
-from fhnkit.train import needs_region_data
+from fhnkit.grid import expand_all, resample_specs
+from fhnkit.train import data_files
 
 try:
     _validated = validate_config(config)
@@ -25,6 +25,8 @@ wildcard_constraints:
     study="[A-Za-z][A-Za-z0-9_]*",
     model="[a-z]+_[a-z0-9-]+(_w[0-9]+)?_bs[0-9]+_s[0-9]+",
     split="train|val|region|march",
+    which="base|retrained",
+    chunk="chunk_[0-9]+",
 
 
 def model_path(study, model, name):
@@ -40,15 +42,15 @@ def model_spec(wildcards):
     return SPECS[(wildcards.study, wildcards.model)]
 
 
-def extra_data(wildcards):
-    """A model's data sets beyond train/val: its study's region set (DDNNa/PINNa data term) and
-    marching set (validation marched to the horizon), when it uses them."""
-    spec, extra = model_spec(wildcards), {}
-    if needs_region_data(spec):
-        extra["region"] = f"results/{spec['study']}/data/region.parquet"
-    if spec.get("marching"):
-        extra["march"] = f"results/{spec['study']}/data/march.parquet"
-    return extra
+def model_data(spec):
+    """A model's data sets (named as train_model's arguments): train/val, and its study's region set
+    (DDNNa/PINNa data term), marching set (validation marched to the horizon) and high-error set
+    (resampling), when it uses them."""
+    return {name: f"results/{path}" for name, path in data_files(spec).items()}
+
+
+def model_inputs(wildcards):
+    return model_data(model_spec(wildcards))
 
 
 def study_settings(wildcards):
@@ -117,6 +119,9 @@ def analysis_outputs():
     figures = ["results/figures/accuracy_vs_neurons.png", "results/figures/error_vs_inference.png"]
     curves = [training_curves_path(study) for study in analysis_studies()]
     curves += [f"results/figures/rollout_{study}.png" for study in itnn_studies()]
+    curves += [f"results/figures/error_maps_{study}.png" for study in resample_studies()]
+    if resample_studies():
+        tables += ["results/analysis/resampling.csv", "results/analysis/resampling.html"]
     return ["results/summary.parquet", "results/summary.csv", "results/config.html", *tables, *figures, *curves]
 
 
@@ -128,3 +133,27 @@ def table_output(name):
         category="Tables",
         labels={"table": ANALYSIS_TABLES[name], "format": "HTML"},
     )
+
+
+# --- used by resample.smk
+
+RESAMPLE = {study: resample_specs(config, study) for study in config["studies"]}
+
+
+def resample_studies():
+    return sorted(study for study, models in RESAMPLE.items() if models)
+
+
+def resample_model_spec(wildcards):
+    return RESAMPLE[wildcards.study][wildcards.which]
+
+
+def resample_model_inputs(wildcards):
+    return model_data(resample_model_spec(wildcards))
+
+
+def resampled_chunks(wildcards):
+    """The solved chunks of a study's high-error set: as many as `select_high_error` made (maybe none)."""
+    chunks = checkpoints.select_high_error.get(study=wildcards.study).output.chunks
+    names = glob_wildcards(f"{chunks}/{{chunk}}.parquet").chunk
+    return expand("results/{study}/resample/solved/{chunk}.parquet", study=wildcards.study, chunk=sorted(names))

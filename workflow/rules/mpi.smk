@@ -11,9 +11,6 @@
 # later run takes them as they are and goes on with the benchmark and the analysis.
 
 
-from fhnkit.mpi_grid import data_splits
-
-
 rule train_grid_mpi_config:
     output:
         "results/mpi/config.yaml",
@@ -31,9 +28,8 @@ rule train_grid_mpi_config:
 rule train_grid_mpi:
     input:
         config="results/mpi/config.yaml",
-        # every data set that some model trains or validates on (as `extra_data` in common.smk)
-        data=sorted({f"results/{study}/data/{split}.parquet" for (study, _), spec in SPECS.items()
-                     for split in data_splits(spec)}),
+        # every data set that some model trains or validates on (as the rule `train`'s inputs)
+        data=sorted({path for spec in SPECS.values() for path in model_data(spec).values()}),
     output:
         touch("results/mpi/train_grid.done"),
     params:

@@ -3,9 +3,8 @@
 
 rule train:
     input:
-        unpack(extra_data),
-        train="results/{study}/data/train.parquet",
-        val="results/{study}/data/val.parquet",
+        # train, val, and the region, march and resampled sets of the models that use them
+        unpack(model_inputs),
     output:
         weights="results/{study}/models/{model}/weights.pt",
         spec="results/{study}/models/{model}/spec.json",

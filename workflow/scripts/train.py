@@ -21,7 +21,8 @@ from fhnkit.train import train_model  # noqa: E402 (after the GPU is chosen)
 
 inputs = snakemake.input  # noqa: F821
 metrics = train_model(spec, inputs.train, inputs.val, Path(snakemake.output.metrics).parent,  # noqa: F821
-                      region_path=inputs.get("region"), march_path=inputs.get("march"))
+                      region_path=inputs.get("region"), march_path=inputs.get("march"),
+                      resampled_path=inputs.get("resampled"))
 if metrics["status"] == "ok":
     logging.info("done: mean error %.3e, max error %.3e, %.2e s/iteration", metrics["mean_err"],
                  metrics["max_err"], metrics["iter_time_s"])

@@ -1,0 +1,24 @@
+"""Snakemake script of rule `error_maps`: validation errors before/after resampling, figure and summary row."""
+
+import logging
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from fhnkit import figures
+from fhnkit.artifacts import read_parquet_meta, versions, write_json, write_parquet
+from fhnkit.resample import compare_error_maps, resampling_summary
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+
+inp, out, study = snakemake.input, snakemake.output, snakemake.wildcards.study  # noqa: F821
+maps = compare_error_maps(Path(inp.base).parent, Path(inp.retrained).parent, pd.read_parquet(inp.val),
+                          snakemake.params.problem)  # noqa: F821
+write_parquet(maps, out.maps, {"study": study, "versions": versions()})
+row = resampling_summary(study, maps, read_parquet_meta(inp.centers))
+write_json(row, out.row)
+figures.error_maps(maps, pd.read_parquet(inp.centers), out.figure, f"{study}: validation error before and after "
+                   f"resampling ({row['n_new']} new parameter sets)")
+logging.info("mean validation error %.3e -> %.3e", row["mean_err_before"], row["mean_err_after"])

@@ -1,0 +1,20 @@
+"""Snakemake script of rule `resampling_table`: one row per study with resampling."""
+
+import logging
+import sys
+
+import pandas as pd
+
+from fhnkit.artifacts import read_json
+from fhnkit.report_tables import write_table
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+
+COLUMNS = ["study", "rule", "n_candidates", "n_centers", "n_new", "mean_err_before", "mean_err_after",
+           "mean_err_ratio", "max_err_before", "max_err_after"]
+table = pd.DataFrame([read_json(p) for p in snakemake.input], columns=COLUMNS)  # noqa: F821
+write_table(table, snakemake.output.csv, snakemake.output.html, "High-error resampling",  # noqa: F821
+            "Base model vs the same network retrained with the high-error set: validation error per trajectory "
+            "(eq. 3.3; an ITNN's over full rollouts).")
+logging.info("%d studies", len(table))
