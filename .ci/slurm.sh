@@ -2,12 +2,14 @@
 # A real single-node SLURM cluster on this machine, for CI and for trying profiles/slurm locally.
 #
 #   sudo .ci/slurm.sh up      # install (Debian packages) if missing, configure, start, wait for the node
-#   export SLURM_CONF=/tmp/fhnkit-slurm/etc/slurm.conf      # printed by `up`; or: eval "$(.ci/slurm.sh env)"
 #   sinfo; snakemake --profile profiles/slurm --configfile tests/config/tiny.yaml
 #   sudo .ci/slurm.sh down    # cancel the jobs, stop every daemon this script started (by PID)
 #   .ci/slurm.sh status       # 0 when the cluster is up and the node answers
 #
-# What it sets up (all files under $FHNKIT_SLURM_DIR, default /tmp/fhnkit-slurm; nothing in /etc):
+# What it sets up: /etc/slurm/slurm.conf and gres.conf (SLURM's default place: Snakemake's SLURM
+# plugin drops SLURM_CONF from the environment of the job steps it starts, so a config elsewhere
+# is not found inside jobs; the script refuses to overwrite files it did not write, and `down`
+# removes its own), everything else under $FHNKIT_SLURM_DIR (default /tmp/fhnkit-slurm):
 #   munged on a private socket and key; slurmctld and slurmd (SLURM 22.05 from Debian 12) as
 #   daemons with PID files; one node (this host, its real CPUs and 90 % of its memory) in one
 #   partition `debug`; no systemd, no cgroups (proctrack/linuxproc, task/none), no accounting
@@ -23,8 +25,10 @@ PARTITION=${FHNKIT_SLURM_PARTITION:-debug}
 N_GPUS=${FHNKIT_SLURM_NODE_GPUS:-2}
 CTLD_PORT=${FHNKIT_SLURMCTLD_PORT:-6817}
 SLURMD_PORT=${FHNKIT_SLURMD_PORT:-6818}
-CONF="$DIR/etc/slurm.conf"
-export SLURM_CONF="$CONF"
+ETC=/etc/slurm
+CONF="$ETC/slurm.conf"
+MARK="# Written by .ci/slurm.sh"
+unset SLURM_CONF
 
 log() { echo "slurm.sh: $*" >&2; }
 
@@ -65,7 +69,14 @@ write_config() {
     node_line=$(slurmd -C 2>/dev/null | head -n 1 | sed -E 's/^NodeName=[^ ]+ //')
     mem=$(awk '/^MemTotal:/ {printf "%d", $2 / 1024 * 0.9}' /proc/meminfo)
     node_line=$(sed -E "s/RealMemory=[0-9]+/RealMemory=$mem/" <<<"$node_line")
-    mkdir -p "$DIR"/{etc,run,log,munge,dev,state/ctld,state/slurmd}
+    local f
+    for f in "$CONF" "$ETC/gres.conf"; do
+        if [ -e "$f" ] && ! grep -q "^$MARK" "$f"; then
+            log "$f exists and was not written by this script: not touching a real SLURM setup"
+            exit 1
+        fi
+    done
+    mkdir -p "$ETC" "$DIR"/{run,log,munge,dev,state/ctld,state/slurmd}
     chmod 755 "$DIR" "$DIR/munge"  # munged: the socket's directory must be reachable by all
 
     # Fake GPUs: character devices with the numbers of /dev/null. SLURM only needs the files to
@@ -77,7 +88,7 @@ write_config() {
     done
 
     cat >"$CONF" <<EOF
-# Written by .ci/slurm.sh: a single-node test cluster (no systemd, no cgroups, no accounting).
+$MARK: a single-node test cluster (no systemd, no cgroups, no accounting); state in $DIR.
 ClusterName=fhnkit
 SlurmctldHost=$host(127.0.0.1)
 SlurmctldPort=$CTLD_PORT
@@ -117,10 +128,10 @@ NodeName=$host $node_line NodeAddr=127.0.0.1 Gres=gpu:$N_GPUS State=UNKNOWN
 PartitionName=$PARTITION Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
     {
-        echo "# Written by .ci/slurm.sh: fake GPUs (character devices behaving as /dev/null)."
+        echo "$MARK: fake GPUs (character devices behaving as /dev/null)."
         echo "AutoDetect=off"
         for f in "${files[@]}"; do echo "NodeName=$host Name=gpu File=$f"; done
-    } >"$DIR/etc/gres.conf"
+    } >"$ETC/gres.conf"
     # No cgroup.conf is needed: nothing uses cgroups.
 }
 
@@ -165,8 +176,7 @@ up() {
     install_packages
     local t_install=$((SECONDS - start))
     if [ -n "$(pid_of slurmctld)" ] && [ -n "$(pid_of slurmd)" ] && node_is_idle; then
-        log "already up (SLURM_CONF=$CONF)"
-        echo "export SLURM_CONF=$CONF"
+        log "already up ($CONF)"
         return 0
     fi
     down_daemons quiet
@@ -184,8 +194,7 @@ up() {
         exit 1
     fi
     log "up in $((SECONDS - start)) s (packages: ${t_install} s); $(sinfo -h -N -o '%N %T cpus=%c mem=%m gres=%G')"
-    log "MPI plugins: $(srun --mpi=list 2>&1 | tr -s ' \n' ' ')"
-    echo "export SLURM_CONF=$CONF"
+    log "MPI plugins: $(srun --mpi=list 2>&1 | tr -s ' \n\t' ' ')"
 }
 
 down_daemons() {  # stop the daemons this script started, by the PIDs they recorded
@@ -219,6 +228,10 @@ down() {
         fi
     fi
     down_daemons
+    local f
+    for f in "$CONF" "$ETC/gres.conf"; do
+        if [ -e "$f" ] && grep -q "^$MARK" "$f"; then rm -f "$f"; fi
+    done
 }
 
 no_running_jobs() { [ -z "$(squeue -h -t running,completing -o %i 2>/dev/null)" ]; }
@@ -236,6 +249,5 @@ case "${1:-}" in
     up) up ;;
     down) down ;;
     status) status ;;
-    env) echo "export SLURM_CONF=$CONF" ;;
-    *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+    *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
 esac

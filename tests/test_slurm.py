@@ -1,0 +1,170 @@
+"""Real SLURM: the workflow through `snakemake --profile profiles/slurm`, and MPI ranks under srun.
+
+Needs a running SLURM cluster where this test runs: `.ci/slurm.sh up` starts a single-node one
+(with two fake GPUs) on this machine, and `.ci/run` does that before pytest. Without a cluster these
+tests skip, except under CI (CI=true), where a missing cluster is a failure: CI must run them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests" / "config" / "tiny.yaml"
+PROFILE = REPO / "profiles" / "slurm"
+
+pytestmark = pytest.mark.slow
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
+
+
+def _cluster_problem() -> str | None:
+    """None when a SLURM cluster answers and has an idle or mixed node, else what is wrong."""
+    if shutil.which("sinfo") is None:
+        return "sinfo is not installed"
+    proc = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=30)
+    if proc.returncode != 0:
+        return f"sinfo failed: {proc.stderr.strip()}"
+    states = proc.stdout.split()
+    if not any(s.rstrip("*~#") in ("idle", "mixed", "allocated") for s in states):
+        return f"no usable node (states: {states})"
+    return None
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    problem = _cluster_problem()
+    if problem:
+        message = f"no SLURM cluster ({problem}); start one with `sudo .ci/slurm.sh up`"
+        if _in_ci():
+            pytest.fail(f"CI=true: {message} (.ci/run does this before pytest)")
+        pytest.skip(message)
+
+
+def _small_config(tmp: Path) -> Path:
+    """tiny.yaml reduced to its study A_scarce: 2 data sets, 4 trained models (DDNN and PINN, 1 and 2
+    layers), 1 benchmark, the analysis and the report; 11 SLURM jobs."""
+    config = yaml.safe_load(TINY.read_text())
+    config["studies"] = {"A_scarce": config["studies"]["A_scarce"]}
+    path = tmp / "slurm.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _submitted(log: str) -> dict[str, list[str]]:
+    """{rule: [SLURM job ids]} of the jobs Snakemake submitted, from its own log."""
+    jobs: dict[str, list[str]] = {}
+    for m in re.finditer(r"submitted with SLURM jobid (\d+) \(log: ([^)]+)\)", log):
+        rule = re.search(r"/rule_([A-Za-z0-9_]+)/", m.group(2)).group(1)
+        jobs.setdefault(rule, []).append(m.group(1))
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def slurm_run(cluster, tmp_path_factory):
+    """The small config run through the SLURM profile, then its report; returns (workdir, log)."""
+    workdir = tmp_path_factory.mktemp("slurm")
+    config = _small_config(workdir)
+    cmd = [sys.executable, "-m", "snakemake", "--profile", str(PROFILE), "--snakefile", str(REPO / "Snakefile"),
+           "--directory", str(workdir), "--configfile", str(config),
+           # poll squeue every 5 s instead of the plugin's 40 s (a test of 11 short jobs), and keep
+           # the SLURM log of every job, not only of failed ones
+           "--slurm-init-seconds-before-status-checks", "5", "--slurm-keep-successful-logs"]
+    start = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
+    log = proc.stdout + proc.stderr
+    (workdir / "run.log").write_text(log)
+    print(f"SLURM workflow: {time.monotonic() - start:.0f} s")
+    if proc.returncode != 0:
+        slurm_logs = sorted((workdir / ".snakemake" / "slurm_logs").rglob("*.log"))
+        tails = "\n".join(f"--- {p}\n{p.read_text()[-1500:]}" for p in slurm_logs[-3:])
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{log[-6000:]}\n{tails}")
+    # the report with the same profile, as a cluster user would run it (it starts no job)
+    report = subprocess.run([sys.executable, "-m", "snakemake", "--profile", str(PROFILE),
+                             "--snakefile", str(REPO / "Snakefile"),
+                             "--directory", str(workdir), "--configfile", str(config),
+                             "--report", str(workdir / "report.html")], capture_output=True, text=True, timeout=600)
+    assert report.returncode == 0, report.stderr[-4000:]
+    return workdir, log
+
+
+def test_every_job_went_through_slurm(slurm_run):
+    workdir, log = slurm_run
+    jobs = _submitted(log)
+    counts = {rule: len(ids) for rule, ids in jobs.items()}
+    # every job of the DAG, each submitted once (no retry was needed)
+    assert counts == {"dataset": 2, "train": 4, "benchmark": 1, "summarise": 1, "analyse": 1, "figures": 1,
+                      "config_page": 1}, counts
+    ids = [int(i) for ids in jobs.values() for i in ids]
+    assert len(set(ids)) == len(ids)
+    # SLURM's log of each job (sbatch --output) holds that job's Snakemake run of the rule
+    for rule, job_ids in jobs.items():
+        for job_id in job_ids:
+            logs = list((workdir / ".snakemake" / "slurm_logs").glob(f"rule_{rule}/**/{job_id}.log"))
+            assert len(logs) == 1, (rule, job_id)
+            text = logs[0].read_text()
+            assert f"rule {rule}:" in text and "1 of 1 steps (100%) done" in text, text[-2000:]
+    assert "Nothing to be done" not in log
+
+
+def test_gpu_jobs_got_a_gpu_from_slurm(slurm_run):
+    """train and benchmark ask for gpu=1 (profile): SLURM allocated one of the node's GPUs to each
+    and said which in CUDA_VISIBLE_DEVICES, which the training log records."""
+    workdir, log = slurm_run
+    jobs = _submitted(log)
+    for rule in ("train", "benchmark"):
+        for job_id in jobs[rule]:
+            text = next((workdir / ".snakemake" / "slurm_logs").glob(f"rule_{rule}/**/{job_id}.log")).read_text()
+            assert re.search(r"resources: .*\bgpu=1\b", text), text[-2000:]
+    for train_log in (workdir / "logs" / "A_scarce" / "train").glob("*.log"):
+        assert re.search(r"CUDA_VISIBLE_DEVICES=[01]\b", train_log.read_text()), train_log
+    # SLURM's own record of the jobs it still remembers (MinJobAge = 300 s): GPU jobs asked for one
+    remembered = {}
+    for job_id in [i for ids in jobs.values() for i in ids]:
+        proc = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True)
+        if proc.returncode == 0:
+            remembered[job_id] = re.search(r"\bTresPerJob=(\S*)", proc.stdout)
+    assert jobs["benchmark"][0] in remembered, "the last GPU job is already gone from slurmctld"
+    for rule, job_ids in jobs.items():
+        for job_id in job_ids:
+            if job_id in remembered:
+                tres = remembered[job_id].group(1) if remembered[job_id] else ""
+                assert ("gpu:1" in tres) == (rule in ("train", "benchmark")), (rule, job_id, tres)
+
+
+def test_the_workflow_reached_the_report(slurm_run):
+    workdir, _ = slurm_run
+    for name in ("results/A_scarce/benchmark.json", "results/summary.csv", "results/analysis/ttest_pinn_ddnn.csv",
+                 "results/figures/accuracy_vs_neurons.png"):
+        assert (workdir / name).is_file(), name
+    html = (workdir / "report.html").read_text()
+    assert len(html) > 50_000 and "accuracy_vs_neurons.png" in html
+
+
+# --- MPI under SLURM -------------------------------------------------------------------------------
+
+def test_two_mpi_ranks_under_srun_pmix(cluster):
+    """srun starts 2 ranks through PMIx (Open MPI, mpi4py): one communicator of size 2."""
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        if _in_ci():
+            raise
+        pytest.skip("mpi4py is not installed (pip install -e '.[mpi]')")
+    code = ("from mpi4py import MPI; c = MPI.COMM_WORLD; "
+            "v = c.allreduce(c.Get_rank() + 1); print(f'rank {c.Get_rank()} of {c.Get_size()} sum {v}')")
+    proc = subprocess.run(["srun", "--mpi=pmix", "-n", "2", "--mem=1000", sys.executable, "-c", code],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(proc.stdout.split("\n")[:2]) == ["rank 0 of 2 sum 3", "rank 1 of 2 sum 3"], proc.stdout
