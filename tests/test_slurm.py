@@ -80,7 +80,8 @@ def slurm_run(cluster, tmp_path_factory):
            "--directory", str(workdir), "--configfile", str(config),
            # poll squeue every 5 s instead of the plugin's 40 s (a test of 11 short jobs), and keep
            # the SLURM log of every job, not only of failed ones
-           "--slurm-init-seconds-before-status-checks", "5", "--slurm-keep-successful-logs"]
+           "--slurm-init-seconds-before-status-checks", "5", "--slurm-keep-successful-logs",
+           "--verbose"]  # logs each sbatch call
     start = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
     log = proc.stdout + proc.stderr
@@ -116,6 +117,19 @@ def test_every_job_went_through_slurm(slurm_run):
             text = logs[0].read_text()
             assert f"rule {rule}:" in text and "1 of 1 steps (100%) done" in text, text[-2000:]
     assert "Nothing to be done" not in log
+
+
+def test_sbatch_calls_run_this_python_and_ask_gpus_for_gpu_rules(slurm_run):
+    """Each job runs `python -m snakemake` with this Python (the one Snakemake runs in: CI's virtual
+    environment); GPUs are asked with --gpus (Snakemake's gpu resource), never --gres."""
+    _, log = slurm_run
+    calls = re.findall(r"^sbatch call: (.*)$", log, re.M)
+    assert len(calls) == 11, len(calls)
+    for call in calls:
+        rule = re.search(r"--comment '?rule_([a-z_]+?)(_wildcards|'| )", call).group(1)
+        assert f'--wrap="{sys.executable} -m snakemake' in call, call[:1000]
+        assert ("--gpus=1" in call) == (rule in ("train", "benchmark")), (rule, call[:1000])
+        assert "--gres" not in call
 
 
 def test_gpu_jobs_got_a_gpu_from_slurm(slurm_run):
