@@ -20,6 +20,7 @@ include: "workflow/rules/simulate.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/mpi.smk"
 include: "workflow/rules/resample.smk"
+include: "workflow/rules/compile.smk"
 include: "workflow/rules/benchmark.smk"
 include: "workflow/rules/analyse.smk"
 

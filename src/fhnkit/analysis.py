@@ -29,7 +29,8 @@ METRIC_COLUMNS = [
     "batch_size", "seed", "n_params", "iterations", "mean_err", "max_err", "iter_time_s", "march_err", "jump_err",
 ]
 BENCH_COLUMNS = [
-    "inference_time_s", "inference_time_iqr_s", "solver_time_s", "solver_time_iqr_s",
+    "inference_time_s", "inference_time_iqr_s", "solver_time_s", "solver_time_iqr_s", "backend", "device",
+    "eager_time_s", "compile_speedup",
 ]
 SUMMARY_COLUMNS = METRIC_COLUMNS + BENCH_COLUMNS + ["speedup", "n_sets", "status", "error"]
 TTEST_COLUMNS = [
@@ -70,6 +71,11 @@ def _bench_row(bench: dict) -> dict:
         "inference_time_iqr_s": float(inf["q75"]) - float(inf["q25"]),
         "solver_time_s": float(sol["median"]),
         "solver_time_iqr_s": float(sol["q75"]) - float(sol["q25"]),
+        # the build timed as the network (eager torch in records older than the compile stage)
+        "backend": bench.get("backend", "torch-eager"),
+        "device": bench.get("device", "cpu"),
+        "eager_time_s": float(bench.get("eager_time_s", inf)["median"]),
+        "compile_speedup": float(bench.get("compile_speedup", 1.0)),
         "n_sets": int(bench["n_sets"]),
     }
 

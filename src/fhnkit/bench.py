@@ -76,15 +76,32 @@ def choose_chunk(model, x: torch.Tensor, repeats: int = 2, call=None) -> tuple[i
     return min(medians, key=medians.get), medians
 
 
-def benchmark_model(model, settings: dict, fhn, bench: dict, root_seed: int, study: str) -> dict:
-    """Time `model` and the Euler solver on the same reference work; returns a JSON-able record.
+def _synchronised(call, device: str):
+    """A GPU call returns when its kernels are queued: wait for them inside the timed region."""
+    if device != "cuda":
+        return call
 
-    Times are seconds for the whole work (all sets x points), median over repeats.
+    def run():
+        call()
+        torch.cuda.synchronize()
+    return run
+
+
+def benchmark_model(model, settings: dict, fhn, bench: dict, root_seed: int, study: str, builds=None) -> dict:
+    """Time `model` (each of its compiled `builds`; eager torch when none) and the Euler solver on the
+    same reference work, interleaved in one process; returns a JSON-able record.
+
+    Times are seconds for the whole work (all sets x points), median over repeats. The primary
+    inference time is the first non-eager fp32 build's (eager's when there is none); every build's
+    timing is under "builds", with its evaluation chunk chosen by a recorded search.
     """
+    from .compiled import CompiledModel
+
     threads = bench["threads"]
     torch.set_num_threads(threads)
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     model = model.eval()
+    builds = builds or [CompiledModel("eager", "fp32", "cpu", model)]
     n_steps = steps_for(bench["t_end"], bench["dt"])
     every = n_steps // bench["n_points"]
     times = np.arange(1, bench["n_points"] + 1) * every * bench["dt"]
@@ -98,36 +115,58 @@ def benchmark_model(model, settings: dict, fhn, bench: dict, root_seed: int, stu
         cols = [sets["U0"], sets["W0"]] + ([sets["K"]] if "K" in model.spec["inputs"] else [])
         x = torch.from_numpy(np.stack(cols, axis=1).astype(np.float32))
         n_net = int(round(bench["t_end"] / model.spec["itnn_dt"]))
-        make_call = lambda c: _iterator_call(model, x, n_net, c)  # noqa: E731
+        work = lambda net, xd, c: _iterator_call(net, xd, n_net, c)  # noqa: E731
     else:
         x = network_inputs(settings, sets, times)
         n_net = bench["n_points"]
-        make_call = lambda c: _network_call(model, x, c)  # noqa: E731
-    chunk, search = choose_chunk(model, x, call=make_call)
-    timings = time_interleaved({"network": make_call(chunk), "solver": solver}, bench["repeats"], bench["warmup"])
+        work = _network_call
+    contestants, searches = {"solver": solver}, {}
+    for b in builds:
+        xd = x.to(b.device)  # inputs live where the network runs: the copy is not part of the work
+
+        def make_call(c, b=b, xd=xd):
+            return _synchronised(work(b, xd, c), b.device)
+        chunk, search = choose_chunk(b, xd, call=make_call)
+        contestants[b.name], searches[b.name] = make_call(chunk), {"chunk": chunk, "chunk_search_s": search}
+    timings = time_interleaved(contestants, bench["repeats"], bench["warmup"])
+    primary = next((b for b in builds if b.backend != "eager" and b.precision == "fp32"), builds[0])
+    eager = timings.get("eager-fp32", timings[primary.name])
     return {"n_sets": bench["n_sets"], "n_points": bench["n_points"], "network_points": n_net,
-            "threads": threads, "device": "cpu",
-            "backend": "torch-eager", "chunk": chunk, "chunk_search_s": search,
-            "inference_time_s": timings["network"], "solver_time_s": timings["solver"],
+            "threads": threads, "device": primary.device, "backend": primary.backend,
+            "precision": primary.precision, **searches[primary.name],
+            "inference_time_s": timings[primary.name], "eager_time_s": eager, "solver_time_s": timings["solver"],
+            "builds": {b.name: {**searches[b.name], "time_s": timings[b.name], "device": b.device}
+                       for b in builds},
             "solver": {"dt": bench["dt"], "t_end": bench["t_end"], "precision": bench["precision"],
                        "backend": "numba", "store_every": every, "outputs": "preallocated"},
-            "speedup": timings["solver"]["median"] / timings["network"]["median"]}
+            "speedup": timings["solver"]["median"] / timings[primary.name]["median"],
+            "compile_speedup": eager["median"] / timings[primary.name]["median"]}
 
 
 def benchmark_study(model_dirs, settings: dict, fhn: dict, bench: dict, root_seed: int, study: str,
-                    out_path) -> dict:
-    """Benchmark every saved model of a study in turn; writes {"study", "models": [records]} as JSON."""
+                    out_path, compiled_dirs=None, compile_settings: dict | None = None) -> dict:
+    """Benchmark every saved model of a study in turn; writes {"study", "models": [records]} as JSON.
+    With `compiled_dirs` (one per model, holding compiled.json), every build of each model is timed."""
+    from .compiled import load_builds
+
     records = []
-    for directory in tqdm(model_dirs, desc=f"benchmark {study}", mininterval=10.0):
+    compiled_dirs = compiled_dirs or [None] * len(model_dirs)
+    for directory, compiled_dir in tqdm(list(zip(model_dirs, compiled_dirs)), desc=f"benchmark {study}",
+                                        mininterval=10.0):
         directory = Path(directory)
         if read_json(directory / "metrics.json").get("status") != "ok":
             continue  # a diverged model has no inference worth timing
-        record = benchmark_model(load_model(directory), settings, FHNParams.from_mapping(fhn), bench, root_seed,
-                                 study)
+        model = load_model(directory)
+        builds = None
+        if compiled_dir is not None:
+            builds = load_builds(model, read_json(Path(compiled_dir) / "compiled.json"), compiled_dir,
+                                 compile_settings)
+        record = benchmark_model(model, settings, FHNParams.from_mapping(fhn), bench, root_seed, study, builds)
         metrics = read_json(directory / "metrics.json")
         record.update(study=study, model=metrics["model"], config_hash=metrics.get("config_hash"))
-        log.info("%s: network %.3e s, solver %.3e s (medians of %d)", record["model"],
-                 record["inference_time_s"]["median"], record["solver_time_s"]["median"], bench["repeats"])
+        log.info("%s: %s %.3e s (eager %.3e s), solver %.3e s (medians of %d)", record["model"], record["backend"],
+                 record["inference_time_s"]["median"], record["eager_time_s"]["median"],
+                 record["solver_time_s"]["median"], bench["repeats"])
         records.append(record)
     result = {"study": study, "models": records, "versions": versions()}
     write_json(result, out_path)

@@ -9,6 +9,7 @@ rule benchmark:
         specs=lambda w: [model_path(w.study, m, "spec.json") for m in study_models(w.study)],
         weights=lambda w: [model_path(w.study, m, "weights.pt") for m in study_models(w.study)],
         metrics=lambda w: [model_path(w.study, m, "metrics.json") for m in study_models(w.study)],
+        compiled=lambda w: [f"results/{w.study}/compiled/{m}/compiled.json" for m in study_models(w.study)],
     output:
         "results/{study}/benchmark.json",
     params:
@@ -16,6 +17,7 @@ rule benchmark:
         settings=lambda w: config["studies"][w.study],
         fhn=config["model"],
         seed=config["seed"],
+        compile=config["compile"],
     threads: lambda wildcards: workflow.cores
     log:
         "logs/{study}/benchmark.log",

@@ -10,5 +10,7 @@ sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake i
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
 
 p = snakemake.params  # noqa: F821
-benchmark_study([Path(s).parent for s in snakemake.input.specs], p.settings, p.fhn, p.bench, p.seed,  # noqa: F821
-                snakemake.wildcards.study, snakemake.output[0])  # noqa: F821
+inputs = snakemake.input  # noqa: F821
+benchmark_study([Path(s).parent for s in inputs.specs], p.settings, p.fhn, p.bench, p.seed,
+                snakemake.wildcards.study, snakemake.output[0],  # noqa: F821
+                compiled_dirs=[Path(c).parent for c in inputs.compiled], compile_settings=p.compile)

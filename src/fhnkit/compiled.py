@@ -1,0 +1,249 @@
+"""Compiled inference: a trained network built for the hardware at hand and checked against eager torch.
+
+Backends, in the default order of preference: TensorRT through torch-tensorrt
+(a CUDA device and the package; fp32 and fp16 engines), ONNX Runtime (CUDA
+execution provider on a GPU, CPU provider otherwise), torch.compile, and eager
+torch (always available: the reference every other backend is checked and
+timed against). A backend that cannot run here is skipped with the reason.
+Every build is checked on validation inputs: the largest |dU| + |dW| (eq. 3.3
+units) between compiled and eager fp32 outputs must stay within the
+precision's tolerance, or `CompileMismatch` stops the job.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .evaluate import predict
+
+BACKENDS = ("tensorrt", "onnxruntime", "torch_compile", "eager")
+HALF_PRECISION_BACKENDS = ("tensorrt", "eager")  # fp16 engines where a GPU runs them
+
+
+class CompileMismatch(RuntimeError):
+    """A compiled model disagrees with the eager one beyond the tolerance of its precision."""
+
+
+@dataclass
+class CompiledModel:
+    """A callable (n, n_inputs) float32 tensor on `device` -> (n, n_outputs) float32 tensor on `device`."""
+
+    backend: str
+    precision: str
+    device: str
+    run: Callable[[torch.Tensor], torch.Tensor]
+    artifact: str | None = None  # file written by the build (ONNX graph, TensorRT program), if any
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run(x)
+
+    @property
+    def name(self) -> str:
+        return f"{self.backend}-{self.precision}"
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def backend_available(backend: str, device: str) -> tuple[bool, str]:
+    """Whether `backend` can build and run on `device` here, and why not."""
+    if backend == "eager":
+        return True, "torch"
+    if backend == "tensorrt":
+        if device != "cuda":
+            return False, "TensorRT needs a CUDA device"
+        if importlib.util.find_spec("torch_tensorrt") is None:
+            return False, "torch-tensorrt is not installed (pip install -e '.[gpu]')"
+        return True, "torch-tensorrt"
+    if backend == "onnxruntime":
+        if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None:
+            return False, "onnxruntime/onnx are not installed (pip install -e '.[onnx]')"
+        import onnxruntime
+
+        if device == "cuda" and "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+            return False, "ONNX Runtime has no CUDA execution provider here (install onnxruntime-gpu)"
+        return True, f"onnxruntime {onnxruntime.__version__}"
+    if backend == "torch_compile":
+        if device == "cpu" and not (shutil.which("cc") or shutil.which("gcc")):
+            return False, "torch.compile on a CPU needs a C compiler"
+        return True, "torch.compile (inductor)"
+    raise ValueError(f"unknown backend {backend!r}; choose from {BACKENDS}")
+
+
+def plan(preference, precisions, device: str) -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """What to build: eager fp32 (the reference) plus the first usable backend of `preference` in each
+    requested precision that it can run on `device` (fp16: TensorRT or eager on a GPU). Returns the
+    (backend, precision) pairs and, per backend passed over, the reason."""
+    skipped, chosen = {}, None
+    for backend in preference:
+        ok, why = backend_available(backend, device)
+        if ok:
+            chosen = backend
+            break
+        skipped[backend] = why
+    builds = [("eager", "fp32")]
+    if chosen is not None and chosen != "eager":
+        builds.append((chosen, "fp32"))
+    if "fp16" in precisions:
+        if device == "cuda" and (chosen or "eager") in HALF_PRECISION_BACKENDS:
+            builds.append((chosen or "eager", "fp16"))
+        else:
+            skipped["fp16"] = "fp16 engines are built only for TensorRT or eager torch on a GPU"
+    if "fp32" not in precisions:
+        builds = [b for b in builds if b[1] != "fp32" or b[0] == "eager"]
+    return builds, skipped
+
+
+def _eager(model, precision: str, device: str) -> Callable:
+    net = model.to(device).eval()
+    if precision == "fp16":
+        import copy
+
+        net = copy.deepcopy(net).half()
+        return lambda x: net(x.half()).float()
+    return net
+
+
+def _onnx(model, device: str, directory: Path, threads: int) -> tuple[Callable, str]:
+    import onnxruntime as ort
+
+    path = directory / "model.onnx"
+    example = torch.zeros((8, len(model.spec["inputs"])))
+    with warnings.catch_warnings():  # the TorchScript exporter (no onnxscript needed) warns it is legacy
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.cpu().eval(), (example,), str(path), input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    providers = ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+    session = ort.InferenceSession(str(path), options, providers=providers)
+    if device == "cpu":
+        return (lambda x: torch.from_numpy(session.run(None, {"x": x.numpy()})[0])), str(path)
+
+    def on_gpu(x):  # bind torch's device buffers: no host round trip in the timed work
+        x = x.contiguous()
+        y = torch.empty((x.shape[0], len(model.spec["outputs"])), device=x.device)
+        binding = session.io_binding()
+        binding.bind_input("x", "cuda", 0, np.float32, tuple(x.shape), x.data_ptr())
+        binding.bind_output("y", "cuda", 0, np.float32, tuple(y.shape), y.data_ptr())
+        session.run_with_iobinding(binding)
+        return y
+    return on_gpu, str(path)
+
+
+def _tensorrt(model, precision: str, directory: Path, max_batch: int) -> tuple[Callable, str]:
+    import torch_tensorrt
+
+    n_in = len(model.spec["inputs"])
+    dtype = torch.float16 if precision == "fp16" else torch.float32
+    spec = torch_tensorrt.Input(min_shape=(1, n_in), opt_shape=(min(max_batch, 1 << 16), n_in),
+                                max_shape=(max_batch, n_in), dtype=torch.float32)
+    net = model.to("cuda").eval()
+    engine = torch_tensorrt.compile(net, ir="dynamo", inputs=[spec], enabled_precisions={dtype})
+    path = directory / f"model_{precision}.ep"
+    torch_tensorrt.save(engine, str(path), inputs=[torch.zeros((8, n_in), device="cuda")])
+    return engine, str(path)
+
+
+def build(model, backend: str, precision: str, device: str, directory, max_batch: int = 1 << 20,
+          threads: int = 1) -> CompiledModel:
+    """Build `model` with one backend and precision; artifacts go to `directory`."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    artifact = None
+    if backend == "eager":
+        run = _eager(model, precision, device)
+    elif backend == "torch_compile":
+        run = torch.compile(_eager(model, precision, device), dynamic=True)
+    elif backend == "onnxruntime":
+        run, artifact = _onnx(model, device, directory, threads)
+    elif backend == "tensorrt":
+        run, artifact = _tensorrt(model, precision, directory, max_batch)
+    else:
+        raise ValueError(f"unknown backend {backend!r}; choose from {BACKENDS}")
+    return CompiledModel(backend, precision, device, run, artifact)
+
+
+@torch.no_grad()
+def check(compiled: CompiledModel, reference, x: torch.Tensor, tolerance: float) -> dict:
+    """Compare `compiled` with the eager fp32 `reference` on inputs `x` (CPU tensor): max and mean of
+    |dU| + |dW|; raises CompileMismatch beyond `tolerance`."""
+    want = predict(reference, x)
+    got = torch.cat([compiled(x[i:i + 65536].to(compiled.device)).float().cpu() for i in range(0, len(x), 65536)])
+    err = (got - want).abs().sum(dim=1)
+    result = {"n": int(len(x)), "max_err": float(err.max()), "mean_err": float(err.mean()), "tolerance": tolerance}
+    if not np.isfinite(result["max_err"]) or result["max_err"] > tolerance:
+        raise CompileMismatch(f"{compiled.name} on {compiled.device} disagrees with eager torch: max |dU|+|dW| = "
+                              f"{result['max_err']:.3g} > tolerance {tolerance:g} on {len(x)} validation inputs; "
+                              "raise compile.tolerance for this precision only if the difference is expected, "
+                              "or drop the backend from compile.backends")
+    return result
+
+
+def validation_inputs(model, val_df, max_rows: int = 20000) -> torch.Tensor:
+    """The inputs a model sees on its validation set (an ITNN's: its one-step states), at most `max_rows`."""
+    if "itnn_dt" in model.spec:
+        from .itnn import pairs
+
+        problem = "C" if "K" in model.spec["inputs"] else "B"
+        x = pairs(val_df, problem, model.spec["itnn_dt"])[0]
+    else:
+        x = torch.tensor(val_df[model.spec["inputs"]].to_numpy(np.float32))
+    return x[:: max(1, len(x) // max_rows)][:max_rows]
+
+
+def compile_model(model_dir, val_path, out_dir, settings: dict, device: str | None = None) -> dict:
+    """Build a saved model with the backends of `settings` (the config's `compile`), check each build
+    against eager torch on validation inputs, and write `out_dir/compiled.json` (last) with the builds,
+    their checks, what was skipped and why. Raises CompileMismatch when a build disagrees."""
+    import pandas as pd
+
+    from .artifacts import read_json, versions, write_json
+    from .mlp import load_model
+
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    metrics = read_json(model_dir / "metrics.json")
+    record = {"model": metrics["model"], "study": metrics["study"], "config_hash": metrics.get("config_hash"),
+              "versions": versions(), "builds": [], "skipped": {}}
+    if metrics.get("status") != "ok":  # a diverged model has nothing worth compiling
+        record["skipped"]["all"] = f"training status {metrics.get('status')}"
+        write_json(record, out_dir / "compiled.json")
+        return record
+    device = device or (default_device() if settings["device"] == "auto" else settings["device"])
+    model = load_model(model_dir)
+    x = validation_inputs(model, pd.read_parquet(val_path))
+    builds, record["skipped"] = plan(settings["backends"], settings["precisions"], device)
+    for backend, precision in builds:
+        compiled = build(model, backend, precision, device, out_dir, settings["max_batch"], settings["threads"])
+        result = check(compiled, load_model(model_dir), x, settings["tolerance"][precision])
+        record["builds"].append({"backend": backend, "precision": precision, "device": device,
+                                 "artifact": Path(compiled.artifact).name if compiled.artifact else None,
+                                 "check": result})
+    write_json(record, out_dir / "compiled.json")
+    return record
+
+
+def load_builds(model, record: dict, directory, settings: dict) -> list[CompiledModel]:
+    """The builds of a compiled.json, ready to run: ONNX graphs and TensorRT programs from their files,
+    torch.compile and eager rebuilt around `model`."""
+    directory, out = Path(directory), []
+    for entry in record["builds"]:
+        backend, precision, device = entry["backend"], entry["precision"], entry["device"]
+        if backend == "tensorrt":
+            import torch_tensorrt
+
+            program = torch_tensorrt.load(str(directory / entry["artifact"])).module()
+            out.append(CompiledModel(backend, precision, device, program, entry["artifact"]))
+        else:  # cheap to rebuild: an ONNX export takes well under a second
+            out.append(build(model, backend, precision, device, directory, settings["max_batch"],
+                             settings["threads"]))
+    return out
