@@ -168,17 +168,74 @@ def test_the_workflow_reached_the_report(slurm_run):
 
 # --- MPI under SLURM -------------------------------------------------------------------------------
 
-def test_two_mpi_ranks_under_srun_pmix(cluster):
-    """srun starts 2 ranks through PMIx (Open MPI, mpi4py): one communicator of size 2."""
+def _need_mpi4py():
     try:
         import mpi4py  # noqa: F401
     except ImportError:
         if _in_ci():
             raise
         pytest.skip("mpi4py is not installed (pip install -e '.[mpi]')")
+
+
+# four small DDNNs of problem A, trained by `fhnkit train-grid` over 2 MPI ranks
+MPI_CONFIG = {
+    "seed": 11,
+    "data_solver": {"dt": 0.01, "precision": "float64"},
+    "benchmark": {"n_sets": 200, "repeats": 1, "warmup": 0, "threads": 1},
+    "studies": {"A": {"problem": "A", "t_max": 20, "train": {"n": 10, "sampler": "grid"}, "val": {"n": 50},
+                      "grid": {"layers": [1, 2], "layer_configs": [["silu", 4]], "classes": ["ddnn"],
+                               "batch_size": [10], "seeds": [0, 1]},
+                      "training": {"iterations": 300, "validate_every": 100}}},
+}
+MPI_MODELS = sorted(f"A/ddnn_{arch}_bs10_s{seed}" for arch in ("silu4", "silu4-silu4") for seed in (0, 1))
+
+
+def _two_ranks_trained_the_grid(out: str, workdir: Path):
+    done = re.findall(r"^\[rank (\d)/2\] ok: (\S+) ", out, re.M)
+    assert sorted(model for _, model in done) == MPI_MODELS, out  # each model once
+    assert {rank for rank, _ in done} == {"0", "1"}, out  # by both ranks
+    for _, name in done:
+        study, model = name.split("/")
+        assert (workdir / "results" / study / "models" / model / "metrics.json").is_file()
+
+
+
+def test_two_mpi_ranks_under_srun_pmix(cluster):
+    """srun starts 2 ranks through PMIx (Open MPI, mpi4py): one communicator of size 2."""
+    _need_mpi4py()
     code = ("from mpi4py import MPI; c = MPI.COMM_WORLD; "
             "v = c.allreduce(c.Get_rank() + 1); print(f'rank {c.Get_rank()} of {c.Get_size()} sum {v}')")
     proc = subprocess.run(["srun", "--mpi=pmix", "-n", "2", "--mem=1000", sys.executable, "-c", code],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert sorted(proc.stdout.split("\n")[:2]) == ["rank 0 of 2 sum 3", "rank 1 of 2 sum 3"], proc.stdout
+
+
+def test_train_grid_over_two_ranks_under_srun(cluster, tmp_path):
+    """`srun --mpi=pmix -n 2 --gpus=2 fhnkit train-grid`: SLURM starts both ranks and gives the step
+    its two (fake) GPUs; each rank trains on its own one."""
+    _need_mpi4py()
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(MPI_CONFIG))
+    proc = subprocess.run(["srun", "--mpi=pmix", "-n", "2", "--gpus=2", "--mem=4000", sys.executable, "-m", "fhnkit",
+                           "train-grid", "config.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    _two_ranks_trained_the_grid(proc.stdout, tmp_path)
+    for rank in (0, 1):
+        assert f"[rank {rank}/2] on GPU {rank} (CUDA_VISIBLE_DEVICES={rank})" in proc.stdout, proc.stdout
+
+
+def test_the_mpi_rule_through_the_profile_is_one_slurm_job_of_two_tasks(cluster, tmp_path):
+    """`snakemake --profile profiles/slurm train_grid_mpi`: the data sets as SLURM jobs, then ONE job
+    of 2 tasks (sbatch --ntasks=2) whose ranks srun starts through PMIx (the profile's `mpi`)."""
+    _need_mpi4py()
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(MPI_CONFIG))
+    cmd = [sys.executable, "-m", "snakemake", "--profile", str(PROFILE), "--snakefile", str(REPO / "Snakefile"),
+           "--directory", str(tmp_path), "--configfile", str(tmp_path / "config.yaml"),
+           "--slurm-init-seconds-before-status-checks", "5", "--verbose",
+           "--set-threads", "train_grid_mpi=2", "--", "train_grid_mpi"]  # 2 ranks: the test node has 2 CPUs
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-6000:]
+    calls = [c for c in re.findall(r"^sbatch call: (.*)$", log, re.M) if "--comment rule_train_grid_mpi " in c]
+    assert len(calls) == 1 and "--ntasks=2" in calls[0] and "--mem-per-cpu 2000" in calls[0], calls
+    _two_ranks_trained_the_grid((tmp_path / "logs" / "mpi" / "train_grid.log").read_text(), tmp_path)
