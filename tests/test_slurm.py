@@ -35,7 +35,7 @@ def _cluster_problem() -> str | None:
         return "sinfo is not installed"
     proc = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=30)
     if proc.returncode != 0:
-        return f"sinfo failed: {proc.stderr.strip()}"
+        return f"sinfo failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}"
     states = proc.stdout.split()
     if not any(s.rstrip("*~#") in ("idle", "mixed", "allocated") for s in states):
         return f"no usable node (states: {states})"
