@@ -23,6 +23,7 @@ include: "workflow/rules/resample.smk"
 include: "workflow/rules/compile.smk"
 include: "workflow/rules/benchmark.smk"
 include: "workflow/rules/analyse.smk"
+include: "workflow/rules/cost_sweep.smk"
 
 
 onsuccess:

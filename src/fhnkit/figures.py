@@ -295,3 +295,57 @@ def error_maps(maps: pd.DataFrame, centers: pd.DataFrame, path, title: str) -> P
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return Path(path)
+
+
+# --------------------------------------------------------------------------- architecture cost sweep
+
+def _layer_lines(ax, data: pd.DataFrame, y: str, layer_counts) -> None:
+    """One line (with markers) per layer count of `data[y]` against neurons."""
+    colours = dict(zip(layer_counts, sns.color_palette("viridis", len(layer_counts))))
+    for n, group in data.groupby("layers", sort=True):
+        group = group.sort_values("neurons")
+        ax.plot(group["neurons"], group[y], marker="o", ms=4, color=colours[n],
+                label=f"{n} layer{'s' if n > 1 else ''}")
+
+
+def inference_vs_neurons(timings: pd.DataFrame, path) -> Path:
+    """Median inference time of the reference work vs neuron count, one line per layer count, a panel
+    per build (backend and precision), the Euler solver's median time on the same work as a dotted
+    grey horizontal line. Mirrors thesis Fig. 39 (there: TensorRT only)."""
+    builds = list(dict.fromkeys(timings["build"]))
+    fig, axes = _new_figure(len(builds))
+    layer_counts = sorted(timings["layers"].unique())
+    for ax, name in zip(axes, builds):
+        data = timings[timings["build"] == name]
+        _layer_lines(ax, data, "inference_time_s", layer_counts)
+        solver = float(data["solver_time_s"].median())
+        ax.axhline(solver, color="grey", ls=":", lw=1.5, label=f"Euler solver: {solver:.2g} s")
+        ax.set(xlabel="neurons", ylabel="inference time (s, median)",
+               title=f"{name} ({data['device'].iloc[0]})")
+        ax.set_ylim(bottom=0)
+        ax.legend()
+    if not builds:
+        _empty(axes[0], "no timings")
+    n_sets = int(timings["n_sets"].iloc[0]) if len(timings) else 0
+    fig.suptitle(f"Inference time of untrained networks, {n_sets:,} parameter sets", fontsize="medium")
+    _figure_legend(fig, axes)
+    return _save(fig, path)
+
+
+def compile_speedup(timings: pd.DataFrame, path, labels: dict[str, str] | None = None) -> Path:
+    """Eager-torch time over compiled time vs neuron count, one line per layer count, a panel per
+    compiled build, a grey line at 1 (no gain). `labels` titles the panels by build (e.g. "ONNX
+    Runtime over eager PyTorch (CPU)"). Mirrors thesis Fig. 40 (TensorRT over PyTorch)."""
+    builds = [b for b in dict.fromkeys(timings["build"]) if b != "eager-fp32"]
+    fig, axes = _new_figure(len(builds))
+    layer_counts = sorted(timings["layers"].unique())
+    for ax, name in zip(axes, builds):
+        _layer_lines(ax, timings[timings["build"] == name], "compile_speedup", layer_counts)
+        ax.axhline(1.0, color="grey", ls=":", lw=1.5, label="no speedup")
+        ax.set(xlabel="neurons", ylabel="speedup over eager (median times)",
+               title=(labels or {}).get(name, f"{name} over eager"))
+        ax.legend()
+    if not builds:
+        _empty(axes[0], "only eager torch ran here:\nno compiled backend to compare")
+    _figure_legend(fig, axes)
+    return _save(fig, path)

@@ -122,6 +122,10 @@ def analysis_outputs():
     curves += [f"results/figures/error_maps_{study}.png" for study in resample_studies()]
     if resample_studies():
         tables += ["results/analysis/resampling.csv", "results/analysis/resampling.html"]
+    if config["cost_sweep"]["enabled"]:  # architecture cost sweep (cost_sweep.smk)
+        tables += ["results/cost_sweep/timings.csv"] + [
+            f"results/analysis/cost_anova_{r}.{ext}" for r in ("time", "speedup") for ext in ("csv", "html")]
+        figures += ["results/figures/inference_vs_neurons.png", "results/figures/compile_speedup.png"]
     return ["results/summary.parquet", "results/summary.csv", "results/config.html", *tables, *figures, *curves]
 
 

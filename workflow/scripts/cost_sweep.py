@@ -1,0 +1,15 @@
+"""Snakemake script of rule `cost_sweep`: build and time every architecture of the sweep."""
+
+import logging
+import sys
+
+from fhnkit.config import config_hash
+from fhnkit.cost_sweep import run_sweep, write_sweep
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+config = snakemake.params.config  # noqa: F821
+timings, meta = run_sweep(config)
+logging.info("plan on %s: %s; skipped: %s", meta["device"], meta["builds"], meta["skipped"])
+write_sweep(timings, meta, snakemake.output.parquet, snakemake.output.csv, config_hash(config))  # noqa: F821

@@ -1,0 +1,24 @@
+"""Snakemake script of rule `cost_sweep_analysis`: sweep timings -> eq. 4.3 ANOVAs and Figures 39-40."""
+
+import logging
+import sys
+
+import pandas as pd
+
+from fhnkit import figures
+from fhnkit.artifacts import read_parquet_meta
+from fhnkit.cost_sweep import analysis_tables
+from fhnkit.report_tables import write_table
+
+sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+out, params = snakemake.output, snakemake.params  # noqa: F821
+timings = pd.read_parquet(snakemake.input.timings)  # noqa: F821
+meta = read_parquet_meta(snakemake.input.timings)  # noqa: F821
+tables, labels = analysis_tables(timings, meta, params.sweep, params.bench)
+for name, (table, title, caption) in tables.items():
+    write_table(table, out[f"{name}_csv"], out[f"{name}_html"], title, caption)
+    logging.info("%s: %d rows", name, len(table))
+figures.inference_vs_neurons(timings, out.time_figure)
+figures.compile_speedup(timings, out.speedup_figure, labels)
