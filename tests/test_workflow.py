@@ -6,7 +6,6 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,27 +16,9 @@ from fhnkit.artifacts import read_parquet_meta
 from fhnkit.config import load_config
 from fhnkit.grid import expand_all
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "tests" / "config" / "tiny.yaml"
-
-
-def snakemake(workdir: Path, *args, configfile: Path = TINY, check=True) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
-           str(workdir), "--configfile", str(configfile), *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
-    return proc
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """The tiny config run to the end, then its report; returns the work directory."""
-    workdir = tmp_path_factory.mktemp("tiny")
-    proc = snakemake(workdir, "--cores", "2")
-    snakemake(workdir, "--report", str(workdir / "report.html"))
-    (workdir / "run.log").write_text(proc.stdout + proc.stderr)
-    return workdir
+# REPO, TINY, snakemake() and the session fixture tiny_run live in conftest.py (shared with
+# test_report_browser.py, so that one tiny run serves both).
+from conftest import REPO, TINY, snakemake
 
 
 @pytest.mark.slow
