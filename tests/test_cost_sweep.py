@@ -11,9 +11,11 @@ import yaml
 from statsmodels.stats.anova import anova_lm
 
 from fhnkit import figures
+from fhnkit.artifacts import read_parquet_meta
 from fhnkit.config import validate_config
 from fhnkit.cost_sweep import (SPEEDUP_FORMULA, TIME_FORMULA, TIMING_COLUMNS, analysis_tables, backend_label,
-                               cost_anova, make_network, run_sweep, sweep_bench, sweep_grid, sweep_settings)
+                               cost_anova, make_network, run_sweep, sweep_bench, sweep_grid, sweep_settings,
+                               write_sweep)
 from fhnkit.mlp import n_params
 
 from conftest import TINY  # the tiny config of the session fixture tiny_run (conftest.py)
@@ -97,6 +99,16 @@ def test_timing_table_has_one_row_per_architecture_and_build(swept):
                                                                                    timings["layers"])]).all()
 
 
+def test_write_sweep_keeps_the_plan_with_the_table(swept, tmp_path):
+    timings, meta = swept
+    write_sweep(timings, meta, tmp_path / "t.parquet", tmp_path / "t.csv", tmp_path / "t.html", "abc")
+    assert pd.read_parquet(tmp_path / "t.parquet").equals(timings)
+    assert len(pd.read_csv(tmp_path / "t.csv")) == len(timings)
+    stored = read_parquet_meta(tmp_path / "t.parquet")
+    assert stored["builds"] == meta["builds"] and stored["skipped"] == meta["skipped"]
+    assert stored["config_hash"] == "abc" and "<table" in (tmp_path / "t.html").read_text()
+
+
 def synthetic_timings(seed: int = 0) -> pd.DataFrame:
     """25 architectures x (eager, ONNX): time linear in neurons plus a per-layer cost, noisy."""
     rng = np.random.default_rng(seed)
@@ -172,6 +184,8 @@ def test_tiny_run_writes_the_sweep_its_anovas_and_figures(tiny_run):
     results = tiny_run / "results"
     timings = pd.read_csv(results / "cost_sweep" / "timings.csv")
     parquet = pd.read_parquet(results / "cost_sweep" / "timings.parquet")
+    meta = read_parquet_meta(results / "cost_sweep" / "timings.parquet")
+    assert set(meta["builds"]) == set(timings["build"]) and meta["config_hash"] and meta["versions"]
     builds = sorted(set(timings["build"]))
     assert "eager-fp32" in builds and len(parquet) == len(timings)
     assert len(timings) == len(sweep["widths"]) * len(sweep["layers"]) * len(builds)
@@ -187,6 +201,6 @@ def test_tiny_run_writes_the_sweep_its_anovas_and_figures(tiny_run):
         assert data.startswith(PNG) and len(data) > 10_000, name
     html = (tiny_run / "report.html").read_text()
     for name in ("inference_vs_neurons.png", "compile_speedup.png", "cost_anova_time.html",
-                 "cost_anova_speedup.html", "timings.csv"):
+                 "cost_anova_speedup.html", "timings.html"):
         assert name in html, name
     assert (tiny_run / "logs" / "cost_sweep" / "sweep.log").is_file()

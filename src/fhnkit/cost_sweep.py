@@ -241,14 +241,20 @@ def analysis_tables(timings: pd.DataFrame, meta: dict, sweep: dict, bench: dict)
     }, labels
 
 
-def write_sweep(timings: pd.DataFrame, meta: dict, parquet_path, csv_path, config_hash: str | None = None) -> None:
+def write_sweep(timings: pd.DataFrame, meta: dict, parquet_path, csv_path, html_path,
+                config_hash: str | None = None) -> None:
     """The timing table as Parquet (the plan, skipped backends, config hash and versions in its
-    metadata, `fhnkit.artifacts.read_parquet_meta`) and as CSV."""
+    metadata, `fhnkit.artifacts.read_parquet_meta`), as CSV and as a report page."""
     from .artifacts import versions, write_parquet
+    from .report_tables import write_table
 
     write_parquet(timings, parquet_path, {**meta, "config_hash": config_hash, "versions": versions()})
-    Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
-    timings.to_csv(csv_path, index=False)
+    skipped = "; ".join(f"{k}: {v}" for k, v in (meta.get("skipped") or {}).items())
+    caption = ("One row per untrained network (width x layers) and build (backend-precision). Times in seconds "
+               "for the whole work, median over repeats (*_iqr_s: interquartile range); compile_speedup = eager "
+               "fp32 time / the build's time; speedup = Euler solver time / the build's time."
+               + (f" Not built here: {skipped}." if skipped else ""))
+    write_table(timings, csv_path, html_path, "Architecture cost sweep: timings (thesis 4.4)", caption)
 
 
 __all__ = ["TIMING_COLUMNS", "TIME_FORMULA", "SPEEDUP_FORMULA", "ANOVA_TYPE", "NOT_ESTIMABLE", "sweep_grid",

@@ -123,7 +123,7 @@ def analysis_outputs():
     if resample_studies():
         tables += ["results/analysis/resampling.csv", "results/analysis/resampling.html"]
     if config["cost_sweep"]["enabled"]:  # architecture cost sweep (cost_sweep.smk)
-        tables += ["results/cost_sweep/timings.csv"] + [
+        tables += ["results/cost_sweep/timings.csv", "results/cost_sweep/timings.html"] + [
             f"results/analysis/cost_anova_{r}.{ext}" for r in ("time", "speedup") for ext in ("csv", "html")]
         figures += ["results/figures/inference_vs_neurons.png", "results/figures/compile_speedup.png"]
     return ["results/summary.parquet", "results/summary.csv", "results/config.html", *tables, *figures, *curves]

@@ -7,11 +7,12 @@
 rule cost_sweep:
     output:
         parquet="results/cost_sweep/timings.parquet",
-        csv=report(
-            "results/cost_sweep/timings.csv",
+        csv="results/cost_sweep/timings.csv",
+        html=report(
+            "results/cost_sweep/timings.html",
             caption="../report/cost_sweep_timings.rst",
             category="Tables",
-            labels={"table": "Cost sweep timings", "format": "CSV (download)"},
+            labels={"table": "Cost sweep timings", "format": "HTML"},
         ),
     params:
         config={key: config[key] for key in ("seed", "model", "benchmark", "compile", "cost_sweep")},

@@ -12,4 +12,5 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 config = snakemake.params.config  # noqa: F821
 timings, meta = run_sweep(config)
 logging.info("plan on %s: %s; skipped: %s", meta["device"], meta["builds"], meta["skipped"])
-write_sweep(timings, meta, snakemake.output.parquet, snakemake.output.csv, config_hash(config))  # noqa: F821
+out = snakemake.output  # noqa: F821
+write_sweep(timings, meta, out.parquet, out.csv, out.html, config_hash(config))
