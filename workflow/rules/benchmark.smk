@@ -18,7 +18,7 @@ rule benchmark:
         fhn=config["model"],
         seed=config["seed"],
         compile=config["compile"],
-    threads: lambda wildcards: workflow.cores
+    threads: every_core
     log:
         "logs/{study}/benchmark.log",
     script:

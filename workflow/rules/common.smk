@@ -29,6 +29,17 @@ wildcard_constraints:
     chunk="chunk_[0-9]+",
 
 
+def every_core(wildcards=None):
+    """All the cores Snakemake was given, for a job that must run alone (1 where no --cores is given,
+    as in `snakemake --report`, which builds the DAG but runs nothing)."""
+    from snakemake.exceptions import WorkflowError
+
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return 1
+
+
 def model_path(study, model, name):
     return f"results/{study}/models/{model}/{name}"
 

@@ -16,7 +16,7 @@ rule cost_sweep:
         ),
     params:
         config={key: config[key] for key in ("seed", "model", "benchmark", "compile", "cost_sweep")},
-    threads: lambda wildcards: workflow.cores
+    threads: every_core
     resources:
         gpu=0 if config["compile"]["device"] == "cpu" else 1,
     log:

@@ -34,7 +34,7 @@ rule train_grid_mpi:
         touch("results/mpi/train_grid.done"),
     params:
         python=sys.executable,  # the environment Snakemake runs in, where fhnkit is installed
-    threads: workflow.cores
+    threads: every_core
     resources:
         mpi="mpiexec",
         tasks=lambda wildcards, threads: threads,
