@@ -91,13 +91,16 @@ def _figure_legend(fig, axes) -> None:
 
 
 def _log_axis(ax, which: str) -> None:
-    """Log scale on axis `which` ("x"/"y"), labelled at powers of ten, at least a decade wide."""
+    """Log scale on axis `which` ("x"/"y"), at least a decade wide; labelled at powers of ten, and also at
+    2 and 5 times them (matplotlib's minor labels) when it spans less than two decades."""
     ax.set(**{f"{which}scale": "log"})
-    getattr(ax, f"{which}axis").set_minor_formatter(NullFormatter())
     lo, hi = getattr(ax, f"get_{which}lim")()
     if hi / lo < 10:
         centre = np.sqrt(lo * hi)
-        ax.set(**{f"{which}lim": (centre / np.sqrt(10), centre * np.sqrt(10))})
+        lo, hi = centre / np.sqrt(10), centre * np.sqrt(10)
+        ax.set(**{f"{which}lim": (lo, hi)})
+    if hi / lo > 100:
+        getattr(ax, f"{which}axis").set_minor_formatter(NullFormatter())
 
 
 def _dodge(data: pd.DataFrame) -> pd.Series:

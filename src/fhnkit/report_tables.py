@@ -19,12 +19,18 @@ _CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
 h1 { font-size: 1.25em; }
 p.caption { max-width: 60em; color: #444; }
-table { border-collapse: collapse; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
-th { background: #f0f0f0; }
+div.scroll { overflow-x: auto; }
+table { border-collapse: collapse; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f0f0f0; overflow-wrap: anywhere; }
 tr:nth-child(even) td { background: #fafafa; }
-td:first-child, th:first-child { text-align: left; }
 """
+
+
+def _numeric_css(df: pd.DataFrame) -> str:
+    """Right-align the number columns (text columns, such as notes and formulas, stay left-aligned)."""
+    return "".join(f"td:nth-child({i}), th:nth-child({i}) {{ text-align: right; }}\n"
+                   for i, col in enumerate(df.columns, start=1) if pd.api.types.is_numeric_dtype(df[col]))
 
 
 def _format_cell(value) -> str:
@@ -47,9 +53,9 @@ def write_table(df: pd.DataFrame, csv_path, html_path, title: str, caption: str)
     if df.empty:
         table += "\n<p><em>No rows: nothing in the results fits this analysis.</em></p>"
     page = (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
-            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n"
+            f"<title>{html.escape(title)}</title><style>{_CSS}{_numeric_css(df)}</style></head>\n<body>\n"
             f"<h1>{html.escape(title)}</h1>\n<p class='caption'>{html.escape(caption)}</p>\n"
-            f"{table}\n</body></html>\n")
+            f"<div class='scroll'>{table}</div>\n</body></html>\n")
     Path(html_path).write_text(page, encoding="utf-8")
 
 
