@@ -70,8 +70,8 @@ def test_analysis_tables_and_figures(tiny_run):
     anova = pd.read_csv(tiny_run / "results" / "analysis" / "shape_anova.csv")
     assert set(anova["study"]) >= {"A_scarce", "B_S"}
     figures = sorted(p.name for p in (tiny_run / "results" / "figures").glob("*.png"))
-    assert figures == ["accuracy_vs_neurons.png", "error_maps_B_S.png", "error_maps_C.png",
-                       "error_vs_inference.png", "rollout_C.png",
+    assert figures == ["accuracy_vs_neurons.png", "compile_speedup.png", "error_maps_B_S.png", "error_maps_C.png",
+                       "error_vs_inference.png", "inference_vs_neurons.png", "rollout_C.png",
                        "training_curves_A_scarce.png", "training_curves_B_S.png", "training_curves_C.png",
                        "training_curves_diverges.png"]
 
