@@ -45,10 +45,11 @@ install_packages() {
     if [ ! -e "$policy" ]; then
         printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && added_policy=1
     fi
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    local rc=0
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null; } || rc=$?
     [ "$added_policy" = 1 ] && rm -f "$policy"
-    return 0
+    [ $rc -eq 0 ] || { log "apt-get failed ($rc)"; exit $rc; }
 }
 
 pid_of() {  # the PID recorded for daemon $1 if that process is alive and is that daemon, else empty

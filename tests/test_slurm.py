@@ -54,7 +54,7 @@ def cluster():
 
 def _small_config(tmp: Path) -> Path:
     """tiny.yaml reduced to its study A_scarce: 2 data sets, 4 trained models (DDNN and PINN, 1 and 2
-    layers), 1 benchmark, the analysis and the report; 11 SLURM jobs."""
+    layers), their builds, 1 benchmark, the analysis and the report."""
     config = yaml.safe_load(TINY.read_text())
     config["studies"] = {"A_scarce": config["studies"]["A_scarce"]}
     path = tmp / "slurm.yaml"
@@ -71,9 +71,24 @@ def _submitted(log: str) -> dict[str, list[str]]:
     return jobs
 
 
+def _job_stats(dry_run_output: str) -> dict[str, int]:
+    """{rule: number of jobs} from the `Job stats` table of a dry run."""
+    table = dry_run_output[dry_run_output.index("Job stats:"):]
+    counts = dict((m.group(1), int(m.group(2))) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M))
+    counts.pop("total", None)
+    return counts
+
+
+# rules that ask for a GPU with this config (the profile's benchmark; train with device auto) and
+# rules that never do
+GPU_RULES = {"train", "benchmark"}
+CPU_RULES = {"dataset", "summarise", "analyse", "figures", "config_page"}
+
+
 @pytest.fixture(scope="module")
 def slurm_run(cluster, tmp_path_factory):
-    """The small config run through the SLURM profile, then its report; returns (workdir, log)."""
+    """The small config run through the SLURM profile, then its report; returns (workdir, log, the jobs
+    that the dry run planned to submit: {rule: count})."""
     workdir = tmp_path_factory.mktemp("slurm")
     config = _small_config(workdir)
     cmd = [sys.executable, "-m", "snakemake", "--profile", str(PROFILE), "--snakefile", str(REPO / "Snakefile"),
@@ -82,6 +97,9 @@ def slurm_run(cluster, tmp_path_factory):
            # the SLURM log of every job, not only of failed ones
            "--slurm-init-seconds-before-status-checks", "5", "--slurm-keep-successful-logs",
            "--verbose"]  # logs each sbatch call
+    dry = subprocess.run([*cmd, "--dry-run"], capture_output=True, text=True, timeout=300)
+    assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
+    planned = _job_stats(dry.stdout)
     start = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
     log = proc.stdout + proc.stderr
@@ -97,16 +115,17 @@ def slurm_run(cluster, tmp_path_factory):
                              "--directory", str(workdir), "--configfile", str(config),
                              "--report", str(workdir / "report.html")], capture_output=True, text=True, timeout=600)
     assert report.returncode == 0, report.stderr[-4000:]
-    return workdir, log
+    local = set(re.findall(r"^localrule (\w+):", log, re.M))  # run by Snakemake itself (`all`)
+    return workdir, log, {rule: n for rule, n in planned.items() if rule not in local}
 
 
 def test_every_job_went_through_slurm(slurm_run):
-    workdir, log = slurm_run
+    workdir, log, planned = slurm_run
     jobs = _submitted(log)
     counts = {rule: len(ids) for rule, ids in jobs.items()}
-    # every job of the DAG, each submitted once (no retry was needed)
-    assert counts == {"dataset": 2, "train": 4, "benchmark": 1, "summarise": 1, "analyse": 1, "figures": 1,
-                      "config_page": 1}, counts
+    # every job of the DAG (all but the local target rule), each submitted once (no retry needed)
+    assert counts == planned, (counts, planned)
+    assert {"dataset", "train", "benchmark", "summarise", "analyse", "figures"} <= set(counts)
     ids = [int(i) for ids in jobs.values() for i in ids]
     assert len(set(ids)) == len(ids)
     # SLURM's log of each job (sbatch --output) holds that job's Snakemake run of the rule
@@ -116,49 +135,54 @@ def test_every_job_went_through_slurm(slurm_run):
             assert len(logs) == 1, (rule, job_id)
             text = logs[0].read_text()
             assert f"rule {rule}:" in text and "1 of 1 steps (100%) done" in text, text[-2000:]
-    assert "Nothing to be done" not in log
+
+
+def _sbatch_calls(log: str) -> list[tuple[str, str]]:
+    """[(rule, sbatch command line)] of every submission, from the --verbose log."""
+    calls = re.findall(r"^sbatch call: (.*)$", log, re.M)
+    return [(re.search(r"--comment '?rule_([a-z_]+?)(_wildcards|'| )", c).group(1), c) for c in calls]
 
 
 def test_sbatch_calls_run_this_python_and_ask_gpus_for_gpu_rules(slurm_run):
     """Each job runs `python -m snakemake` with this Python (the one Snakemake runs in: CI's virtual
     environment); GPUs are asked with --gpus (Snakemake's gpu resource), never --gres."""
-    _, log = slurm_run
-    calls = re.findall(r"^sbatch call: (.*)$", log, re.M)
-    assert len(calls) == 11, len(calls)
-    for call in calls:
-        rule = re.search(r"--comment '?rule_([a-z_]+?)(_wildcards|'| )", call).group(1)
+    _, log, planned = slurm_run
+    calls = _sbatch_calls(log)
+    assert len(calls) == sum(planned.values())
+    for rule, call in calls:
         assert f'--wrap="{sys.executable} -m snakemake' in call, call[:1000]
-        assert ("--gpus=1" in call) == (rule in ("train", "benchmark")), (rule, call[:1000])
         assert "--gres" not in call
+        if rule in GPU_RULES:
+            assert "--gpus=1" in call, (rule, call[:1000])
+        if rule in CPU_RULES:
+            assert "--gpus" not in call, (rule, call[:1000])
 
 
 def test_gpu_jobs_got_a_gpu_from_slurm(slurm_run):
-    """train and benchmark ask for gpu=1 (profile): SLURM allocated one of the node's GPUs to each
-    and said which in CUDA_VISIBLE_DEVICES, which the training log records."""
-    workdir, log = slurm_run
+    """Jobs that asked for a GPU got one of the node's GPUs from SLURM, which said which in
+    CUDA_VISIBLE_DEVICES (the training log records it); SLURM's record shows what each job asked."""
+    workdir, log, _ = slurm_run
     jobs = _submitted(log)
-    for rule in ("train", "benchmark"):
-        for job_id in jobs[rule]:
-            text = next((workdir / ".snakemake" / "slurm_logs").glob(f"rule_{rule}/**/{job_id}.log")).read_text()
-            assert re.search(r"resources: .*\bgpu=1\b", text), text[-2000:]
     for train_log in (workdir / "logs" / "A_scarce" / "train").glob("*.log"):
         assert re.search(r"CUDA_VISIBLE_DEVICES=[01]\b", train_log.read_text()), train_log
-    # SLURM's own record of the jobs it still remembers (MinJobAge = 300 s): GPU jobs asked for one
+    gpu_rules = {rule for rule, c in _sbatch_calls(log) if "--gpus=1" in c}
+    assert GPU_RULES <= gpu_rules and not gpu_rules & CPU_RULES, gpu_rules
+    # SLURM's own record of the jobs it still remembers (MinJobAge = 300 s)
     remembered = {}
     for job_id in [i for ids in jobs.values() for i in ids]:
         proc = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True)
         if proc.returncode == 0:
-            remembered[job_id] = re.search(r"\bTresPerJob=(\S*)", proc.stdout)
+            tres = re.search(r"\bTresPerJob=(\S*)", proc.stdout)
+            remembered[job_id] = tres.group(1) if tres else ""
     assert jobs["benchmark"][0] in remembered, "the last GPU job is already gone from slurmctld"
     for rule, job_ids in jobs.items():
         for job_id in job_ids:
             if job_id in remembered:
-                tres = remembered[job_id].group(1) if remembered[job_id] else ""
-                assert ("gpu:1" in tres) == (rule in ("train", "benchmark")), (rule, job_id, tres)
+                assert ("gpu:1" in remembered[job_id]) == (rule in gpu_rules), (rule, job_id, remembered[job_id])
 
 
 def test_the_workflow_reached_the_report(slurm_run):
-    workdir, _ = slurm_run
+    workdir, _, _ = slurm_run
     for name in ("results/A_scarce/benchmark.json", "results/summary.csv", "results/analysis/ttest_pinn_ddnn.csv",
                  "results/figures/accuracy_vs_neurons.png"):
         assert (workdir / name).is_file(), name
