@@ -102,7 +102,9 @@ def analysis_tables(summary: pd.DataFrame, neuron_threshold: int = 120,
             "window; median_march_err: for studies with marching, the same network reused window after "
             "window (its state at the window's end is the next initial state) up to the marching horizon "
             "(thesis 3.4.1 and Table 7). Compare a small-window study's march error with the error of "
-            "the study trained on the whole domain."),
+            "the study trained on the whole domain. windows > 1: one network per window, trained together "
+            "with the continuity term (eq. 3.20); median_jump_err: median over those models of the mean "
+            "|dU| + |dW| between neighbouring windows' networks at the interfaces."),
         "failed_models": (
             failed_models(summary), "Models whose training failed",
             "Models whose loss became NaN or infinite: training stopped at the iteration shown and the "
