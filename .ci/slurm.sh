@@ -6,6 +6,10 @@
 #   sudo .ci/slurm.sh down    # cancel the jobs, stop every daemon this script started (by PID)
 #   .ci/slurm.sh status       # 0 when the cluster is up and the node answers
 #
+# Several users of one cluster (two CI runs on one machine): each sets FHNKIT_SLURM_LEASE to a PID
+# that lives as long as it needs the cluster (.ci/run: its own); `up` reuses a running cluster and
+# records the lease, `down` drops it and stops the cluster only when no live lease is left.
+#
 # What it sets up: /etc/slurm/slurm.conf and gres.conf (SLURM's default place: Snakemake's SLURM
 # plugin drops SLURM_CONF from the environment of the job steps it starts, so a config elsewhere
 # is not found inside jobs; the script refuses to overwrite files it did not write, and `down`
@@ -30,7 +34,24 @@ CONF="$ETC/slurm.conf"
 MARK="# Written by .ci/slurm.sh"
 unset SLURM_CONF
 
+LEASE=${FHNKIT_SLURM_LEASE:-}
+
 log() { echo "slurm.sh: $*" >&2; }
+
+lock() { mkdir -p "$DIR" && exec 9>"$DIR/lock" && flock 9; }  # one up/down at a time
+
+live_leases() {  # PIDs of the other users that still hold the cluster (dead ones are dropped)
+    local f
+    for f in "$DIR"/leases/*; do
+        [ -e "$f" ] || continue
+        # alive and not a zombie (state Z: ended, not yet reaped)
+        if [ -r "/proc/${f##*/}/stat" ] && [ "$(cut -d' ' -f3 "/proc/${f##*/}/stat")" != Z ]; then
+            echo "${f##*/}"
+        else
+            rm -f "$f"
+        fi
+    done
+}
 
 # ---------------------------------------------------------------------------------------------
 install_packages() {
@@ -144,7 +165,7 @@ start_munged() {
     }
     munged --force --socket="$DIR/munge/munge.socket" --key-file="$DIR/munge/munge.key" \
         --pid-file="$DIR/run/munged.pid" --log-file="$DIR/log/munged.log" \
-        --seed-file="$DIR/munge/munged.seed" </dev/null >>"$DIR/log/munged.out" 2>&1 ||
+        --seed-file="$DIR/munge/munged.seed" </dev/null >>"$DIR/log/munged.out" 2>&1 9>&- ||
         failed munged
 }
 
@@ -169,6 +190,7 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
 }
 
 node_is_idle() { [ "$(node_state)" = idle ]; }
+node_is_usable() { case "$(node_state)" in idle | mixed | allocated) return 0 ;; *) return 1 ;; esac; }
 pidfile_alive() { [ -n "$(pid_of "$1")" ]; }
 
 up() {
@@ -176,8 +198,10 @@ up() {
     local start=$SECONDS
     install_packages
     local t_install=$((SECONDS - start))
-    if [ -n "$(pid_of slurmctld)" ] && [ -n "$(pid_of slurmd)" ] && node_is_idle; then
-        log "already up ($CONF)"
+    lock
+    if [ -n "$LEASE" ]; then mkdir -p "$DIR/leases" && touch "$DIR/leases/$LEASE"; fi
+    if [ -n "$(pid_of slurmctld)" ] && [ -n "$(pid_of slurmd)" ] && node_is_usable; then
+        log "already up ($CONF), node $(node_state); leases: $(live_leases | tr '\n' ' ')"
         return 0
     fi
     down_daemons quiet
@@ -186,9 +210,10 @@ up() {
     start_munged
     wait_for 10 munged pidfile_alive munged
     # -i: ignore any state left by an earlier cluster in this directory.
-    slurmctld -i </dev/null >>"$DIR/log/slurmctld.out" 2>&1 || failed slurmctld
+    # 9>&-: the daemons must not inherit the lock of this script (see lock)
+    slurmctld -i </dev/null >>"$DIR/log/slurmctld.out" 2>&1 9>&- || failed slurmctld
     wait_for 30 slurmctld pidfile_alive slurmctld
-    slurmd </dev/null >>"$DIR/log/slurmd.out" 2>&1 || failed slurmd
+    slurmd </dev/null >>"$DIR/log/slurmd.out" 2>&1 9>&- || failed slurmd
     wait_for 30 slurmd pidfile_alive slurmd
     if ! wait_for 60 "node $(hostname -s) to be idle" node_is_idle; then
         sinfo -N -l >&2 || true
@@ -218,6 +243,14 @@ down_daemons() {  # stop the daemons this script started, by the PIDs they recor
 }
 
 down() {
+    lock
+    [ -n "$LEASE" ] && rm -f "$DIR/leases/$LEASE"
+    local others
+    others=$(live_leases | tr '\n' ' ')
+    if [ -n "${others// /}" ]; then
+        log "still used by PID(s) $others(FHNKIT_SLURM_LEASE): left running"
+        return 0
+    fi
     if [ -n "$(pid_of slurmctld)" ]; then
         # Cancel what is still queued or running, so no job step outlives the cluster.
         local jobs
