@@ -114,20 +114,25 @@ def _eager(model, precision: str, device: str) -> Callable:
 
 
 def _onnx(model, device: str, directory: Path, threads: int) -> tuple[Callable, str]:
-    import onnxruntime as ort
-
     path = directory / "model.onnx"
     example = torch.zeros((8, len(model.spec["inputs"])))
     with warnings.catch_warnings():  # the TorchScript exporter (no onnxscript needed) warns it is legacy
         warnings.simplefilter("ignore")
         torch.onnx.export(model.cpu().eval(), (example,), str(path), input_names=["x"], output_names=["y"],
                           dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
+    return _onnx_session(model, path, device, threads), str(path)
+
+
+def _onnx_session(model, path: Path, device: str, threads: int) -> Callable:
+    """An ONNX Runtime session of the graph at `path`, as a callable on torch tensors."""
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     providers = ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
     session = ort.InferenceSession(str(path), options, providers=providers)
     if device == "cpu":
-        return (lambda x: torch.from_numpy(session.run(None, {"x": x.numpy()})[0])), str(path)
+        return lambda x: torch.from_numpy(session.run(None, {"x": x.numpy()})[0])
 
     def on_gpu(x):  # bind torch's device buffers: no host round trip in the timed work
         x = x.contiguous()
@@ -137,7 +142,7 @@ def _onnx(model, device: str, directory: Path, threads: int) -> tuple[Callable, 
         binding.bind_output("y", "cuda", 0, np.float32, tuple(y.shape), y.data_ptr())
         session.run_with_iobinding(binding)
         return y
-    return on_gpu, str(path)
+    return on_gpu
 
 
 def _tensorrt(model, precision: str, directory: Path, max_batch: int) -> tuple[Callable, str]:
@@ -233,8 +238,8 @@ def compile_model(model_dir, val_path, out_dir, settings: dict, device: str | No
 
 
 def load_builds(model, record: dict, directory, settings: dict) -> list[CompiledModel]:
-    """The builds of a compiled.json, ready to run: ONNX graphs and TensorRT programs from their files,
-    torch.compile and eager rebuilt around `model`."""
+    """The builds of a compiled.json, ready to run: ONNX graphs and TensorRT programs from the files the
+    compile job wrote and checked, torch.compile and eager rebuilt around `model`."""
     directory, out = Path(directory), []
     for entry in record["builds"]:
         backend, precision, device = entry["backend"], entry["precision"], entry["device"]
@@ -243,7 +248,10 @@ def load_builds(model, record: dict, directory, settings: dict) -> list[Compiled
 
             program = torch_tensorrt.load(str(directory / entry["artifact"])).module()
             out.append(CompiledModel(backend, precision, device, program, entry["artifact"]))
-        else:  # cheap to rebuild: an ONNX export takes well under a second
+        elif backend == "onnxruntime":
+            run = _onnx_session(model, directory / entry["artifact"], device, settings["threads"])
+            out.append(CompiledModel(backend, precision, device, run, entry["artifact"]))
+        else:
             out.append(build(model, backend, precision, device, directory, settings["max_batch"],
                              settings["threads"]))
     return out
