@@ -12,13 +12,15 @@ import torch
 
 import fhnkit.bench as bench_mod
 import fhnkit.solver_bench as solver_bench
-from fhnkit.bench import CHUNK_CANDIDATES, benchmark_model, choose_chunk, network_inputs, reference_sets
+from fhnkit import roofline
+from fhnkit.bench import (CHUNK_CANDIDATES, benchmark_model, benchmark_sizes, choose_chunk, chunk_candidates,
+                          network_inputs, reference_sets, solver_call)
 from fhnkit.config import validate_config
 from fhnkit.grid import expand_study
 from fhnkit.mlp import MLP, make_spec
 from fhnkit.model import FHNParams
 from fhnkit.problems import input_bounds, input_columns
-from fhnkit.timing import summarise, time_interleaved
+from fhnkit.timing import clock_for, summarise, time_interleaved
 
 
 @pytest.fixture(autouse=True)
@@ -81,6 +83,21 @@ def test_call_order_alternates_each_repeat():
 def test_timings_measure_the_callable():
     out = time_interleaved({"sleep": lambda: time.sleep(0.02), "noop": lambda: None}, repeats=3, warmup=0)
     assert out["sleep"]["min"] >= 0.019 and out["noop"]["median"] < 0.01
+    assert out["sleep"]["clock"] == out["noop"]["clock"] == "perf_counter"
+
+
+def test_each_device_has_its_clock():
+    assert clock_for("cpu") == "perf_counter" and clock_for("cuda") == "cuda_events"
+    with pytest.raises(KeyError):
+        time_interleaved({"a": lambda: None}, repeats=1, warmup=0, clocks={"a": "sundial"})
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA events need a GPU")
+def test_cuda_events_time_queued_kernels():
+    x = torch.rand(4096, 4096, device="cuda")
+    out = time_interleaved({"mm": lambda: x @ x, "none": lambda: None}, repeats=3, warmup=1,
+                           clocks={"mm": "cuda_events", "none": "cuda_events"})
+    assert out["mm"]["clock"] == "cuda_events" and out["mm"]["median"] > out["none"]["median"]
 
 
 # --------------------------------------------------------------------------- reference work
@@ -135,6 +152,41 @@ def test_network_inputs_layout():
         np.testing.assert_array_equal(rows[:, 0], times)
         for j, col in enumerate(("U0", "W0", "K"), start=1):
             np.testing.assert_allclose(rows[:, j], sets[col][i], rtol=1e-7)
+
+
+def test_chunk_candidates_respect_the_work_and_an_engine_limit():
+    assert chunk_candidates(40000) == [1 << 14, 40000]
+    assert chunk_candidates(160_000_000) == list(CHUNK_CANDIDATES)  # 16M sets x 10 points on a GPU
+    assert chunk_candidates(160_000_000, max_chunk=1 << 20) == [1 << 14, 1 << 16, 1 << 18, 1 << 20]
+    assert chunk_candidates(100) == [100]
+
+
+def test_choose_chunk_leaves_out_chunks_that_run_out_of_memory():
+    x = torch.rand(1 << 17, 3)
+
+    def call(chunk):
+        def run():
+            if chunk > 1 << 15:
+                raise torch.OutOfMemoryError("CUDA out of memory (as a device raises it)")
+        return run
+    chunk, search = choose_chunk(None, x, call=call)
+    assert chunk == 1 << 14 and set(search) == {1 << 14}
+    with pytest.raises(RuntimeError, match="fits in device memory"):
+        choose_chunk(None, torch.rand(1 << 17, 3), call=lambda c: call(1 << 20))
+
+
+def test_benchmark_sizes_per_device():
+    bench = {"n_sets": 1000, "gpu_n_sets": [16_000_000, 32_000_000, 64_000_000]}
+    assert benchmark_sizes(bench, "cpu") == [1000]
+    assert benchmark_sizes(bench, "cuda") == [16_000_000, 32_000_000, 64_000_000]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="tests the fallback where CuPy cannot run the kernel")
+def test_solver_beside_a_gpu_network_falls_back_to_the_cpu_with_the_reason():
+    cfg, settings = settings_of("B")
+    run, info = solver_call(reference_sets(settings, 100, seed=0), FHNParams(), cfg["benchmark"], "cuda")
+    assert info["backend"] == "numba" and info["device"] == "cpu" and info["why_not_cuda"]
+    run()
 
 
 def test_choose_chunk_searches_candidates():
@@ -196,6 +248,23 @@ def test_benchmark_model_same_work_on_both_sides(problem, monkeypatch):
     assert rec["solver"]["precision"] == "float32" and rec["threads"] == 1
     json.loads(json.dumps(rec))  # JSON-able
 
+    # throughput and rooflines of both sides, from the same medians
+    (size,) = rec["sizes"]
+    assert size["n_sets"] == n_sets and size["peaks"]["kind"] == "cpu"
+    net = size["builds"]["eager-fp32"]
+    t_net, t_sol = rec["inference_time_s"]["median"], rec["solver_time_s"]["median"]
+    assert net["outputs_per_s"] == pytest.approx(n_sets * n_points / t_net)
+    assert rec["solver"]["outputs_per_s"] == pytest.approx(n_sets * n_points / t_sol)
+    flops = n_sets * n_points * roofline.mlp_flops(tiny_model(settings).spec)
+    assert net["flops"] == flops and net["bytes"] == 4 * n_sets * n_points * (len(input_columns(settings)) + 2)
+    assert net["bandwidth_fraction"] == pytest.approx(net["bytes"] / t_net / size["peaks"]["bandwidth_Bps"])
+    assert rec["solver"]["bandwidth_fraction"] == pytest.approx(
+        roofline.work(n_sets, 100, n_points, 4)[0] / t_sol / size["peaks"]["bandwidth_Bps"])
+    if size["peaks"].get("float32_flops"):
+        assert 0 < net["compute_fraction"] < 1 and 0 < rec["solver"]["compute_fraction"] < 1
+    assert rec["network_roofline"]["outputs_per_s"] == net["outputs_per_s"]
+    assert net["time_s"]["clock"] == rec["solver_time_s"]["clock"] == "perf_counter"
+
 
 def test_benchmark_reference_sets_problem_a(monkeypatch):
     cfg, settings = settings_of("A", initial_state=[0.5, 0.0])
@@ -212,3 +281,27 @@ def test_benchmark_reference_sets_problem_a(monkeypatch):
     (sets,) = seen
     assert sets["U0"].shape == (1000,)
     assert (sets["U0"] == 0.5).all() and (sets["W0"] == 0.0).all() and (sets["I_app"] == 0.0).all()
+
+
+def test_benchmark_table_and_summary_rows_carry_throughput_and_rooflines(tmp_path):
+    from fhnkit.analysis import _bench_row
+    from fhnkit.bench_table import BENCHMARK_COLUMNS, benchmark_table
+
+    cfg, settings = settings_of("B")
+    bench = cfg["benchmark"] | {"n_sets": 300, "repeats": 2}
+    rec = benchmark_model(tiny_model(settings), settings, FHNParams(), bench, 2026, "S")
+    rec.update(study="S", model="tanh8x2")
+    path = tmp_path / "benchmark.json"
+    path.write_text(json.dumps({"study": "S", "models": [rec, rec | {"model": "other", "sizes": []}]}))
+    table = benchmark_table([path])
+    assert list(table.columns) == BENCHMARK_COLUMNS and len(table) == 1  # a record without sizes adds no row
+    row = table.iloc[0]
+    assert (row["study"], row["model"], row["n_sets"], row["build"]) == ("S", "tanh8x2", 300, "eager-fp32")
+    assert row["network_time_s"] == rec["inference_time_s"]["median"]
+    assert row["speedup"] == pytest.approx(row["solver_time_s"] / row["network_time_s"])
+    assert row["solver"] == "numba (cpu)" and row["clock"] == "perf_counter"
+    assert row["network_outputs_per_s"] == pytest.approx(3000 / row["network_time_s"])
+    assert "CPU threads" in row["peaks"] and "triad" in row["peaks"]
+    summary = _bench_row(rec)
+    assert summary["network_outputs_per_s"] == row["network_outputs_per_s"]
+    assert summary["solver_bandwidth_fraction"] == row["solver_bandwidth_fraction"] > 0

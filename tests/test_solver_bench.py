@@ -93,3 +93,34 @@ def test_gpu_peaks_from_device_attributes():
     assert peaks["bandwidth_Bps"] == pytest.approx(2 * 2.619e9 * 640)
     assert peaks["float32_flops"] == pytest.approx(2 * 132 * 128 * 1.98e9)
     assert peaks["float64_flops"] == pytest.approx(peaks["float32_flops"] / 2)
+    # dense fp16 tensor cores: 4096 FLOP per clock per SM on Hopper (989 TFLOP/s at 1.83 GHz on 132 SMs)
+    assert peaks["float16_flops"] == pytest.approx(132 * 4096 * 1.98e9)
+    attrs |= {"ComputeCapabilityMajor": 8, "ComputeCapabilityMinor": 9}  # Ada: tensor rate unknown here
+    assert "float16_flops" not in roofline.gpu_peaks(fake)
+
+
+def test_mlp_flops_counts_products_biases_activations_and_scaling():
+    spec = {"inputs": ["t", "U0", "W0"], "outputs": ["U", "W"], "layers": [["silu", 32]] * 3}
+    products = 2 * (3 * 32 + 32 * 32 + 32 * 32 + 32 * 2)
+    assert roofline.mlp_flops(spec) == products + (3 * 32 + 2) + 3 * 32 + 2 * (3 + 2)
+    # SPEC section 3: a 3x32 network evaluated 10 times costs tens of times more than 100 Euler steps
+    assert 20 < 10 * roofline.mlp_flops(spec) / (100 * roofline.FLOPS_PER_STEP) < 50
+    bytes_moved, flops = roofline.network_work(spec, n_rows=1000, n_evaluations=1000, n_stored_outputs=1000)
+    assert bytes_moved == 4 * 1000 * (3 + 2) and flops == 1000 * roofline.mlp_flops(spec)
+
+
+def test_fractions_of_a_missing_peak_is_none_not_a_guess():
+    f = roofline.fractions_of(2.0, 4e12, 1e12, {"bandwidth_Bps": 1e12, "float32_flops": 1e12}, "float16")
+    assert f["bandwidth_fraction"] == pytest.approx(2.0) and f["compute_fraction"] is None
+    assert f["achieved_flops"] == pytest.approx(5e11) and f["compute_peak"] == "float16_flops"
+
+
+def test_cpu_peaks_measure_bandwidth_and_state_the_nominal_compute_peak():
+    peaks = roofline.cpu_peaks(1)
+    assert peaks["kind"] == "cpu" and peaks["threads"] == 1 and peaks["bandwidth_source"].startswith("STREAM")
+    assert 1e8 < peaks["bandwidth_Bps"] < 1e13  # any machine of the last 20 years, any load
+    assert peaks["float32_lanes"] in (4, 8, 16) and peaks["fma_units"] == 2
+    if peaks["clock_hz"]:
+        assert peaks["float32_flops"] == pytest.approx(peaks["clock_hz"] * peaks["float32_lanes"] * 4)
+        assert peaks["float64_flops"] == pytest.approx(peaks["float32_flops"] / 2)
+    assert roofline.cpu_peaks(1) is peaks  # measured once per process

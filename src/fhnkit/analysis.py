@@ -30,7 +30,8 @@ METRIC_COLUMNS = [
 ]
 BENCH_COLUMNS = [
     "inference_time_s", "inference_time_iqr_s", "solver_time_s", "solver_time_iqr_s", "backend", "device",
-    "eager_time_s", "compile_speedup",
+    "eager_time_s", "compile_speedup", "network_outputs_per_s", "network_compute_fraction",
+    "network_bandwidth_fraction", "solver_outputs_per_s", "solver_compute_fraction", "solver_bandwidth_fraction",
 ]
 SUMMARY_COLUMNS = METRIC_COLUMNS + BENCH_COLUMNS + ["speedup", "n_sets", "status", "error"]
 TTEST_COLUMNS = [
@@ -77,7 +78,15 @@ def _bench_row(bench: dict) -> dict:
         "eager_time_s": float(bench.get("eager_time_s", inf)["median"]),
         "compile_speedup": float(bench.get("compile_speedup", 1.0)),
         "n_sets": int(bench["n_sets"]),
+        # throughput (outputs per second) and roofline fractions (records older than the roofline lack them)
+        **{f"{side}_{key}": _number(part.get(key))
+           for side, part in (("network", bench.get("network_roofline", {})), ("solver", bench.get("solver", {})))
+           for key in ("outputs_per_s", "compute_fraction", "bandwidth_fraction")},
     }
+
+
+def _number(value) -> float:
+    return np.nan if value is None else float(value)
 
 
 def _bench_records(obj) -> list[dict]:

@@ -4,6 +4,10 @@ The work: `n_sets` parameter sets, each needing the state at `n_points`
 evenly spaced times up to `t_end`. The solver integrates with step `dt` and
 stores exactly those points; the network is evaluated at the same points
 (an iterator network instead steps from each initial state t_end / Δt times).
+On a GPU both sides run there (the CUDA Euler kernel beside the network) and
+are timed with CUDA events, for each of `gpu_n_sets` (16M/32M/64M by default);
+on a CPU with the monotonic clock, for `n_sets`. Each side's throughput and
+fraction of its device's rooflines (`fhnkit.roofline`) come with its times.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from . import roofline
 from .artifacts import read_json, versions, write_json
 from .config import derive_seed
 from .mlp import load_model
@@ -24,10 +29,11 @@ from .problems import i_app, input_bounds, parameter_columns
 from .sampling import sample_box
 from .solver import steps_for
 from .solver_bench import preallocated_euler
-from .timing import time_interleaved
+from .timing import clock_for, time_interleaved
 
 log = logging.getLogger(__name__)
-CHUNK_CANDIDATES = (1 << 14, 1 << 16, 1 << 18, 1 << 20)
+CHUNK_CANDIDATES = (1 << 14, 1 << 16, 1 << 18, 1 << 20, 1 << 22, 1 << 24)
+MAX_CHUNK = 1 << 24  # rows per call: 16M rows x 128 units of float32 activations = 8 GiB
 
 
 def reference_sets(settings: dict, n_sets: int, seed: int) -> dict[str, np.ndarray]:
@@ -41,11 +47,13 @@ def reference_sets(settings: dict, n_sets: int, seed: int) -> dict[str, np.ndarr
     return params
 
 
-def network_inputs(settings: dict, sets: dict, times: np.ndarray) -> torch.Tensor:
-    """(n_sets * n_points, n_inputs) float32 network inputs, time first."""
+def network_inputs(settings: dict, sets: dict, times: np.ndarray, device: str = "cpu") -> torch.Tensor:
+    """(n_sets * n_points, n_inputs) float32 network inputs, time first, built on `device`."""
     n = sets["U0"].size
-    cols = [np.tile(times, n)] + [np.repeat(sets[c], times.size) for c in parameter_columns(settings)]
-    return torch.from_numpy(np.stack(cols, axis=1).astype(np.float32))
+    t = torch.as_tensor(np.asarray(times), dtype=torch.float32, device=device)
+    cols = [t.repeat(n)] + [torch.as_tensor(sets[c], dtype=torch.float32, device=device).repeat_interleave(t.numel())
+                            for c in parameter_columns(settings)]
+    return torch.stack(cols, dim=1)
 
 
 def _network_call(model, x: torch.Tensor, chunk: int):
@@ -67,11 +75,31 @@ def _iterator_call(model, x0: torch.Tensor, n_steps: int, chunk: int):
     return run
 
 
-def choose_chunk(model, x: torch.Tensor, repeats: int = 2, call=None) -> tuple[int, dict]:
-    """Fastest evaluation chunk among CHUNK_CANDIDATES (that fit the work); returns it and the search."""
+def chunk_candidates(n_rows: int, max_chunk: int = MAX_CHUNK) -> list[int]:
+    """Evaluation chunks worth trying for `n_rows` rows: CHUNK_CANDIDATES below the work and
+    `max_chunk` (a TensorRT engine's largest batch), and the whole work if it fits."""
+    limit = min(n_rows, max_chunk)
+    return [c for c in CHUNK_CANDIDATES if c < limit] + [limit]
+
+
+def choose_chunk(model, x: torch.Tensor, repeats: int = 2, call=None, max_chunk: int = MAX_CHUNK,
+                 clock: str = "perf_counter") -> tuple[int, dict]:
+    """Fastest evaluation chunk among `chunk_candidates` (a chunk that runs out of device memory
+    is left out); returns it and the search {chunk: median seconds}."""
     call = call or (lambda c: _network_call(model, x, c))
-    candidates = [c for c in CHUNK_CANDIDATES if c < len(x)] + [len(x)]
-    timings = time_interleaved({str(c): call(c) for c in candidates}, repeats, 1)
+    runnable = {}
+    for c in chunk_candidates(len(x), max_chunk):
+        run = call(c)
+        try:
+            run()
+        except torch.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            log.info("chunk %d runs out of device memory: left out of the search", c)
+            continue
+        runnable[str(c)] = run
+    if not runnable:
+        raise RuntimeError(f"no evaluation chunk of {chunk_candidates(len(x), max_chunk)} fits in device memory")
+    timings = time_interleaved(runnable, repeats, 0, dict.fromkeys(runnable, clock))
     medians = {int(c): t["median"] for c, t in timings.items()}
     return min(medians, key=medians.get), medians
 
@@ -87,13 +115,123 @@ def _synchronised(call, device: str):
     return run
 
 
-def benchmark_model(model, settings: dict, fhn, bench: dict, root_seed: int, study: str, builds=None) -> dict:
-    """Time `model` (each of its compiled `builds`; eager torch when none) and the Euler solver on the
-    same reference work, interleaved in one process; returns a JSON-able record.
+def solver_call(sets: dict, fhn, bench: dict, device: str):
+    """The Euler solver's part of the work as a zero-argument call, and a description of it.
 
-    Times are seconds for the whole work (all sets x points), median over repeats. The primary
-    inference time is the first non-eager fp32 build's (eager's when there is none); every build's
-    timing is under "builds", with its evaluation chunk chosen by a recorded search.
+    Beside a network on a GPU the solver is the CUDA kernel (inputs and outputs on the device, only the
+    n_points snapshots stored); on a CPU, or where CuPy cannot run the kernel, the numba kernel.
+    """
+    n_steps = steps_for(bench["t_end"], bench["dt"])
+    every = n_steps // bench["n_points"]
+    dtype = np.dtype(bench["precision"])
+    info = {"dt": bench["dt"], "t_end": bench["t_end"], "precision": bench["precision"], "n_steps": n_steps,
+            "store_every": every, "outputs": "preallocated"}
+    if device == "cuda":
+        from .cuda_solver import cuda_available, euler_cuda
+
+        usable, why = cuda_available()
+        if usable:
+            import cupy as cp
+
+            u0, w0, cur = (cp.asarray(sets[k].astype(dtype)) for k in ("U0", "W0", "I_app"))
+
+            def run():
+                euler_cuda(u0, w0, cur, fhn, bench["dt"], n_steps, every, dtype, store_initial=False, to_host=False)
+            return run, info | {"backend": "cuda", "device": "cuda", "outputs": "device, cupy memory pool"}
+        log.warning("the network runs on the GPU but the CUDA solver cannot (%s): the solver runs on the CPU", why)
+        info["why_not_cuda"] = why
+    u0, w0, cur = (sets[k].astype(dtype) for k in ("U0", "W0", "I_app"))
+    run, _ = preallocated_euler(u0, w0, cur, fhn, bench["dt"], n_steps, every, dtype)
+    return run, info | {"backend": "numba", "device": "cpu", "threads": bench["threads"]}
+
+
+def device_peaks(device: str, threads: int) -> dict | None:
+    """Roofline peaks of `device` (None with a logged reason where they cannot be known here)."""
+    if device != "cuda":
+        return roofline.cpu_peaks(threads)
+    try:
+        from .cuda_solver import _cupy
+
+        return roofline.gpu_peaks(_cupy())
+    except Exception as exc:  # no CuPy: torch does not expose the memory clock
+        log.warning("GPU peaks unknown (%s): no roofline fractions", exc)
+        return None
+
+
+def _throughput(seconds: float, n_outputs: int, bytes_moved: float, flops: float, peaks, precision: str) -> dict:
+    out = {"outputs_per_s": n_outputs / seconds}
+    if peaks is not None:
+        out |= roofline.fractions_of(seconds, bytes_moved, flops, peaks, precision)
+    return out
+
+
+def _work_of(model, settings: dict, sets: dict, times: np.ndarray, bench: dict, device: str):
+    """The network's inputs on `device`, its work callable factory, evaluations per set and (bytes, FLOP)."""
+    n_sets = sets["U0"].size
+    if "itnn_dt" in model.spec:  # an iterator network steps from the initial states: t_end / Δt outputs
+        cols = ["U0", "W0"] + (["K"] if "K" in model.spec["inputs"] else [])
+        x = torch.stack([torch.as_tensor(sets[c], dtype=torch.float32, device=device) for c in cols], dim=1)
+        n_net = int(round(bench["t_end"] / model.spec["itnn_dt"]))
+        return x, (lambda net, c: _iterator_call(net, x, n_net, c)), n_net, \
+            roofline.network_work(model.spec, n_sets, n_sets * n_net, n_sets * n_net)
+    x = network_inputs(settings, sets, times, device)
+    return x, (lambda net, c: _network_call(net, x, c)), len(times), \
+        roofline.network_work(model.spec, len(x), len(x), len(x))
+
+
+def benchmark_size(model, builds, settings: dict, fhn, bench: dict, n_sets: int, seed: int,
+                   max_chunk: int = MAX_CHUNK) -> dict:
+    """Every build of `model` and the solver on `n_sets` reference parameter sets, interleaved in one
+    process, each by its device's clock; times (s) with throughput and roofline fractions."""
+    device = builds[0].device
+    n_steps = steps_for(bench["t_end"], bench["dt"])
+    times = np.arange(1, bench["n_points"] + 1) * (n_steps // bench["n_points"]) * bench["dt"]
+    sets = reference_sets(settings, n_sets, seed)
+    solver, solver_info = solver_call(sets, fhn, bench, device)
+    x, work, n_net, (net_bytes, net_flops) = _work_of(model, settings, sets, times, bench, device)
+    contestants, clocks, searches = {"solver": solver}, {"solver": clock_for(solver_info["device"])}, {}
+    for b in builds:
+        def make_call(c, b=b):
+            return _synchronised(work(b, c), b.device)
+        cap = max_chunk if b.backend == "tensorrt" else MAX_CHUNK
+        chunk, search = choose_chunk(b, x, call=make_call, max_chunk=cap, clock=clock_for(b.device))
+        contestants[b.name], clocks[b.name] = make_call(chunk), clock_for(b.device)
+        searches[b.name] = {"chunk": chunk, "chunk_search_s": search}
+    timings = time_interleaved(contestants, bench["repeats"], bench["warmup"], clocks)
+    del x, contestants
+    peaks = device_peaks(device, bench["threads"])
+    solver_peaks = peaks if solver_info["device"] == device else device_peaks(solver_info["device"], bench["threads"])
+    solver_t = timings["solver"]["median"]
+    n_outputs = n_sets * bench["n_points"]
+    solver_info |= _throughput(solver_t, n_outputs, *roofline.work(n_sets, n_steps, bench["n_points"],
+                                                                    np.dtype(bench["precision"]).itemsize),
+                               solver_peaks, bench["precision"])
+    solver_info["cell_steps_per_s"] = n_sets * n_steps / solver_t
+    out_builds = {}
+    for b in builds:
+        t = timings[b.name]
+        precision = "float16" if b.precision == "fp16" and device == "cuda" else "float32"
+        out_builds[b.name] = {**searches[b.name], "time_s": t, "device": b.device, "backend": b.backend,
+                              "precision": b.precision, "speedup": solver_t / t["median"],
+                              **_throughput(t["median"], n_sets * n_net, net_bytes, net_flops, peaks, precision)}
+    return {"n_sets": n_sets, "network_points": n_net, "solver_time_s": timings["solver"], "solver": solver_info,
+            "builds": out_builds, "peaks": peaks}
+
+
+def benchmark_sizes(bench: dict, device: str) -> list[int]:
+    """Parameter-set counts of the reference work: `gpu_n_sets` on a GPU, `n_sets` on a CPU."""
+    return list(bench.get("gpu_n_sets") or [bench["n_sets"]]) if device == "cuda" else [bench["n_sets"]]
+
+
+def benchmark_model(model, settings: dict, fhn, bench: dict, root_seed: int, study: str, builds=None,
+                    max_chunk: int = MAX_CHUNK) -> dict:
+    """Time `model` (each of its compiled `builds`; eager torch when none) and the Euler solver on the
+    same reference work, for each set count of `benchmark_sizes`; returns a JSON-able record.
+
+    Times are seconds for the whole work (all sets x points), median over repeats, with quartiles.
+    The record's top-level fields are those of the first set count and of the primary build (the
+    first non-eager fp32 build, eager's when there is none); "sizes" holds every set count's
+    timings, throughputs (outputs per second) and roofline fractions of every build and the solver.
     """
     from .compiled import CompiledModel
 
@@ -102,45 +240,25 @@ def benchmark_model(model, settings: dict, fhn, bench: dict, root_seed: int, stu
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     model = model.eval()
     builds = builds or [CompiledModel("eager", "fp32", "cpu", model)]
-    n_steps = steps_for(bench["t_end"], bench["dt"])
-    every = n_steps // bench["n_points"]
-    times = np.arange(1, bench["n_points"] + 1) * every * bench["dt"]
-    sets = reference_sets(settings, bench["n_sets"], derive_seed(root_seed, study, "benchmark"))
-    dtype = np.dtype(bench["precision"])
-    u0, w0, cur = (sets[k].astype(dtype) for k in ("U0", "W0", "I_app"))
-
-    solver, _ = preallocated_euler(u0, w0, cur, fhn, bench["dt"], n_steps, every, dtype)
-
-    if "itnn_dt" in model.spec:  # an iterator network steps from the initial states: t_end / Δt outputs
-        cols = [sets["U0"], sets["W0"]] + ([sets["K"]] if "K" in model.spec["inputs"] else [])
-        x = torch.from_numpy(np.stack(cols, axis=1).astype(np.float32))
-        n_net = int(round(bench["t_end"] / model.spec["itnn_dt"]))
-        work = lambda net, xd, c: _iterator_call(net, xd, n_net, c)  # noqa: E731
-    else:
-        x = network_inputs(settings, sets, times)
-        n_net = bench["n_points"]
-        work = _network_call
-    contestants, searches = {"solver": solver}, {}
-    for b in builds:
-        xd = x.to(b.device)  # inputs live where the network runs: the copy is not part of the work
-
-        def make_call(c, b=b, xd=xd):
-            return _synchronised(work(b, xd, c), b.device)
-        chunk, search = choose_chunk(b, xd, call=make_call)
-        contestants[b.name], searches[b.name] = make_call(chunk), {"chunk": chunk, "chunk_search_s": search}
-    timings = time_interleaved(contestants, bench["repeats"], bench["warmup"])
     primary = next((b for b in builds if b.backend != "eager" and b.precision == "fp32"), builds[0])
-    eager = timings.get("eager-fp32", timings[primary.name])
-    return {"n_sets": bench["n_sets"], "n_points": bench["n_points"], "network_points": n_net,
+    seed = derive_seed(root_seed, study, "benchmark")
+    sizes = [benchmark_size(model, builds, settings, fhn, bench, n, seed, max_chunk)
+             for n in benchmark_sizes(bench, primary.device)]
+    first = sizes[0]
+    net = first["builds"][primary.name]
+    eager = first["builds"].get("eager-fp32", net)
+    return {"n_sets": first["n_sets"], "n_points": bench["n_points"], "network_points": first["network_points"],
             "threads": threads, "device": primary.device, "backend": primary.backend,
-            "precision": primary.precision, **searches[primary.name],
-            "inference_time_s": timings[primary.name], "eager_time_s": eager, "solver_time_s": timings["solver"],
-            "builds": {b.name: {**searches[b.name], "time_s": timings[b.name], "device": b.device}
-                       for b in builds},
-            "solver": {"dt": bench["dt"], "t_end": bench["t_end"], "precision": bench["precision"],
-                       "backend": "numba", "store_every": every, "outputs": "preallocated"},
-            "speedup": timings["solver"]["median"] / timings[primary.name]["median"],
-            "compile_speedup": eager["median"] / timings[primary.name]["median"]}
+            "precision": primary.precision, "chunk": net["chunk"], "chunk_search_s": net["chunk_search_s"],
+            "inference_time_s": net["time_s"], "eager_time_s": eager["time_s"],
+            "solver_time_s": first["solver_time_s"], "builds": first["builds"], "solver": first["solver"],
+            "network_roofline": {k: net.get(k) for k in ("outputs_per_s", "compute_fraction", "bandwidth_fraction")},
+            "speedup": net["speedup"], "compile_speedup": eager["time_s"]["median"] / net["time_s"]["median"],
+            "sizes": sizes}
+
+
+def _percent(fraction) -> str:
+    return "-" if fraction is None else f"{fraction:.2%}"
 
 
 def benchmark_study(model_dirs, settings: dict, fhn: dict, bench: dict, root_seed: int, study: str,
@@ -161,12 +279,16 @@ def benchmark_study(model_dirs, settings: dict, fhn: dict, bench: dict, root_see
         if compiled_dir is not None:
             builds = load_builds(model, read_json(Path(compiled_dir) / "compiled.json"), compiled_dir,
                                  compile_settings)
-        record = benchmark_model(model, settings, FHNParams.from_mapping(fhn), bench, root_seed, study, builds)
+        record = benchmark_model(model, settings, FHNParams.from_mapping(fhn), bench, root_seed, study, builds,
+                                 (compile_settings or {}).get("max_batch", MAX_CHUNK))
         metrics = read_json(directory / "metrics.json")
         record.update(study=study, model=metrics["model"], config_hash=metrics.get("config_hash"))
-        log.info("%s: %s %.3e s (eager %.3e s), solver %.3e s (medians of %d)", record["model"], record["backend"],
-                 record["inference_time_s"]["median"], record["eager_time_s"]["median"],
-                 record["solver_time_s"]["median"], bench["repeats"])
+        for size in record["sizes"]:
+            for name, b in size["builds"].items():
+                log.info("%s %s, %d sets on %s: %.3e s (%.3g outputs/s, %s of the compute roof), solver %.3e s "
+                         "on %s; medians of %d", record["model"], name, size["n_sets"], b["device"],
+                         b["time_s"]["median"], b["outputs_per_s"], _percent(b.get("compute_fraction")),
+                         size["solver_time_s"]["median"], size["solver"]["device"], bench["repeats"])
         records.append(record)
     result = {"study": study, "models": records, "versions": versions()}
     write_json(result, out_path)

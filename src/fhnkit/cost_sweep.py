@@ -41,6 +41,7 @@ TIMING_COLUMNS = [
     "width", "layers", "neurons", "n_params", "activation", "build", "backend", "precision", "device",
     "inference_time_s", "inference_time_iqr_s", "eager_time_s", "eager_time_iqr_s", "compile_speedup",
     "solver_time_s", "solver_time_iqr_s", "speedup", "chunk", "n_sets", "n_points", "threads",
+    "outputs_per_s", "compute_fraction", "bandwidth_fraction",
 ]
 TIME_FORMULA = "inference_time_s ~ neurons*C(layers)"
 SPEEDUP_FORMULA = "compile_speedup ~ neurons*C(layers)"
@@ -64,6 +65,7 @@ def sweep_bench(config: dict) -> dict:
     """The benchmark settings of the sweep: `benchmark`, with the sweep's n_sets, repeats and warmup."""
     sweep, bench = config["cost_sweep"], dict(config["benchmark"])
     bench["n_sets"] = sweep["n_sets"]
+    bench["gpu_n_sets"] = list(bench.get("gpu_n_sets") or [sweep["n_sets"]])[:1]  # on a GPU: the first size
     for key in ("repeats", "warmup"):
         if sweep.get(key) is not None:
             bench[key] = sweep[key]
@@ -97,7 +99,8 @@ def timing_rows(width: int, layers: int, activation: str, n_params: int, record:
             "compile_speedup": eager["median"] / t["median"], "solver_time_s": solver["median"],
             "solver_time_iqr_s": solver["q75"] - solver["q25"], "speedup": solver["median"] / t["median"],
             "chunk": build["chunk"], "n_sets": record["n_sets"], "n_points": record["n_points"],
-            "threads": record["threads"]})
+            "threads": record["threads"], "outputs_per_s": build.get("outputs_per_s"),
+            "compute_fraction": build.get("compute_fraction"), "bandwidth_fraction": build.get("bandwidth_fraction")})
     return rows
 
 
@@ -140,7 +143,8 @@ def run_sweep(config: dict, device: str | None = None, progress: bool = True) ->
                     check(c, make_network(settings, sweep["activation"], width, layers, seed), x_check,
                           compile_settings["tolerance"][precision])
             compiled.append(c)
-        return benchmark_model(model, settings, fhn, bench, config["seed"], STUDY, compiled), n_params(model)
+        return (benchmark_model(model, settings, fhn, bench, config["seed"], STUDY, compiled,
+                                compile_settings["max_batch"]), n_params(model))
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="fhnkit_cost_sweep_") as tmp:

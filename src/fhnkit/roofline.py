@@ -1,17 +1,39 @@
-"""Physical limits of the FHN Euler work on a GPU (SPEC.md section 3).
+"""Physical limits of the FHN Euler work and of network inference (SPEC.md section 3).
 
-Per cell, the kernel reads U0, W0 and I_app once, writes each stored snapshot
-of U and W, and does FLOPS_PER_STEP floating-point operations per step. The
-time the hardware needs at best is the larger of bytes / bandwidth and
-flops / peak; a measured time is reported as a fraction of each.
+Per cell, the Euler kernel reads U0, W0 and I_app once, writes each stored
+snapshot of U and W, and does FLOPS_PER_STEP floating-point operations per
+step. A network evaluation reads its inputs, writes U and W, and costs
+2 * sum(in_i * out_i) FLOP for its matrix products plus a bias add per unit,
+one operation per activation and the input/output scaling (`mlp_flops`): the
+least work, so an achieved fraction is never flattered. The time the hardware
+needs at best is the larger of bytes / bandwidth and flops / peak; a measured
+time is reported as a fraction of each.
+
+Peaks: on a GPU from the device attributes (`gpu_peaks`, CUDA cores; the
+fp16 tensor-core peak where the compute capability's rate is known); on a CPU
+the compute peak is nominal (threads x max clock x SIMD lanes x 2 FMA units x
+2 FLOP per FMA) and the bandwidth is measured with a STREAM triad on the same
+threads (`cpu_peaks`), as empirical roofline tools do.
 """
 
 from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
 
 FLOPS_PER_STEP = 15  # dU: 7 (u-a, 1-u, 2 products, -w, +I, *k); dW: 4; two updates u + dt*du: 4
 # FP32 and FP64 cores per SM by compute capability (CUDA programming guide, arithmetic throughput table)
 CORES_PER_SM = {(7, 0): (64, 32), (7, 5): (64, 2), (8, 0): (64, 32), (8, 6): (128, 2), (8, 7): (128, 2),
                 (8, 9): (128, 2), (9, 0): (128, 64), (10, 0): (128, 64), (12, 0): (128, 2)}
+
+
+# dense fp16 tensor-core FLOP per clock per SM (FMA = 2) where fhnkit knows it: V100, A100, H100
+TENSOR_FP16_PER_SM = {(7, 0): 1024, (8, 0): 2048, (9, 0): 4096}
+FMA_UNITS = 2  # vector FMA pipes per core of the x86 server cores of the last decade
 
 
 def work(n_cells: int, n_steps: int, n_stored: int, itemsize: int) -> tuple[float, float]:
@@ -30,15 +52,99 @@ def gpu_peaks(cupy) -> dict:
     fp32, fp64 = CORES_PER_SM.get(cc, (128, 2))
     clock = attrs["ClockRate"] * 1e3
     sms = attrs["MultiProcessorCount"]
-    return {"name": props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"]),
-            "compute_capability": f"{cc[0]}.{cc[1]}", "sms": sms, "bandwidth_Bps": bandwidth,
-            "float32_flops": 2.0 * sms * fp32 * clock, "float64_flops": 2.0 * sms * fp64 * clock}
+    peaks = {"kind": "gpu", "name": props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"]),
+             "compute_capability": f"{cc[0]}.{cc[1]}", "sms": sms, "bandwidth_Bps": bandwidth,
+             "float32_flops": 2.0 * sms * fp32 * clock, "float64_flops": 2.0 * sms * fp64 * clock}
+    if cc in TENSOR_FP16_PER_SM:
+        peaks["float16_flops"] = float(sms * TENSOR_FP16_PER_SM[cc] * clock)
+    return peaks
+
+
+def fractions_of(seconds: float, bytes_moved: float, flops: float, peaks: dict, precision: str) -> dict:
+    """Achieved throughput and fraction of the bandwidth and compute rooflines of a measured time (s).
+
+    `precision` names the compute peak ("float32", "float64", "float16"); a peak the hardware
+    description lacks gives a compute fraction of None rather than a guess.
+    """
+    peak = peaks.get(f"{precision}_flops")
+    return {"bytes": bytes_moved, "flops": flops, "achieved_Bps": bytes_moved / seconds,
+            "achieved_flops": flops / seconds, "bandwidth_fraction": bytes_moved / seconds / peaks["bandwidth_Bps"],
+            "compute_fraction": flops / seconds / peak if peak else None, "compute_peak": f"{precision}_flops"}
 
 
 def fractions(seconds: float, n_cells: int, n_steps: int, n_stored: int, itemsize: int, peaks: dict,
               precision: str) -> dict:
     """Achieved fraction of the bandwidth and compute rooflines for a measured solve time (s)."""
-    bytes_moved, flops = work(n_cells, n_steps, n_stored, itemsize)
-    return {"bytes": bytes_moved, "flops": flops, "achieved_Bps": bytes_moved / seconds,
-            "achieved_flops": flops / seconds, "bandwidth_fraction": bytes_moved / seconds / peaks["bandwidth_Bps"],
-            "compute_fraction": flops / seconds / peaks[f"{precision}_flops"]}
+    return fractions_of(seconds, *work(n_cells, n_steps, n_stored, itemsize), peaks, precision)
+
+
+def mlp_flops(spec: dict) -> float:
+    """Least floating-point operations of one evaluation of the MLP described by `spec` (per input row):
+    matrix products (2 per weight), bias adds, one per activation, input and output scaling (2 each)."""
+    widths = [len(spec["inputs"])] + [int(w) for _, w in spec["layers"]] + [len(spec["outputs"])]
+    products = sum(2 * a * b for a, b in zip(widths, widths[1:]))
+    return float(products + sum(widths[1:]) + sum(widths[1:-1]) + 2 * (widths[0] + widths[-1]))
+
+
+def network_work(spec: dict, n_rows: int, n_evaluations: int, n_stored_outputs: int) -> tuple[float, float]:
+    """(bytes moved, FLOP) of a network's work: `n_rows` input rows read once (float32),
+    `n_stored_outputs` (U, W) pairs written, `n_evaluations` evaluations."""
+    n_in, n_out = len(spec["inputs"]), len(spec["outputs"])
+    return float(4 * (n_rows * n_in + n_stored_outputs * n_out)), n_evaluations * mlp_flops(spec)
+
+
+def _max_clock_hz() -> float | None:
+    path = Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
+    try:
+        return float(path.read_text()) * 1e3
+    except (OSError, ValueError):
+        pass
+    try:  # no cpufreq (VMs): the highest clock /proc/cpuinfo reports
+        mhz = [float(line.split(":")[1]) for line in Path("/proc/cpuinfo").read_text().splitlines()
+               if line.startswith("cpu MHz")]
+        return max(mhz) * 1e6 if mhz else None
+    except (OSError, ValueError):
+        return None
+
+
+def _float32_lanes() -> int:
+    try:
+        import llvmlite.binding as llvm
+
+        features = llvm.get_host_cpu_features()
+    except Exception:  # no llvmlite: assume SSE
+        return 4
+    return 16 if features.get("avx512f") else 8 if features.get("avx") else 4
+
+
+@numba.njit(parallel=True, cache=True)
+def _triad(a, b, c, s):
+    for i in numba.prange(a.size):
+        a[i] = b[i] + s * c[i]
+
+
+def stream_triad_bandwidth(threads: int, n: int = 1 << 25, repeats: int = 5) -> float:
+    """Sustained memory bandwidth (B/s) of a[i] = b[i] + s * c[i] on float32 arrays of `n` elements
+    (3 * 4 * n bytes per pass, write-allocate traffic not counted), median of `repeats`, on `threads`."""
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    b, c = np.ones(n, np.float32), np.full(n, 2.0, np.float32)
+    a = np.zeros_like(b)
+    _triad(a, b, c, np.float32(3.0))  # compile and touch the pages
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        _triad(a, b, c, np.float32(3.0))
+        samples.append(time.perf_counter() - t0)
+    return 12.0 * n / float(np.median(samples))
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_peaks(threads: int) -> dict:
+    """Peaks of `threads` CPU cores: nominal FLOP/s (see module doc) and measured triad bandwidth."""
+    clock, lanes = _max_clock_hz(), _float32_lanes()
+    per_lane = threads * (clock or 0.0) * FMA_UNITS * 2
+    peaks = {"kind": "cpu", "threads": threads, "clock_hz": clock, "float32_lanes": lanes, "fma_units": FMA_UNITS,
+             "bandwidth_Bps": stream_triad_bandwidth(threads), "bandwidth_source": "STREAM triad, measured"}
+    if clock:
+        peaks |= {"float32_flops": per_lane * lanes, "float64_flops": per_lane * lanes / 2}
+    return peaks

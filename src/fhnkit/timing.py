@@ -1,7 +1,10 @@
 """Side-by-side timing: warm-ups excluded, repeats interleaved, median and spread.
 
-Both contestants are timed with the same monotonic clock, alternating in each
-repeat so that a noisy neighbour slows both rather than one of them.
+Contestants are timed alternating in each repeat so that a noisy neighbour
+slows both rather than one of them, each by the clock of its device: the
+monotonic clock on a CPU, CUDA events on a GPU (recorded on the current stream
+around the call, then synchronised, so that queued kernels are counted and
+host-side launch gaps are too).
 """
 
 from __future__ import annotations
@@ -18,19 +21,46 @@ def summarise(samples) -> dict:
             "q75": float(np.percentile(s, 75)), "min": float(s.min()), "samples": s.tolist()}
 
 
-def time_interleaved(contestants: dict, repeats: int, warmup: int) -> dict:
+def monotonic_clock(call) -> float:
+    """Seconds `call()` takes by the monotonic clock."""
+    t0 = time.perf_counter()
+    call()
+    return time.perf_counter() - t0
+
+
+def cuda_event_clock(call) -> float:
+    """Seconds between CUDA events recorded on the current stream before and after `call()`."""
+    import torch
+
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    call()
+    stop.record()
+    stop.synchronize()
+    return start.elapsed_time(stop) / 1e3
+
+
+CLOCKS = {"perf_counter": monotonic_clock, "cuda_events": cuda_event_clock}
+
+
+def clock_for(device: str) -> str:
+    """The clock a contestant on `device` ("cpu" or "cuda") is timed with."""
+    return "cuda_events" if device == "cuda" else "perf_counter"
+
+
+def time_interleaved(contestants: dict, repeats: int, warmup: int, clocks: dict | None = None) -> dict:
     """Time each zero-argument callable `repeats` times after `warmup` untimed calls.
 
-    Returns {name: summarise(samples)}; call order alternates each repeat.
+    `clocks` maps a contestant's name to a name of CLOCKS (default perf_counter).
+    Returns {name: summarise(samples) | {"clock": its clock}}; call order alternates each repeat.
     """
     names = list(contestants)
+    chosen = {name: (clocks or {}).get(name, "perf_counter") for name in names}
     for _ in range(warmup):
         for name in names:
             contestants[name]()
     samples = {name: [] for name in names}
     for r in range(repeats):
         for name in (names if r % 2 == 0 else names[::-1]):
-            t0 = time.perf_counter()
-            contestants[name]()
-            samples[name].append(time.perf_counter() - t0)
-    return {name: summarise(s) for name, s in samples.items()}
+            samples[name].append(CLOCKS[chosen[name]](contestants[name]))
+    return {name: summarise(s) | {"clock": chosen[name]} for name, s in samples.items()}

@@ -23,3 +23,20 @@ rule benchmark:
         "logs/{study}/benchmark.log",
     script:
         "../scripts/benchmark.py"
+
+
+rule benchmark_table:
+    input:
+        expand("results/{study}/benchmark.json", study=config["studies"]),
+    output:
+        csv="results/analysis/benchmark.csv",
+        html=report(
+            "results/analysis/benchmark.html",
+            caption="../report/benchmark.rst",
+            category="Tables",
+            labels={"table": "Inference benchmark", "format": "HTML"},
+        ),
+    log:
+        "logs/analysis/benchmark_table.log",
+    script:
+        "../scripts/benchmark_table.py"
