@@ -11,9 +11,10 @@ from fhnkit.artifacts import read_parquet_meta
 from fhnkit.config import ConfigError, validate_config
 from fhnkit.datasets import solve_parameter_sets, write_dataset
 from fhnkit.grid import expand_study, resample_specs
+from fhnkit.loss import build_terms
 from fhnkit.resample import (chunks, merge_solved, sample_around, select_high_error, state_errors,
                              trajectory_errors, write_selection)
-from fhnkit.train import build_terms, data_files, train_model
+from fhnkit.train import data_files, train_model
 
 
 def config(problem="B", **resample):

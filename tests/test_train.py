@@ -20,10 +20,11 @@ from fhnkit.artifacts import read_json, read_parquet_meta
 from fhnkit.config import validate_config
 from fhnkit.datasets import make_dataset, write_dataset
 from fhnkit.grid import expand_study
+from fhnkit.loss import build_terms
 from fhnkit.mlp import ACTIVATIONS, MLP, load_model, make_spec, n_params, save_model
 from fhnkit.model import FHNParams, rhs
 from fhnkit.terms import BoxSampler, InitialTerm, PhysicsTerm
-from fhnkit.train import TrainingDiverged, TrainingRun, build_terms, fit, train_model
+from fhnkit.train import TrainingDiverged, TrainingRun, fit, train_model
 
 METRIC_KEYS = {"study", "problem", "model", "class", "region", "windows", "arch", "layers", "depth", "neurons", "shape", "batch_size",
                "seed", "n_params", "iterations", "mean_err", "max_err", "iter_time_s", "status",

@@ -10,9 +10,10 @@ import torch
 from fhnkit.config import ConfigError, validate_config
 from fhnkit.datasets import write_dataset
 from fhnkit.grid import expand_study
+from fhnkit.loss import build_terms
 from fhnkit.mlp import MLP, load_model, make_spec
 from fhnkit.terms import BoxSampler
-from fhnkit.train import build_terms, train_model
+from fhnkit.train import train_model
 from fhnkit.windows import ContinuityTerm, WindowedMLP, interface_jumps, window_edges, windowed_spec
 
 INPUTS = ["t", "U0", "W0"]

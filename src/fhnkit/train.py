@@ -23,10 +23,9 @@ from .artifacts import versions, write_json, write_parquet
 from .evaluate import sample_errors
 from .marching import MarchValidation
 from .mlp import build_network, make_spec, n_params, save_model
-from .model import FHNParams
-from .problems import INPUTS, OUTPUTS, i_app, input_bounds, region_bounds
-from .terms import BoxSampler, DataTerm, InitialTerm, PhysicsTerm
-from .windows import ContinuityTerm, interface_jumps, window_edges, windowed_spec
+from .problems import INPUTS, OUTPUTS, input_bounds
+from .loss import build_terms, frame_tensor
+from .windows import interface_jumps, window_edges, windowed_spec
 
 
 log = logging.getLogger(__name__)
@@ -39,63 +38,6 @@ class TrainingDiverged(RuntimeError):
     """
 
     rows: list = []
-
-
-def _tensors(df: pd.DataFrame, columns) -> torch.Tensor:
-    return torch.tensor(df[list(columns)].to_numpy(np.float32))
-
-
-def _current_fn(settings: dict):
-    if settings["problem"] == "C":
-        return lambda x: i_app(settings, x[:, 3])
-    value = float(settings["i_app"])
-    return lambda x: value
-
-
-def _data_term(spec: dict, df: pd.DataFrame, batch_size: int, weight: float, name: str):
-    """A data term on the rows of `df` (an ITNN's: on the one-step pairs of its trajectories)."""
-    settings = spec["problem_settings"]
-    if spec["class"] == "itnn":
-        inputs, targets = itnn.pairs(df, settings["problem"], spec["itnn"]["dt"])
-    else:
-        inputs, targets = _tensors(df, INPUTS[settings["problem"]]), _tensors(df, OUTPUTS)
-    return DataTerm(inputs, targets, batch_size, weight, name=name)
-
-
-def build_terms(spec: dict, train_df: pd.DataFrame, region_df: pd.DataFrame | None = None,
-                resampled_df: pd.DataFrame | None = None) -> list:
-    """The loss terms of a model (eq. 3.16): data for every class, plus physics and initial state for
-    PINN; with the region on (DDNNa/PINNa), a physics term on the region and, when a region data set
-    is given, a data term on it, each with its own weight and batch size; with a high-error set from
-    resampling, a data term on it; with time windows, the continuity term (eq. 3.20)."""
-    settings, training = spec["problem_settings"], spec["training"]
-    weights, batch = training["weights"], training["batch"]
-    terms = [_data_term(spec, train_df, spec["batch_size"], weights["data"], "data")]
-    region = spec.get("region_settings") if spec.get("region") else None
-    if region is not None and region_df is not None:
-        terms.append(_data_term(spec, region_df, region["data"]["batch"], region["data"]["weight"], "data_region"))
-    if resampled_df is not None:
-        if len(resampled_df):
-            resample = spec["resample"]
-            terms.append(_data_term(spec, resampled_df, resample["batch"], resample["weight"], "data_resampled"))
-        else:
-            log.warning("%s: the high-error set is empty (no point met the rule); no extra data term", spec["model"])
-    if spec["class"] == "itnn":  # an ITNN learns one-step pairs: no time derivative, no window
-        return terms
-    fhn, current = FHNParams.from_mapping(spec["fhn"]), _current_fn(settings)
-    if spec["class"] == "pinn":
-        sampler = BoxSampler(*input_bounds(settings))
-        terms.append(PhysicsTerm(sampler, fhn, current, batch["physics"], weights["physics"]))
-        fixed = settings["initial_state"] if settings["problem"] == "A" else None
-        terms.append(InitialTerm(sampler, batch["initial"], weights["initial"], fixed_state=fixed))
-    if spec.get("windows", 1) > 1:  # eq. 3.20 at every interface between consecutive windows
-        edges = window_edges(settings["t_max"], spec["windows"])
-        terms.append(ContinuityTerm(BoxSampler(*input_bounds(settings)), edges, batch["continuity"],
-                                    weights["continuity"]))
-    if region is not None:
-        terms.append(PhysicsTerm(BoxSampler(*region_bounds(settings, region)), fhn, current,
-                                 region["physics"]["batch"], region["physics"]["weight"], name="physics_region"))
-    return terms
 
 
 def needs_region_data(spec: dict) -> bool:
@@ -180,12 +122,12 @@ class TrainingRun:
             self.val_x, self.val_y = itnn.pairs(val_df, spec["problem"], spec["itnn"]["dt"])
             self.rollout = itnn.RolloutValidation(val_df, spec["problem"], spec["itnn"]["dt"])
         else:
-            self.val_x = _tensors(val_df, INPUTS[spec["problem"]])
-            self.val_y = _tensors(val_df, OUTPUTS)
+            self.val_x = frame_tensor(val_df, INPUTS[spec["problem"]])
+            self.val_y = frame_tensor(val_df, OUTPUTS)
         self.val_params = None
         if spec.get("windows", 1) > 1:  # the validation set's parameter sets, for the interface jumps
             columns = INPUTS[spec["problem"]][1:]
-            self.val_params = (_tensors(val_df.drop_duplicates("traj"), columns) if columns
+            self.val_params = (frame_tensor(val_df.drop_duplicates("traj"), columns) if columns
                                else torch.zeros((1, 0)))
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=training["lr"])
         p = training["plateau"]

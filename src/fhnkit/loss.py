@@ -1,0 +1,81 @@
+"""The loss of one model (eq. 3.16) assembled from its spec: which terms, on which data, weighted how.
+
+Data terms for every class (an ITNN's on one-step pairs), physics and initial-state terms for a PINN,
+the region's physics and data terms (DDNNa/PINNa), the resampled high-error set's data term, and the
+continuity term of time windows (eq. 3.20). The terms themselves are in `fhnkit.terms` and
+`fhnkit.windows`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import itnn
+from .model import FHNParams
+from .problems import INPUTS, OUTPUTS, i_app, input_bounds, region_bounds
+from .terms import BoxSampler, DataTerm, InitialTerm, PhysicsTerm
+from .windows import ContinuityTerm, window_edges
+
+log = logging.getLogger(__name__)
+
+
+def frame_tensor(df: pd.DataFrame, columns) -> torch.Tensor:
+    """float32 tensor (rows, len(columns)) of a frame's columns."""
+    return torch.tensor(df[list(columns)].to_numpy(np.float32))
+
+
+def _current_fn(settings: dict):
+    if settings["problem"] == "C":
+        return lambda x: i_app(settings, x[:, 3])
+    value = float(settings["i_app"])
+    return lambda x: value
+
+
+def _data_term(spec: dict, df: pd.DataFrame, batch_size: int, weight: float, name: str):
+    """A data term on the rows of `df` (an ITNN's: on the one-step pairs of its trajectories)."""
+    settings = spec["problem_settings"]
+    if spec["class"] == "itnn":
+        inputs, targets = itnn.pairs(df, settings["problem"], spec["itnn"]["dt"])
+    else:
+        inputs, targets = frame_tensor(df, INPUTS[settings["problem"]]), frame_tensor(df, OUTPUTS)
+    return DataTerm(inputs, targets, batch_size, weight, name=name)
+
+
+def build_terms(spec: dict, train_df: pd.DataFrame, region_df: pd.DataFrame | None = None,
+                resampled_df: pd.DataFrame | None = None) -> list:
+    """The loss terms of a model (eq. 3.16): data for every class, plus physics and initial state for
+    PINN; with the region on (DDNNa/PINNa), a physics term on the region and, when a region data set
+    is given, a data term on it, each with its own weight and batch size; with a high-error set from
+    resampling, a data term on it; with time windows, the continuity term (eq. 3.20)."""
+    settings, training = spec["problem_settings"], spec["training"]
+    weights, batch = training["weights"], training["batch"]
+    terms = [_data_term(spec, train_df, spec["batch_size"], weights["data"], "data")]
+    region = spec.get("region_settings") if spec.get("region") else None
+    if region is not None and region_df is not None:
+        terms.append(_data_term(spec, region_df, region["data"]["batch"], region["data"]["weight"], "data_region"))
+    if resampled_df is not None:
+        if len(resampled_df):
+            resample = spec["resample"]
+            terms.append(_data_term(spec, resampled_df, resample["batch"], resample["weight"], "data_resampled"))
+        else:
+            log.warning("%s: the high-error set is empty (no point met the rule); no extra data term", spec["model"])
+    if spec["class"] == "itnn":  # an ITNN learns one-step pairs: no time derivative, no window
+        return terms
+    fhn, current = FHNParams.from_mapping(spec["fhn"]), _current_fn(settings)
+    if spec["class"] == "pinn":
+        sampler = BoxSampler(*input_bounds(settings))
+        terms.append(PhysicsTerm(sampler, fhn, current, batch["physics"], weights["physics"]))
+        fixed = settings["initial_state"] if settings["problem"] == "A" else None
+        terms.append(InitialTerm(sampler, batch["initial"], weights["initial"], fixed_state=fixed))
+    if spec.get("windows", 1) > 1:  # eq. 3.20 at every interface between consecutive windows
+        edges = window_edges(settings["t_max"], spec["windows"])
+        terms.append(ContinuityTerm(BoxSampler(*input_bounds(settings)), edges, batch["continuity"],
+                                    weights["continuity"]))
+    if region is not None:
+        terms.append(PhysicsTerm(BoxSampler(*region_bounds(settings, region)), fhn, current,
+                                 region["physics"]["batch"], region["physics"]["weight"], name="physics_region"))
+    return terms
