@@ -294,6 +294,12 @@ def test_write_table(tmp_path):
     assert text.startswith("<!DOCTYPE html>") and "<table" in text and "<style>" in text
     assert "ANOVA &lt;eq. 4.2&gt;" in text and "Type II &amp; more" in text
     assert "19.61" in text and "19.6123456" not in text and "—" in text
+    # the page carries its own CSV: the download works inside the self-contained report
+    import base64
+    import re
+
+    link = re.search(r"<a download='a.csv' href='data:text/csv;charset=utf-8;base64,([A-Za-z0-9+/=]+)'>", text)
+    assert link and base64.b64decode(link.group(1)) == csv.read_bytes()
 
 
 def test_write_table_empty(tmp_path):

@@ -6,6 +6,7 @@ writes; `write_table` and `write_config_page` render them for the Snakemake repo
 
 from __future__ import annotations
 
+import base64
 import html
 from pathlib import Path
 
@@ -42,19 +43,25 @@ def _format_cell(value) -> str:
 def write_table(df: pd.DataFrame, csv_path, html_path, title: str, caption: str) -> None:
     """Write `df` as CSV and as a small standalone, styled HTML page.
 
-    The HTML page has `title` as heading and `caption` as a paragraph above
-    the table; floats are shown with 4 significant digits, NaN as "—".
+    The HTML page has `title` as heading, `caption` as a paragraph above the
+    table and a link that downloads the CSV itself (embedded as a data URI, so
+    that it works inside the self-contained report); floats are shown with 4
+    significant digits, NaN as "—".
     """
     for path in (csv_path, html_path):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(csv_path, index=False)
+    encoded = base64.b64encode(Path(csv_path).read_bytes()).decode("ascii")
+    download = (f"<p class='download'><a download='{html.escape(Path(csv_path).name)}' "
+                f"href='data:text/csv;charset=utf-8;base64,{encoded}'>Download as CSV</a> "
+                f"({len(df)} rows; also <code>{html.escape(str(csv_path))}</code>)</p>")
     table = df.to_html(index=False, formatters={c: _format_cell for c in df.columns},
                        na_rep="—", border=0, escape=True)
     if df.empty:
         table += "\n<p><em>No rows: nothing in the results fits this analysis.</em></p>"
     page = (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
             f"<title>{html.escape(title)}</title><style>{_CSS}{_numeric_css(df)}</style></head>\n<body>\n"
-            f"<h1>{html.escape(title)}</h1>\n<p class='caption'>{html.escape(caption)}</p>\n"
+            f"<h1>{html.escape(title)}</h1>\n<p class='caption'>{html.escape(caption)}</p>\n{download}\n"
             f"<div class='scroll'>{table}</div>\n</body></html>\n")
     Path(html_path).write_text(page, encoding="utf-8")
 
