@@ -212,6 +212,23 @@ def test_chain_user_errors(chain, tmp_path, capsys):
     user_error(capsys, 2, "evaluate", "--model", chain / "model", "--data", chain / "c.yaml")
 
 
+def test_bench_network_compiles_checks_and_times_the_trained_model(chain, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code, text, err = run(capsys, "bench", "network", "--config", chain / "c.yaml", "--model", chain / "model",
+                          "--data", chain / "val.parquet", "--cells", 300, "--repeats", 2, "--warmup", 0,
+                          "--out-dir", tmp_path / "builds", "-o", out)
+    assert code == 0, err
+    record = json.loads(out.read_text())
+    assert record["model"] == "pinn_silu8_bs10_s0" and record["n_sets"] == 300 and record["threads"] == 2
+    assert len(record["inference_time_s"]["samples"]) == 2
+    (size,) = record["sizes"]
+    assert "eager-fp32" in size["builds"] and record["compiled"]["builds"][0]["check"]["max_err"] <= 1e-4
+    assert "speedup" in text and "eager-fp32" in text and "roofline peaks: 2 CPU threads" in text
+    assert (tmp_path / "builds" / "compiled.json").is_file()
+    err = user_error(capsys, 2, "bench", "network", "--config", chain / "c.yaml", "--model", chain / "model")
+    assert "--data" in err
+
+
 # --------------------------------------------------------------------------- env, version, help
 
 

@@ -195,16 +195,67 @@ def cmd_env(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.target == "network":
+        return _bench_network(args)
     from .solver_bench import bench_solvers, default_c_source, format_records
 
     c_source = None if args.no_c else Path(args.c_source) if args.c_source else default_c_source()
-    result = bench_solvers(args.cells, args.steps, args.save_every, args.precision, args.threads, args.repeats,
-                           args.warmup, c_source, args.gpu_cells)
+    result = bench_solvers(args.cells or 4_000_000, args.steps, args.save_every, args.precision, args.threads or 2,
+                           args.repeats or 7, 2 if args.warmup is None else args.warmup, c_source,
+                           args.gpu_cells or [16_000_000, 32_000_000, 64_000_000])
     print(format_records(result))
     if c_source is None:
         print("C reference: not measured (no source; pass --c-source benchmarks/fhn_euler_ref.c)")
     if args.output:
         write_json({**result, "versions": versions()}, args.output)
+        print(f"wrote {args.output}")
+    return 0
+
+
+def _bench_network(args) -> int:
+    """Compile one trained model as the compile stage does (into --out-dir or a temporary directory),
+    check it, and time every build beside the Euler solver on the config's benchmark work."""
+    import tempfile
+
+    from .bench import benchmark_model
+    from .bench_table import benchmark_rows
+    from .compiled import compile_model, load_builds
+    from .mlp import load_model
+
+    missing = [name for name in ("model", "data", "config") if getattr(args, name) is None]
+    if missing:
+        raise UserError(f"bench network needs {', '.join('--' + m for m in missing)}; see fhnkit bench --help")
+    if not (Path(args.model) / "weights.pt").is_file():
+        raise UserError(f"{args.model} is not a trained model directory (no weights.pt); see `fhnkit train`")
+    config = load_config(args.config)
+    study = _study(config, args.study)
+    bench = dict(config["benchmark"])
+    for key, value in (("n_sets", args.cells), ("threads", args.threads), ("repeats", args.repeats),
+                       ("warmup", args.warmup)):
+        if value is not None:
+            bench[key] = value
+    if args.gpu_cells:
+        bench["gpu_n_sets"] = args.gpu_cells
+    settings = dict(config["compile"], device=args.device)
+    with tempfile.TemporaryDirectory(prefix="fhnkit_bench_") as tmp:
+        out_dir = Path(args.out_dir or tmp)
+        record = compile_model(args.model, args.data, out_dir, settings)
+        for backend, why in record["skipped"].items():
+            print(f"skipped {backend}: {why}")
+        model = load_model(args.model)
+        builds = load_builds(model, record, out_dir, settings)
+        result = benchmark_model(model, config["studies"][study], FHNParams.from_mapping(config["model"]), bench,
+                                 config["seed"], study, builds, settings["max_batch"])
+    result.update(study=study, model=record["model"], compiled=record, versions=versions())
+    table = pd.DataFrame(benchmark_rows(result))
+    columns = ["n_sets", "build", "device", "chunk", "network_time_s", "solver", "solver_time_s", "speedup",
+               "network_outputs_per_s", "network_compute_fraction", "network_bandwidth_fraction",
+               "solver_compute_fraction", "solver_bandwidth_fraction"]
+    with pd.option_context("display.width", 250, "display.max_columns", None, "display.precision", 3):
+        print(table[columns].to_string(index=False))
+    print(f"roofline peaks: {table['peaks'].iloc[0]}")
+    if args.output:
+        write_json(result, args.output)
         print(f"wrote {args.output}")
     return 0
 
@@ -291,25 +342,39 @@ COMMANDS = [
      [(("--model",), dict(required=True, help="directory written by `fhnkit train`")),
       (("--data",), dict(required=True, help="Parquet data set with the model's input columns and U, W")),
       JSON]),
-    ("bench", cmd_bench, "time the Euler solvers (bench solver)",
-     "Time every available Euler solver: the numba CPU kernel next to a hand-written C reference (gcc -O3 "
-     "-march=native, OpenMP, SIMD; built on the fly) on the same inputs and threads, and the CUDA kernel with "
-     "CUDA events and its fraction of the GPU's bandwidth and compute rooflines. Reports cell-steps per "
-     "second (cells x Euler steps / median seconds).",
-     "examples:\n  fhnkit bench solver\n  fhnkit bench solver --cells 1000000 --precision float32 -o solver.json",
-     [(("target",), dict(choices=["solver"], help="what to benchmark")),
-      (("--cells",), dict(type=int, default=4_000_000, help="CPU parameter sets (default: 4,000,000)")),
-      (("--gpu-cells",), dict(type=int, nargs="+", default=[16_000_000, 32_000_000, 64_000_000],
-                              help="GPU parameter sets (default: 16M 32M 64M)")),
-      (("--steps",), dict(type=int, default=100, help="Euler steps of dt = 0.1 (default: 100, to t = 10)")),
-      (("--save-every",), dict(type=int, default=10, help="store every N steps (default: 10: 10 points)")),
+    ("bench", cmd_bench, "time the Euler solvers (bench solver) or a trained network (bench network)",
+     "solver: time every available Euler solver: the numba CPU kernel next to a hand-written C reference "
+     "(gcc -O3 -march=native, OpenMP, SIMD; built on the fly) on the same inputs and threads, and the CUDA "
+     "kernel with CUDA events and its fraction of the GPU's bandwidth and compute rooflines. Reports "
+     "cell-steps per second (cells x Euler steps / median seconds). "
+     "network: compile one trained model as the compile stage does (TensorRT fp32/fp16 on a GPU, else ONNX "
+     "Runtime, torch.compile; each checked against eager torch on --data) and time every build beside the "
+     "Euler solver on the config's benchmark work (the CUDA kernel and CUDA events on a GPU), with "
+     "throughput and roofline fractions; the same numbers as the workflow's benchmark rule.",
+     "examples:\n  fhnkit bench solver\n  fhnkit bench solver --cells 1000000 --precision float32 -o solver.json\n"
+     "  fhnkit bench network --config config.yaml --study B_S --model results/B_S/models/M \\\n"
+     "      --data results/B_S/data/val.parquet --gpu-cells 16000000 -o bench.json",
+     [(("target",), dict(choices=["solver", "network"], help="what to benchmark")),
+      (("--cells",), dict(type=int, help="CPU parameter sets (default: solver 4,000,000; network: the "
+                                         "config's benchmark.n_sets)")),
+      (("--gpu-cells",), dict(type=int, nargs="+", help="GPU parameter sets (default: solver 16M 32M 64M; "
+                                                        "network: benchmark.gpu_n_sets)")),
+      (("--steps",), dict(type=int, default=100, help="solver: Euler steps of dt = 0.1 (default: 100, to t = 10)")),
+      (("--save-every",), dict(type=int, default=10, help="solver: store every N steps (default: 10: 10 points)")),
       (("--precision",), dict(choices=["float32", "float64"], nargs="+", default=["float32", "float64"],
-                              help="precisions to time (default: both)")),
-      (("--threads",), dict(type=int, default=2, help="CPU threads for numba and C (default: 2)")),
-      (("--repeats",), dict(type=int, default=7, help="timed repeats per solver (default: 7)")),
-      (("--warmup",), dict(type=int, default=2, help="untimed runs first (default: 2)")),
-      (("--c-source",), dict(help="C reference source (default: benchmarks/fhn_euler_ref.c of the checkout)")),
-      (("--no-c",), dict(action="store_true", help="skip the C reference")),
+                              help="solver: precisions to time (default: both)")),
+      (("--threads",), dict(type=int, help="CPU threads (default: solver 2; network: benchmark.threads)")),
+      (("--repeats",), dict(type=int, help="timed repeats (default: solver 7; network: benchmark.repeats)")),
+      (("--warmup",), dict(type=int, help="untimed runs first (default: solver 2; network: benchmark.warmup)")),
+      (("--c-source",), dict(help="solver: C reference source (default: benchmarks/fhn_euler_ref.c of the checkout)")),
+      (("--no-c",), dict(action="store_true", help="solver: skip the C reference")),
+      (("--config",), dict(help="network: the configuration the model was trained with")),
+      STUDY,
+      (("--model",), dict(help="network: directory written by `fhnkit train` or the train rule")),
+      (("--data",), dict(help="network: validation set Parquet the compiled builds are checked on")),
+      (("--device",), dict(choices=["auto", "cpu", "cuda"], default="auto",
+                           help="network: where to compile and run (default: auto, a GPU when present)")),
+      (("--out-dir",), dict(help="network: keep the compiled builds here (default: a temporary directory)")),
       (("-o", "--output"), dict(help="write the records as JSON"))]),
     ("env", cmd_env, "which compute backends are usable here",
      "Probe numba, CUDA, CuPy, TensorRT, Torch-TensorRT, ONNX Runtime, torch and mpi4py; say why one is not "
