@@ -249,6 +249,7 @@ def test_every_figure_loads_and_has_its_caption(report, tiny_run):
     assert {f"results/figures/{name}.png" for name in (
         "accuracy_vs_neurons", "error_vs_inference", "rollout_C", "error_maps_B_S", "error_maps_C",
         "training_curves_A_scarce", "training_curves_B_S", "training_curves_C", "training_curves_diverges",
+        "iteration_cost", "predictions_A_scarce", "predictions_B_S", "predictions_C", "predictions_diverges",
     )} <= set(expected), expected
     rows = report.open_category("Figures")
     assert len(rows) == len(expected), rows
@@ -266,7 +267,9 @@ def test_every_figure_loads_and_has_its_caption(report, tiny_run):
         assert image["shown"][0] >= min(600, image["natural"][0]), (labels, image)
         slug = _slug(*(x for x in labels if x != "all"))
         report.screenshot(f"03_figure_{i:02d}_{slug}")
-        report.caption(info, labels)
+        caption = report.caption(info, labels)
+        if labels[0] == "Predictions vs solver":  # the Jinja template filled in: the study and the config's rule
+            assert f"study {labels[1]} against the solver" in caption and "= of_max" in caption, caption
         if i == 0:
             report.screenshot(f"04_figure_info_{slug}")
         seen.append(report.js("return app.state.resultPath"))

@@ -65,15 +65,44 @@ def test_analysis_tables_and_figures(tiny_run):
     assert domains.loc[("C", "pinn", 2), "median_jump_err"] > 0  # two windows: the interface jump
     assert np.isnan(domains.loc[("C", "pinn", 1), "median_jump_err"])
     assert np.isnan(domains.loc[("C", "itnn", 1), "median_march_err"])  # an ITNN rolls out instead
+    cuts = pd.read_parquet(tiny_run / "results" / "C" / "error_cuts.parquet")
+    assert cuts["model"].str.startswith("best continuous").any() and cuts["model"].str.startswith("best ITNN").any()
+    assert set(cuts["cut"]) == {0, 1, 2} and (cuts["err"] >= 0).all()
+    bench = pd.read_csv(tiny_run / "results" / "analysis" / "benchmark.csv")
+    assert set(bench["study"]) == {"A_scarce", "B_S", "C"} and (bench["n_sets"] == 2000).all()
+    assert {"eager-fp32", "onnxruntime-fp32"} <= set(bench["build"])
+    assert (bench["speedup"] - bench["solver_time_s"] / bench["network_time_s"]).abs().max() < 1e-9
+    assert (bench["network_bandwidth_fraction"] > 0).all() and (bench["solver_bandwidth_fraction"] > 0).all()
     ttest = pd.read_csv(tiny_run / "results" / "analysis" / "ttest_pinn_ddnn.csv")
     assert list(ttest["study"]) == ["A_scarce"]
     anova = pd.read_csv(tiny_run / "results" / "analysis" / "shape_anova.csv")
     assert set(anova["study"]) >= {"A_scarce", "B_S"}
     figures = sorted(p.name for p in (tiny_run / "results" / "figures").glob("*.png"))
-    assert figures == ["accuracy_vs_neurons.png", "compile_speedup.png", "error_maps_B_S.png", "error_maps_C.png",
-                       "error_vs_inference.png", "inference_vs_neurons.png", "rollout_C.png",
+    assert figures == ["accuracy_vs_neurons.png", "compile_speedup.png", "error_cuts_B_S.png", "error_cuts_C.png",
+                       "error_maps_B_S.png", "error_maps_C.png",
+                       "error_vs_inference.png", "inference_vs_neurons.png", "iteration_cost.png",
+                       "predictions_A_scarce.png", "predictions_B_S.png", "predictions_C.png",
+                       "predictions_diverges.png", "rollout_C.png",
                        "training_curves_A_scarce.png", "training_curves_B_S.png", "training_curves_C.png",
                        "training_curves_diverges.png"]
+
+
+@pytest.mark.slow
+def test_prediction_figures_have_a_row_per_class_variant(tiny_run):
+    """Two rows of panels (3.5 in each at 120 dpi) per class variant's best DDNN/PINN: A_scarce ddnn and pinn,
+    B_S ddnn and ddnna, C pinn and pinn with 2 windows (not the ITNN); diverges, whose only model failed, one
+    panel with a note."""
+    import matplotlib.image as mpimg
+
+    from fhnkit import figures, model_figures
+
+    heights = {study: mpimg.imread(tiny_run / "results" / "figures" / f"predictions_{study}.png").shape[0]
+               for study in ("A_scarce", "B_S", "C", "diverges")}
+    two_models = round(figures.PANEL_H * (4 + model_figures.BLOCK_GAP) * figures.DPI)
+    assert heights == {"A_scarce": two_models, "B_S": two_models, "C": two_models,
+                       "diverges": round(figures.PANEL_H * figures.DPI)}
+    log = (tiny_run / "logs" / "analysis" / "predictions_B_S.log").read_text()
+    assert "predictions of B_S -> results/figures/predictions_B_S.png" in log
 
 
 @pytest.mark.slow
@@ -83,8 +112,17 @@ def test_report_is_self_contained_and_holds_everything(tiny_run):
     for name in ("accuracy_vs_neurons.png", "error_vs_inference.png", "training_curves_A_scarce.png",
                  "shape_anova.html", "ttest_pinn_ddnn.html", "shape_variance.html", "summary.csv", "config.html",
                  "technique_anova.html", "rollout_C.png", "time_domains.html",
-                 "failed_models.html", "error_maps_B_S.png", "error_maps_C.png", "resampling.html"):
+                 "failed_models.html", "error_maps_B_S.png", "error_maps_C.png", "resampling.html",
+                 "iteration_cost.png", "predictions_A_scarce.png", "predictions_B_S.png", "predictions_C.png",
+                 "predictions_diverges.png", "training_curves_diverges.png", "error_cuts_B_S.png", "error_cuts_C.png",
+                 "benchmark.html"):
         assert name in html, name
+    # a figure's job info (rule, wildcards, params) stays short: the data reach the scripts as inputs
+    jobs = re.findall(r'"job_properties": \{"rule": "(\w+)", "wildcards": "[^"]*", "params": "([^"]*)"', html)
+    figure_jobs = {rule: params for rule, params in jobs if rule in ("figures", "predictions_figure", "rollout_figure")}
+    assert set(figure_jobs) == {"figures", "predictions_figure", "rollout_figure"}, jobs
+    for rule, params in figure_jobs.items():
+        assert len(params) < 200 and "parquet" not in params, (rule, params)
     assert "data:image/png;base64" in html or "base64" in html
     assert not re.search(r'src="(?!data:)[^"]+\.png"', html), "report links a PNG instead of embedding it"
 

@@ -30,7 +30,8 @@ PANEL_W, PANEL_H, LEGEND_W = 4.0, 3.5, 2.2
 WIDE_PANEL_W = 6.0
 MAX_COLS = 3
 SHAPES = ["rectangle", "funnel", "bottleneck", "bowtie", "diamond", "other"]
-LINE_STYLES = ["-", "--", ":", "-."]
+# line styles of loss terms: distinct for up to eight terms (then repeated)
+LINE_STYLES = ["-", "--", ":", "-.", (0, (3, 1, 1, 1, 1, 1)), (0, (1, 4)), (0, (8, 2, 1, 2, 1, 2)), (0, (4, 4))]
 SHAPE_COLOURS = dict(zip(SHAPES, sns.color_palette("colorblind", len(SHAPES))))
 
 
@@ -78,6 +79,38 @@ def _margin_legend(fig, handles, fontsize: str = "small") -> None:
     if handles:
         fig.legend(handles=handles, loc="center left", fontsize=fontsize, frameon=False,
                    bbox_to_anchor=(1 - LEGEND_W / fig.get_figwidth(), 0.5))
+
+
+def message_figure(path, title: str, message: str) -> Path:
+    """A figure of one panel that says `message` (why there is nothing to draw) under `title`."""
+    fig, (ax,) = _new_figure(1)
+    _empty(ax, message)
+    fig.suptitle(title, fontsize="medium")
+    return _save(fig, path)
+
+
+def _margin_legends(fig, sections, fontsize: str = "x-small") -> None:
+    """Titled legends, one per (title, handles) of `sections`, stacked from the top of the figure's
+    reserved right-hand column; at a smaller font when they do not fit its height or width. Line-style
+    handles are drawn long enough to tell the dash patterns apart."""
+    left = 1 - LEGEND_W / fig.get_figwidth()
+    renderer = fig.canvas.get_renderer()
+    sizes = (fontsize, "xx-small")
+    for size in sizes:
+        top, right, legends = 0.98, 0.0, []
+        for title, handles in sections:
+            if handles:
+                dashed = any(h.get_linestyle() not in ("-", "None", "none", "") for h in handles)
+                legends.append(fig.legend(handles=handles, title=title, loc="upper left", fontsize=size,
+                                          title_fontsize=size, alignment="left", frameon=False,
+                                          handlelength=3.5 if dashed else 1.5, bbox_to_anchor=(left, top)))
+                box = legends[-1].get_window_extent(renderer)
+                top -= box.height / fig.bbox.height
+                right = max(right, box.x1 / fig.bbox.width)
+        if (top >= 0 and right <= 1) or size == sizes[-1]:  # fits, or is clipped at the smallest size
+            return
+        for legend in legends:
+            legend.remove()
 
 
 def _figure_legend(fig, axes) -> None:
@@ -149,26 +182,32 @@ def _plot_positive(ax, history: pd.DataFrame, column: str, **kwargs) -> None:
         ax.plot(data["iteration"], data[column], **kwargs)
 
 
-def _style_legend(ax, styles: dict[str, str], name: str) -> None:
-    """Log y axis and a legend of line styles (one per plotted column), or an empty note."""
+def _style_handles(styles: dict) -> list[Line2D]:
+    return [Line2D([], [], color="0.3", ls=ls, label=col) for col, ls in styles.items()]
+
+
+def _log_or_empty(ax, name: str) -> None:
+    """Log y axis labelled `name`, or an empty note when nothing was plotted."""
     if not ax.lines:
         _empty(ax, f"no {name} recorded")
         return
     ax.set(xlabel="iteration", ylabel=name)
     _log_axis(ax, "y")
-    handles = [Line2D([], [], color="0.3", ls=ls, label=col) for col, ls in styles.items()]
-    ax.legend(handles=handles, fontsize="x-small")
 
 
-def training_curves(histories: dict[str, pd.DataFrame], path, title: str) -> Path:
+def training_curves(histories: dict[str, pd.DataFrame], path, title: str,
+                    empty_message: str = "no training history to show") -> Path:
     """Loss terms (left) and validation mean/max error (right) vs iteration, log y.
 
     `histories` maps a label to a history table (columns `iteration`,
-    `loss_*`, `val_mean`, `val_max`); colour = model, line style = term.
-    Mirrors thesis Fig. 19-20.
+    `loss_*`, `val_mean`, `val_max`); colour = model, line style = term; the
+    legends (models, loss terms, validation errors) sit in the right margin.
+    Without histories, one panel says `empty_message`. Mirrors thesis Fig. 19-20.
     """
+    if not histories:
+        return message_figure(path, title, empty_message)
     fig, (ax_loss, ax_val) = _new_figure(2)
-    colours = dict(zip(histories, sns.color_palette("tab10", max(len(histories), 1))))
+    colours = dict(zip(histories, sns.color_palette("tab10", len(histories))))
     terms = sorted({c for h in histories.values() for c in _loss_columns(h)},
                    key=lambda c: (c != "loss_total", c))
     loss_styles = {c: LINE_STYLES[i % len(LINE_STYLES)] for i, c in enumerate(terms)}
@@ -178,31 +217,51 @@ def training_curves(histories: dict[str, pd.DataFrame], path, title: str) -> Pat
             _plot_positive(ax_loss, history, column, color=colours[label], ls=loss_styles[column])
         for column in val_styles.keys() & set(history.columns):
             _plot_positive(ax_val, history, column, color=colours[label], ls=val_styles[column])
-    _style_legend(ax_loss, loss_styles, "loss")
-    _style_legend(ax_val, val_styles, "validation error")
+    _log_or_empty(ax_loss, "loss")
+    _log_or_empty(ax_val, "validation error")
     fig.suptitle(title, fontsize="medium")
-    _margin_legend(fig, [Line2D([], [], color=c, label=label) for label, c in colours.items()],
-                   fontsize="xx-small")
+    _margin_legends(fig, [("model", [Line2D([], [], color=c, label=label) for label, c in colours.items()]),
+                          ("loss term (left)", _style_handles(loss_styles)),
+                          ("validation error (right)", _style_handles(val_styles))])
     return _save(fig, path)
 
 
+def variant(summary: pd.DataFrame) -> pd.Series:
+    """Class variant of each model: the class, "a" appended for the region terms (DDNNa, PINNa, as the
+    thesis names them) and ", n windows" for a model split into n time windows, e.g. "pinna, 5 windows"."""
+    label = summary["class"].astype(str) + np.where(summary["region"].eq(True), "a", "")
+    windows = pd.to_numeric(summary["windows"], errors="coerce").fillna(1).astype(int)
+    return label + np.where(windows > 1, ", " + windows.astype(str) + " windows", "")
+
+
 def select_curve_models(summary: pd.DataFrame, study: str, per_class: int = 2) -> list[str]:
-    """Names of the `per_class` lowest-mean-error successful models of each class in `study`."""
+    """Names of the `per_class` lowest-mean-error successful models of each class variant in `study`."""
     ok = successful(summary)
-    ok = ok[ok["study"] == study].sort_values(["class", "mean_err", "model"])
-    return ok.groupby("class").head(per_class)["model"].tolist()
+    ok = ok[ok["study"] == study].assign(variant=variant).sort_values(["variant", "mean_err", "model"])
+    return ok.groupby("variant").head(per_class)["model"].tolist()
+
+
+def failed_note(summary: pd.DataFrame, study: str, what: str = "model") -> str:
+    """Why a study has nothing to plot: every one of its `what` (rows of `summary`) failed, or none trained."""
+    rows = summary[summary["study"] == study]
+    n_failed = int(rows["status"].ne("ok").sum())
+    if len(rows) and n_failed == len(rows):
+        return (f"every {what} of {study} failed\n({n_failed} of {len(rows)} diverged):\n"
+                "nothing to show;\nsee the table Failed models")
+    return f"no successful {what} in {study}"
 
 
 def study_training_curves(summary: pd.DataFrame, study: str, history_paths: dict[str, str],
                           path, per_class: int = 2) -> Path:
-    """`training_curves` of the best `per_class` models of each class of `study`.
+    """`training_curves` of the best `per_class` models of each class variant of `study`.
 
     `history_paths` maps model name to its history.parquet; only the chosen
     models' histories are read.
     """
     chosen = select_curve_models(summary, study, per_class)
     histories = {m: pd.read_parquet(history_paths[m]) for m in chosen}
-    return training_curves(histories, path, f"{study}: training curves of the best models per class")
+    return training_curves(histories, path, f"{study}: training curves of the best models per class variant",
+                           failed_note(summary, study))
 
 
 def _solver_line(ax, data: pd.DataFrame, colour) -> None:

@@ -63,6 +63,12 @@ rule figures:
             category="Figures",
             labels={"figure": "Error vs inference time", "study": "all"},
         ),
+        iteration_cost=report(
+            "results/figures/iteration_cost.png",
+            caption="../report/iteration_cost.rst",
+            category="Figures",
+            labels={"figure": "Iteration cost by class", "study": "all"},
+        ),
         curves=[
             report(
                 training_curves_path(study),
@@ -73,7 +79,6 @@ rule figures:
             for study in analysis_studies()
         ],
     params:
-        histories={study: history_paths(study) for study in analysis_studies()},
         per_class=config["analysis"]["curves_per_class"],
     log:
         "logs/analysis/figures.log",
@@ -115,3 +120,44 @@ rule rollout_figure:
         "logs/analysis/rollout_{study}.log",
     script:
         "../scripts/rollout_figure.py"
+
+
+rule predictions_figure:
+    input:
+        summary="results/summary.parquet",
+        val="results/{study}/data/val.parquet",
+        train="results/{study}/data/train.parquet",
+        weights=lambda w: [model_path(w.study, m, "weights.pt") for m in continuous_models(w.study)],
+    output:
+        report(
+            "results/figures/predictions_{study}.png",
+            caption="../report/predictions.rst",
+            category="Figures",
+            labels={"figure": "Predictions vs solver", "study": "{study}"},
+        ),
+    params:
+        highlight=config["analysis"]["predictions"],
+        a=config["model"]["a"],
+        problem=lambda w: config["studies"][w.study]["problem"],
+    log:
+        "logs/analysis/predictions_{study}.log",
+    script:
+        "../scripts/predictions_figure.py"
+
+
+rule error_cuts:
+    input:
+        summary="results/summary.parquet",
+        weights=lambda w: [model_path(w.study, m, "weights.pt") for m in study_models(w.study)],
+    output:
+        figure=report(
+            "results/figures/error_cuts_{study}.png",
+            caption="../report/error_cuts.rst",
+            category="Figures",
+            labels={"figure": "Error over cuts of (U0, t)", "study": "{study}"},
+        ),
+        table="results/{study}/error_cuts.parquet",
+    log:
+        "logs/analysis/error_cuts_{study}.log",
+    script:
+        "../scripts/error_cuts.py"

@@ -107,11 +107,6 @@ def analysis_studies():
     return sorted({study for study, _ in MODELS})
 
 
-def history_paths(study):
-    """{model: history.parquet path} of every model of `study`."""
-    return {model: model_path(study, model, "history.parquet") for s, model in MODELS if s == study}
-
-
 def training_curves_path(study):
     return f"results/figures/training_curves_{study}.png"
 
@@ -124,11 +119,29 @@ def itnn_studies():
     return sorted({s for s, _ in MODELS if itnn_models(s)})
 
 
+def continuous_models(study):
+    """The DDNNs and PINNs of `study` (every variant): what the predictions figure draws from."""
+    return [m for s, m in MODELS if s == study and SPECS[(s, m)]["class"] in ("ddnn", "pinn")]
+
+
+def prediction_studies():
+    return sorted({s for s, _ in MODELS if continuous_models(s)})
+
+
+def cut_studies():
+    """Studies of problems B and C with models: those whose solution space the error cuts span."""
+    return sorted({s for s, _ in MODELS if config["studies"][s]["problem"] in ("B", "C")})
+
+
 def analysis_outputs():
     """Every file of the analysis stage, for the workflow's target rule."""
     tables = [f"results/analysis/{name}.{ext}" for name in ANALYSIS_TABLES for ext in ("csv", "html")]
-    figures = ["results/figures/accuracy_vs_neurons.png", "results/figures/error_vs_inference.png"]
+    tables += ["results/analysis/benchmark.csv", "results/analysis/benchmark.html"]
+    figures = ["results/figures/accuracy_vs_neurons.png", "results/figures/error_vs_inference.png",
+               "results/figures/iteration_cost.png"]
     curves = [training_curves_path(study) for study in analysis_studies()]
+    curves += [f"results/figures/predictions_{study}.png" for study in prediction_studies()]
+    curves += [f"results/figures/error_cuts_{study}.png" for study in cut_studies()]
     curves += [f"results/figures/rollout_{study}.png" for study in itnn_studies()]
     curves += [f"results/figures/error_maps_{study}.png" for study in resample_studies()]
     if resample_studies():
