@@ -302,6 +302,14 @@ def test_write_table(tmp_path):
     assert link and base64.b64decode(link.group(1)) == csv.read_bytes()
 
 
+def test_write_table_page_shows_chosen_columns_and_the_csv_keeps_all(tmp_path):
+    df = pd.DataFrame({"model": ["m1", "m2"], "time_s": [0.5, 0.25], "peaks": ["a long description", "another"]})
+    rt.write_table(df, tmp_path / "b.csv", tmp_path / "b.html", "t", "c", html_columns=["model", "time_s"])
+    page = (tmp_path / "b.html").read_text()
+    assert "<th>time_s</th>" in page and "peaks" not in page and "a long description" not in page
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "b.csv"), df)
+
+
 def test_write_table_empty(tmp_path):
     rt.write_table(pd.DataFrame(columns=an.TTEST_COLUMNS), tmp_path / "e.csv", tmp_path / "e.html", "t", "c")
     assert "No rows" in (tmp_path / "e.html").read_text()

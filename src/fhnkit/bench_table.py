@@ -69,6 +69,13 @@ def benchmark_table(bench_files) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=BENCHMARK_COLUMNS)
 
 
+# what the report page shows (every column is in the CSV)
+PAGE_COLUMNS = [
+    "study", "model", "n_sets", "build", "network_time_s", "solver_time_s", "speedup", "network_outputs_per_s",
+    "solver_outputs_per_s", "network_compute_fraction", "solver_compute_fraction", "network_bandwidth_fraction",
+    "solver_bandwidth_fraction",
+]
+
 CAPTION = (
     "Every trained network against the explicit Euler solver on the same work: n_sets parameter sets, each "
     "needing (U, W) at benchmark.n_points times (an ITNN steps t_end / dt_itnn times), per compiled build. "
@@ -77,6 +84,7 @@ CAPTION = (
     "on a CPU); chunk is the evaluation batch chosen by the recorded search. speedup = solver / network. "
     "Throughput is in (U, W) outputs per second. Roofline fractions use the least work of each side (Euler: "
     "15 FLOP per cell-step, inputs read once, stored points written; network: matrix products, biases, "
-    "activations, scaling; inputs read, outputs written) against the peaks named in the last column: on a "
-    "GPU from its attributes, on a CPU a nominal compute peak and a measured STREAM-triad bandwidth."
+    "activations, scaling; inputs read, outputs written) against the device's peaks: on a "
+    "GPU from its attributes, on a CPU a nominal compute peak and a measured STREAM-triad bandwidth. The CSV "
+    "also holds the inter-quartile ranges, clock, chunk, solver backend and the peaks used."
 )

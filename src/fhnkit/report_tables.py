@@ -40,13 +40,14 @@ def _format_cell(value) -> str:
     return str(value)
 
 
-def write_table(df: pd.DataFrame, csv_path, html_path, title: str, caption: str) -> None:
+def write_table(df: pd.DataFrame, csv_path, html_path, title: str, caption: str, html_columns=None) -> None:
     """Write `df` as CSV and as a small standalone, styled HTML page.
 
     The HTML page has `title` as heading, `caption` as a paragraph above the
     table and a link that downloads the CSV itself (embedded as a data URI, so
     that it works inside the self-contained report); floats are shown with 4
-    significant digits, NaN as "—".
+    significant digits, NaN as "—". The page shows `html_columns` (default:
+    all); the CSV holds every column.
     """
     for path in (csv_path, html_path):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -55,12 +56,13 @@ def write_table(df: pd.DataFrame, csv_path, html_path, title: str, caption: str)
     download = (f"<p class='download'><a download='{html.escape(Path(csv_path).name)}' "
                 f"href='data:text/csv;charset=utf-8;base64,{encoded}'>Download as CSV</a> "
                 f"({len(df)} rows; also <code>{html.escape(str(csv_path))}</code>)</p>")
-    table = df.to_html(index=False, formatters={c: _format_cell for c in df.columns},
-                       na_rep="—", border=0, escape=True)
+    shown = df if html_columns is None else df[list(html_columns)]
+    table = shown.to_html(index=False, formatters={c: _format_cell for c in shown.columns},
+                          na_rep="—", border=0, escape=True)
     if df.empty:
         table += "\n<p><em>No rows: nothing in the results fits this analysis.</em></p>"
     page = (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
-            f"<title>{html.escape(title)}</title><style>{_CSS}{_numeric_css(df)}</style></head>\n<body>\n"
+            f"<title>{html.escape(title)}</title><style>{_CSS}{_numeric_css(shown)}</style></head>\n<body>\n"
             f"<h1>{html.escape(title)}</h1>\n<p class='caption'>{html.escape(caption)}</p>\n{download}\n"
             f"<div class='scroll'>{table}</div>\n</body></html>\n")
     Path(html_path).write_text(page, encoding="utf-8")

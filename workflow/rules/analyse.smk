@@ -9,11 +9,12 @@ rule summarise:
         bench=expand("results/{study}/benchmark.json", study=config["studies"]),
     output:
         parquet="results/summary.parquet",
-        csv=report(
+        csv=report_item(
             "results/summary.csv",
-            caption="../report/summary.rst",
-            category="Tables",
-            labels={"table": "Summary of all models", "format": "CSV (download)"},
+            "../report/summary.rst",
+            "summary",
+            "Summary of all models",
+            kind="table (CSV)",
         ),
     log:
         "logs/analysis/summarise.log",
@@ -51,31 +52,27 @@ rule figures:
         summary="results/summary.parquet",
         histories=all_model_outputs("history.parquet"),
     output:
-        accuracy=report(
+        accuracy=report_item(
             "results/figures/accuracy_vs_neurons.png",
-            caption="../report/accuracy_vs_neurons.rst",
-            category="Figures",
-            labels={"figure": "Accuracy vs neurons", "study": "all"},
+            "../report/accuracy_vs_neurons.rst",
+            "accuracy",
+            "Accuracy vs neurons",
         ),
-        inference=report(
+        inference=report_item(
             "results/figures/error_vs_inference.png",
-            caption="../report/error_vs_inference.rst",
-            category="Figures",
-            labels={"figure": "Error vs inference time", "study": "all"},
+            "../report/error_vs_inference.rst",
+            "inference",
+            "Error vs inference time",
         ),
-        iteration_cost=report(
+        iteration_cost=report_item(
             "results/figures/iteration_cost.png",
-            caption="../report/iteration_cost.rst",
-            category="Figures",
-            labels={"figure": "Iteration cost by class", "study": "all"},
+            "../report/iteration_cost.rst",
+            "training",
+            "Iteration cost by class",
         ),
         curves=[
-            report(
-                training_curves_path(study),
-                caption="../report/training_curves.rst",
-                category="Figures",
-                labels={"figure": "Training curves", "study": study},
-            )
+            report_item(training_curves_path(study), "../report/training_curves.rst", "training", "Training curves",
+                        study=study)
             for study in analysis_studies()
         ],
     params:
@@ -88,12 +85,7 @@ rule figures:
 
 rule config_page:
     output:
-        report(
-            "results/config.html",
-            caption="../report/config.rst",
-            category="Tables",
-            labels={"table": "Configuration", "format": "HTML"},
-        ),
+        report_item("results/config.html", "../report/config.rst", "summary", "Configuration", kind="table"),
     params:
         config=config,
     log:
@@ -108,11 +100,12 @@ rule rollout_figure:
         val="results/{study}/data/val.parquet",
         weights=lambda w: [model_path(w.study, m, "weights.pt") for m in itnn_models(w.study)],
     output:
-        report(
+        report_item(
             "results/figures/rollout_{study}.png",
-            caption="../report/rollout.rst",
-            category="Figures",
-            labels={"figure": "ITNN rollouts", "study": "{study}"},
+            "../report/rollout.rst",
+            "accuracy",
+            "ITNN rollouts",
+            study="{study}",
         ),
     params:
         problem=lambda w: config["studies"][w.study]["problem"],
@@ -129,11 +122,12 @@ rule predictions_figure:
         train="results/{study}/data/train.parquet",
         weights=lambda w: [model_path(w.study, m, "weights.pt") for m in continuous_models(w.study)],
     output:
-        report(
+        report_item(
             "results/figures/predictions_{study}.png",
-            caption="../report/predictions.rst",
-            category="Figures",
-            labels={"figure": "Predictions vs solver", "study": "{study}"},
+            "../report/predictions.rst",
+            "accuracy",
+            "Predictions vs solver",
+            study="{study}",
         ),
     params:
         highlight=config["analysis"]["predictions"],
@@ -150,11 +144,12 @@ rule error_cuts:
         summary="results/summary.parquet",
         weights=lambda w: [model_path(w.study, m, "weights.pt") for m in study_models(w.study)],
     output:
-        figure=report(
+        figure=report_item(
             "results/figures/error_cuts_{study}.png",
-            caption="../report/error_cuts.rst",
-            category="Figures",
-            labels={"figure": "Error over cuts of (U0, t)", "study": "{study}"},
+            "../report/error_cuts.rst",
+            "accuracy",
+            "Error over cuts of (U0, t)",
+            study="{study}",
         ),
         table="results/{study}/error_cuts.parquet",
     log:

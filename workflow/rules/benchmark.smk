@@ -30,11 +30,12 @@ rule benchmark_table:
         expand("results/{study}/benchmark.json", study=config["studies"]),
     output:
         csv="results/analysis/benchmark.csv",
-        html=report(
+        html=report_item(
             "results/analysis/benchmark.html",
-            caption="../report/benchmark.rst",
-            category="Tables",
-            labels={"table": "Inference benchmark", "format": "HTML"},
+            "../report/benchmark.rst",
+            "inference",
+            "Inference benchmark",
+            kind="table",
         ),
     log:
         "logs/analysis/benchmark_table.log",

@@ -92,13 +92,36 @@ def study_models(study):
 
 # --- used by analyse.smk
 
-ANALYSIS_TABLES = {
-    "shape_anova": "Shape ANOVA (eq. 4.2)",
-    "ttest_pinn_ddnn": "PINN vs DDNN t-test",
-    "technique_anova": "Techniques ANOVA (eq. 4.1)",
-    "time_domains": "Time domains (Table 7)",
-    "failed_models": "Failed models",
-    "shape_variance": "Shape variance",
+# The report has one category per stage of the study and one subcategory per study (or ALL_STUDIES
+# for what spans them); every item is labelled with what it is and its type. Snakemake sorts both
+# alphabetically: the numbers keep the stages in reading order, the parenthesis puts ALL_STUDIES first.
+REPORT_STAGES = {
+    "training": "1 Training",
+    "accuracy": "2 Accuracy",
+    "resampling": "3 Resampling",
+    "inference": "4 Inference cost",
+    "summary": "5 Summary and configuration",
+}
+ALL_STUDIES = "(all studies)"
+# "format" always splits a list as "type" does: with two labels that split a two-item list in halves,
+# Snakemake 9 makes neither a toggle (one such label becomes a toggle that breaks the page)
+REPORT_FORMATS = {"figure": "PNG", "table": "HTML", "table (CSV)": "CSV"}
+
+
+def report_item(path, caption, stage, item, study=ALL_STUDIES, kind="figure"):
+    """`path` marked for the report under its stage (category) and study (subcategory, may be "{study}")."""
+    return report(path, caption=caption, category=REPORT_STAGES[stage], subcategory=study,
+                  labels={"item": item, "type": kind, "format": REPORT_FORMATS[kind]})
+
+
+
+ANALYSIS_TABLES = {  # name: (title, stage)
+    "shape_anova": ("Shape ANOVA (eq. 4.2)", "accuracy"),
+    "ttest_pinn_ddnn": ("PINN vs DDNN t-test", "accuracy"),
+    "technique_anova": ("Techniques ANOVA (eq. 4.1)", "training"),
+    "time_domains": ("Time domains (Table 7)", "accuracy"),
+    "failed_models": ("Failed models", "training"),
+    "shape_variance": ("Shape variance", "accuracy"),
 }
 
 
@@ -155,12 +178,8 @@ def analysis_outputs():
 
 def table_output(name):
     """The HTML page of an analysis table, marked for the report."""
-    return report(
-        f"results/analysis/{name}.html",
-        caption=f"../report/{name}.rst",
-        category="Tables",
-        labels={"table": ANALYSIS_TABLES[name], "format": "HTML"},
-    )
+    title, stage = ANALYSIS_TABLES[name]
+    return report_item(f"results/analysis/{name}.html", f"../report/{name}.rst", stage, title, kind="table")
 
 
 # --- used by resample.smk

@@ -8,11 +8,13 @@ rule cost_sweep:
     output:
         parquet="results/cost_sweep/timings.parquet",
         csv="results/cost_sweep/timings.csv",
-        html=report(
+        html=report_item(
             "results/cost_sweep/timings.html",
-            caption="../report/cost_sweep_timings.rst",
-            category="Tables",
-            labels={"table": "Cost sweep timings", "format": "HTML"},
+            "../report/cost_sweep_timings.rst",
+            "inference",
+            "Cost sweep timings",
+            study="cost sweep",
+            kind="table",
         ),
     params:
         config={key: config[key] for key in ("seed", "model", "benchmark", "compile", "cost_sweep")},
@@ -30,30 +32,36 @@ rule cost_sweep_analysis:
         timings="results/cost_sweep/timings.parquet",
     output:
         time_csv="results/analysis/cost_anova_time.csv",
-        time_html=report(
+        time_html=report_item(
             "results/analysis/cost_anova_time.html",
-            caption="../report/cost_anova_time.rst",
-            category="Tables",
-            labels={"table": "Cost ANOVA: time (eq. 4.3)", "format": "HTML"},
+            "../report/cost_anova_time.rst",
+            "inference",
+            "Cost ANOVA: time (eq. 4.3)",
+            study="cost sweep",
+            kind="table",
         ),
         speedup_csv="results/analysis/cost_anova_speedup.csv",
-        speedup_html=report(
+        speedup_html=report_item(
             "results/analysis/cost_anova_speedup.html",
-            caption="../report/cost_anova_speedup.rst",
-            category="Tables",
-            labels={"table": "Cost ANOVA: speedup (eq. 4.3)", "format": "HTML"},
+            "../report/cost_anova_speedup.rst",
+            "inference",
+            "Cost ANOVA: speedup (eq. 4.3)",
+            study="cost sweep",
+            kind="table",
         ),
-        time_figure=report(
+        time_figure=report_item(
             "results/figures/inference_vs_neurons.png",
-            caption="../report/inference_vs_neurons.rst",
-            category="Figures",
-            labels={"figure": "Inference time vs neurons (cost sweep)", "study": "cost sweep"},
+            "../report/inference_vs_neurons.rst",
+            "inference",
+            "Inference time vs neurons",
+            study="cost sweep",
         ),
-        speedup_figure=report(
+        speedup_figure=report_item(
             "results/figures/compile_speedup.png",
-            caption="../report/compile_speedup.rst",
-            category="Figures",
-            labels={"figure": "Compiled-over-eager speedup (cost sweep)", "study": "cost sweep"},
+            "../report/compile_speedup.rst",
+            "inference",
+            "Compiled-over-eager speedup",
+            study="cost sweep",
         ),
     params:
         sweep=config["cost_sweep"],

@@ -74,11 +74,12 @@ rule error_maps:
     output:
         maps="results/{study}/resample/error_maps.parquet",
         row="results/{study}/resample/summary.json",
-        figure=report(
+        figure=report_item(
             "results/figures/error_maps_{study}.png",
-            caption="../report/error_maps.rst",
-            category="Figures",
-            labels={"figure": "Error maps before/after resampling", "study": "{study}"},
+            "../report/error_maps.rst",
+            "resampling",
+            "Error maps before/after resampling",
+            study="{study}",
         ),
     params:
         problem=lambda w: config["studies"][w.study]["problem"],
@@ -93,11 +94,12 @@ rule resampling_table:
         expand("results/{study}/resample/summary.json", study=resample_studies()),
     output:
         csv="results/analysis/resampling.csv",
-        html=report(
+        html=report_item(
             "results/analysis/resampling.html",
-            caption="../report/resampling.rst",
-            category="Tables",
-            labels={"table": "High-error resampling", "format": "HTML"},
+            "../report/resampling.rst",
+            "resampling",
+            "High-error resampling",
+            kind="table",
         ),
     log:
         "logs/analysis/resampling.log",
