@@ -114,7 +114,6 @@ def report_item(path, caption, stage, item, study=ALL_STUDIES, kind="figure"):
                   labels={"item": item, "type": kind, "format": REPORT_FORMATS[kind]})
 
 
-
 ANALYSIS_TABLES = {  # name: (title, stage)
     "shape_anova": ("Shape ANOVA (eq. 4.2)", "accuracy"),
     "ttest_pinn_ddnn": ("PINN vs DDNN t-test", "accuracy"),
