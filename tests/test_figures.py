@@ -338,3 +338,9 @@ def test_iteration_cost_a_box_per_variant_and_a_panel_per_study(tmp_path, captur
     assert cost_axis.get_yscale() == "log" and not captured.legends_inside
     points = np.concatenate([c.get_offsets()[:, 1] for c in cost_axis.collections if len(c.get_offsets())])
     assert sorted(np.round(points, 6)) == sorted(np.round([r["iter_time_s"] for r in rows[:-1]], 6))
+
+
+def test_solver_times_in_legends_are_short():
+    from fhnkit.figures import _seconds
+
+    assert [_seconds(t) for t in (0.0027, 0.000301, 0.13, 12.3)] == ["2.7 ms", "0.3 ms", "0.13 s", "12 s"]

@@ -271,7 +271,12 @@ def _solver_line(ax, data: pd.DataFrame, colour) -> None:
         return
     median = float(times.median())
     ax.axvline(median, color=colour, ls="--", lw=1,
-               label=f"Euler, {data['study'].iloc[0]}: {median:.2g} s")
+               label=f"Euler, {data['study'].iloc[0]}: {_seconds(median)}")
+
+
+def _seconds(value: float) -> str:
+    """A duration in seconds, short: 2.7 ms, 0.13 s, 12 s."""
+    return f"{value * 1e3:.2g} ms" if value < 0.1 else f"{value:.2g} s"
 
 
 def error_vs_inference(summary: pd.DataFrame, path) -> Path:
