@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from fhnkit import __version__
@@ -227,6 +228,10 @@ def test_bench_network_compiles_checks_and_times_the_trained_model(chain, tmp_pa
     assert (tmp_path / "builds" / "compiled.json").is_file()
     err = user_error(capsys, 2, "bench", "network", "--config", chain / "c.yaml", "--model", chain / "model")
     assert "--data" in err
+    if not torch.cuda.is_available():
+        err = user_error(capsys, 2, "bench", "network", "--config", chain / "c.yaml", "--model", chain / "model",
+                         "--data", chain / "val.parquet", "--device", "cuda")
+        assert "sees no CUDA device" in err
 
 
 # --------------------------------------------------------------------------- env, version, help

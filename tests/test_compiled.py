@@ -93,6 +93,14 @@ def test_a_diverged_model_is_not_compiled(trained, tmp_path):
     assert record["builds"] == [] and record["skipped"] == {"all": "training status failed"}
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="tests the refusal where no GPU is present")
+def test_compiling_for_cuda_without_a_gpu_says_what_to_change(trained, tmp_path):
+    settings = trained["cfg"]["compile"] | {"device": "cuda"}
+    with pytest.raises(RuntimeError, match="compile.device is cuda but torch .* sees no CUDA device"):
+        compile_model(trained["dirs"]["ddnn_silu8-silu8_bs16_s0"], trained["val"], tmp_path, settings)
+    assert not (tmp_path / "compiled.json").exists()
+
+
 def test_benchmark_times_every_build_beside_the_solver(trained, tmp_path):
     cfg = trained["cfg"]
     settings = cfg["compile"] | {"backends": ["onnxruntime"]}

@@ -217,6 +217,8 @@ def _bench_network(args) -> int:
     check it, and time every build beside the Euler solver on the config's benchmark work."""
     import tempfile
 
+    import torch
+
     from .bench import benchmark_model
     from .bench_table import benchmark_rows
     from .compiled import compile_model, load_builds
@@ -227,6 +229,8 @@ def _bench_network(args) -> int:
         raise UserError(f"bench network needs {', '.join('--' + m for m in missing)}; see fhnkit bench --help")
     if not (Path(args.model) / "weights.pt").is_file():
         raise UserError(f"{args.model} is not a trained model directory (no weights.pt); see `fhnkit train`")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device cuda, but torch {torch.__version__} sees no CUDA device; use --device auto or cpu")
     config = load_config(args.config)
     study = _study(config, args.study)
     bench = dict(config["benchmark"])

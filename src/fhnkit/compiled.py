@@ -224,6 +224,9 @@ def compile_model(model_dir, val_path, out_dir, settings: dict, device: str | No
         write_json(record, out_dir / "compiled.json")
         return record
     device = device or (default_device() if settings["device"] == "auto" else settings["device"])
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"compile.device is cuda but torch {torch.__version__} sees no CUDA device; set "
+                           "compile.device to auto or cpu, or install a CUDA build of torch on a GPU machine")
     model = load_model(model_dir)
     x = validation_inputs(model, pd.read_parquet(val_path))
     builds, record["skipped"] = plan(settings["backends"], settings["precisions"], device)
