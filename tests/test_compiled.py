@@ -110,11 +110,12 @@ def test_benchmark_times_every_build_beside_the_solver(trained, tmp_path):
     rec = benchmark_model(model, cfg["studies"]["S"], FHNParams(), cfg["benchmark"], 1, "S",
                           load_builds(model, record, tmp_path, settings))
     assert rec["backend"] == "onnxruntime" and rec["precision"] == "fp32" and rec["device"] == "cpu"
-    assert set(rec["builds"]) == {"eager-fp32", "onnxruntime-fp32"}
-    for timing in rec["builds"].values():
+    builds = rec["sizes"][0]["builds"]
+    assert set(builds) == {"eager-fp32", "onnxruntime-fp32"}
+    for timing in builds.values():
         assert len(timing["time_s"]["samples"]) == 3 and timing["chunk"] >= 1 and timing["chunk_search_s"]
-    assert rec["inference_time_s"] == rec["builds"]["onnxruntime-fp32"]["time_s"]
-    assert rec["eager_time_s"] == rec["builds"]["eager-fp32"]["time_s"]
+    assert rec["inference_time_s"] == builds["onnxruntime-fp32"]["time_s"]
+    assert rec["eager_time_s"] == builds["eager-fp32"]["time_s"]
     assert rec["compile_speedup"] == pytest.approx(rec["eager_time_s"]["median"] / rec["inference_time_s"]["median"])
     assert np.isfinite(rec["speedup"]) and rec["speedup"] > 0
-    pd.DataFrame(rec["builds"])  # JSON-able, tabular
+    pd.DataFrame(builds)  # JSON-able, tabular

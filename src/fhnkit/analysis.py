@@ -78,11 +78,19 @@ def _bench_row(bench: dict) -> dict:
         "eager_time_s": float(bench.get("eager_time_s", inf)["median"]),
         "compile_speedup": float(bench.get("compile_speedup", 1.0)),
         "n_sets": int(bench["n_sets"]),
-        # throughput (outputs per second) and roofline fractions (records older than the roofline lack them)
+        # throughput (outputs per second) and roofline fractions of the primary build and the solver on the
+        # first set count (records older than the roofline lack them)
         **{f"{side}_{key}": _number(part.get(key))
-           for side, part in (("network", bench.get("network_roofline", {})), ("solver", bench.get("solver", {})))
-           for key in ("outputs_per_s", "compute_fraction", "bandwidth_fraction")},
+           for side, part in _first_size_sides(bench) for key in ("outputs_per_s", "compute_fraction",
+                                                                   "bandwidth_fraction")},
     }
+
+
+def _first_size_sides(bench: dict) -> list[tuple[str, dict]]:
+    """("network", the primary build's timing) and ("solver", its timing) on a record's first set count."""
+    sizes = bench.get("sizes") or [{}]
+    primary = f"{bench.get('backend')}-{bench.get('precision')}"
+    return [("network", sizes[0].get("builds", {}).get(primary, {})), ("solver", sizes[0].get("solver", {}))]
 
 
 def _number(value) -> float:

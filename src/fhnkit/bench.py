@@ -105,7 +105,9 @@ def choose_chunk(model, x: torch.Tensor, repeats: int = 2, call=None, max_chunk:
 
 
 def _synchronised(call, device: str):
-    """A GPU call returns when its kernels are queued: wait for them inside the timed region."""
+    """A GPU call returns when its kernels are queued: wait for them, on every stream, inside the timed
+    region (CUDA events on torch's stream alone would miss work a backend such as ONNX Runtime queues on
+    its own stream)."""
     if device != "cuda":
         return call
 
@@ -149,11 +151,11 @@ def device_peaks(device: str, threads: int) -> dict | None:
     """Roofline peaks of `device` (None with a logged reason where they cannot be known here)."""
     if device != "cuda":
         return roofline.cpu_peaks(threads)
-    try:
-        from .cuda_solver import _cupy
+    from .cuda_solver import CudaUnavailable, _cupy
 
+    try:
         return roofline.gpu_peaks(_cupy())
-    except Exception as exc:  # no CuPy: torch does not expose the memory clock
+    except CudaUnavailable as exc:  # torch alone does not expose the memory clock
         log.warning("GPU peaks unknown (%s): no roofline fractions", exc)
         return None
 
@@ -198,7 +200,6 @@ def benchmark_size(model, builds, settings: dict, fhn, bench: dict, n_sets: int,
         contestants[b.name], clocks[b.name] = make_call(chunk), clock_for(b.device)
         searches[b.name] = {"chunk": chunk, "chunk_search_s": search}
     timings = time_interleaved(contestants, bench["repeats"], bench["warmup"], clocks)
-    del x, contestants
     peaks = device_peaks(device, bench["threads"])
     solver_peaks = peaks if solver_info["device"] == device else device_peaks(solver_info["device"], bench["threads"])
     solver_t = timings["solver"]["median"]
@@ -249,12 +250,32 @@ def benchmark_model(model, settings: dict, fhn, bench: dict, root_seed: int, stu
     eager = first["builds"].get("eager-fp32", net)
     return {"n_sets": first["n_sets"], "n_points": bench["n_points"], "network_points": first["network_points"],
             "threads": threads, "device": primary.device, "backend": primary.backend,
-            "precision": primary.precision, "chunk": net["chunk"], "chunk_search_s": net["chunk_search_s"],
+            "precision": primary.precision, "chunk": net["chunk"],
             "inference_time_s": net["time_s"], "eager_time_s": eager["time_s"],
-            "solver_time_s": first["solver_time_s"], "builds": first["builds"], "solver": first["solver"],
-            "network_roofline": {k: net.get(k) for k in ("outputs_per_s", "compute_fraction", "bandwidth_fraction")},
+            "solver_time_s": first["solver_time_s"],
             "speedup": net["speedup"], "compile_speedup": eager["time_s"]["median"] / net["time_s"]["median"],
             "sizes": sizes}
+
+
+def compile_and_benchmark(model_dir, data_path, config: dict, study: str, overrides: dict | None = None,
+                          device: str = "auto", out_dir=None) -> dict:
+    """One saved model compiled and checked as the compile stage does (builds in `out_dir`, else a temporary
+    directory), then timed by `benchmark_model` on the config's benchmark work, whose keys `overrides`
+    may replace (None values are ignored). Returns the record with "study", "model", "compiled", "versions"."""
+    import tempfile
+
+    from .compiled import compile_model, load_builds
+
+    bench = dict(config["benchmark"]) | {k: v for k, v in (overrides or {}).items() if v is not None}
+    settings = dict(config["compile"], device=device)
+    with tempfile.TemporaryDirectory(prefix="fhnkit_bench_") as tmp:
+        directory = Path(out_dir or tmp)
+        compiled = compile_model(model_dir, data_path, directory, settings)
+        model = load_model(model_dir)
+        builds = load_builds(model, compiled, directory, settings)
+        record = benchmark_model(model, config["studies"][study], FHNParams.from_mapping(config["model"]), bench,
+                                 config["seed"], study, builds, settings["max_batch"])
+    return record | {"study": study, "model": compiled["model"], "compiled": compiled, "versions": versions()}
 
 
 def _percent(fraction) -> str:

@@ -215,14 +215,10 @@ def cmd_bench(args) -> int:
 def _bench_network(args) -> int:
     """Compile one trained model as the compile stage does (into --out-dir or a temporary directory),
     check it, and time every build beside the Euler solver on the config's benchmark work."""
-    import tempfile
-
     import torch
 
-    from .bench import benchmark_model
-    from .bench_table import benchmark_rows
-    from .compiled import compile_model, load_builds
-    from .mlp import load_model
+    from .bench import compile_and_benchmark
+    from .bench_table import PAGE_COLUMNS, benchmark_rows
 
     missing = [name for name in ("model", "data", "config") if getattr(args, name) is None]
     if missing:
@@ -233,30 +229,14 @@ def _bench_network(args) -> int:
         raise UserError(f"--device cuda, but torch {torch.__version__} sees no CUDA device; use --device auto or cpu")
     config = load_config(args.config)
     study = _study(config, args.study)
-    bench = dict(config["benchmark"])
-    for key, value in (("n_sets", args.cells), ("threads", args.threads), ("repeats", args.repeats),
-                       ("warmup", args.warmup)):
-        if value is not None:
-            bench[key] = value
-    if args.gpu_cells:
-        bench["gpu_n_sets"] = args.gpu_cells
-    settings = dict(config["compile"], device=args.device)
-    with tempfile.TemporaryDirectory(prefix="fhnkit_bench_") as tmp:
-        out_dir = Path(args.out_dir or tmp)
-        record = compile_model(args.model, args.data, out_dir, settings)
-        for backend, why in record["skipped"].items():
-            print(f"skipped {backend}: {why}")
-        model = load_model(args.model)
-        builds = load_builds(model, record, out_dir, settings)
-        result = benchmark_model(model, config["studies"][study], FHNParams.from_mapping(config["model"]), bench,
-                                 config["seed"], study, builds, settings["max_batch"])
-    result.update(study=study, model=record["model"], compiled=record, versions=versions())
+    overrides = {"n_sets": args.cells, "threads": args.threads, "repeats": args.repeats, "warmup": args.warmup,
+                 "gpu_n_sets": args.gpu_cells}
+    result = compile_and_benchmark(args.model, args.data, config, study, overrides, args.device, args.out_dir)
+    for backend, why in result["compiled"]["skipped"].items():
+        print(f"skipped {backend}: {why}")
     table = pd.DataFrame(benchmark_rows(result))
-    columns = ["n_sets", "build", "device", "chunk", "network_time_s", "solver", "solver_time_s", "speedup",
-               "network_outputs_per_s", "network_compute_fraction", "network_bandwidth_fraction",
-               "solver_compute_fraction", "solver_bandwidth_fraction"]
     with pd.option_context("display.width", 250, "display.max_columns", None, "display.precision", 3):
-        print(table[columns].to_string(index=False))
+        print(table[[c for c in PAGE_COLUMNS if c not in ("study", "model")]].to_string(index=False))
     print(f"roofline peaks: {table['peaks'].iloc[0]}")
     if args.output:
         write_json(result, args.output)

@@ -84,11 +84,12 @@ def make_network(settings: dict, activation: str, width: int, layers: int, seed:
 
 
 def timing_rows(width: int, layers: int, activation: str, n_params: int, record: dict) -> list[dict]:
-    """One row per build from a `benchmark_model` record (times in seconds, median and IQR)."""
+    """One row per build from a `benchmark_model` record, its first set count (times in seconds, median
+    and IQR)."""
     eager = record["eager_time_s"]
     solver = record["solver_time_s"]
     rows = []
-    for name, build in record["builds"].items():
+    for name, build in record["sizes"][0]["builds"].items():
         backend, precision = name.rsplit("-", 1)
         t = build["time_s"]
         rows.append({
@@ -155,7 +156,7 @@ def run_sweep(config: dict, device: str | None = None, progress: bool = True) ->
             record, size = time_one(width, layers, tmp)
             rows += timing_rows(width, layers, sweep["activation"], size, record)
             log.info("%dx%d (%d neurons): %s", width, layers, width * layers,
-                     ", ".join(f"{n} {b['time_s']['median']:.3e} s" for n, b in record["builds"].items())
+                     ", ".join(f"{n} {b['time_s']['median']:.3e} s" for n, b in record["sizes"][0]["builds"].items())
                      + f", solver {record['solver_time_s']['median']:.3e} s")
     meta = {"builds": [f"{b}-{p}" for b, p in builds], "skipped": skipped, "device": device}
     return pd.DataFrame(rows, columns=TIMING_COLUMNS), meta

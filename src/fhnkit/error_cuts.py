@@ -23,6 +23,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 
+from .analysis import successful  # noqa: E402
 from .datasets import solve_parameter_sets  # noqa: E402
 from .evaluate import sample_errors  # noqa: E402
 from .itnn import RolloutValidation  # noqa: E402
@@ -117,8 +118,6 @@ def error_cuts_figure(cuts: pd.DataFrame, path, title: str, a: float) -> Path:
 def cut_models(summary: pd.DataFrame, study: str) -> dict[str, str]:
     """The models a study's cuts show, {label: model name}: its lowest-error continuous network (DDNN or
     PINN, any variant) and its lowest-error iterator network, where the study has them (status ok)."""
-    from .analysis import successful
-
     ok = successful(summary)
     ok = ok[ok["study"] == study]
     chosen = {}

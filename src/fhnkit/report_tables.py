@@ -51,8 +51,9 @@ def write_table(df: pd.DataFrame, csv_path, html_path, title: str, caption: str,
     """
     for path in (csv_path, html_path):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(csv_path, index=False)
-    encoded = base64.b64encode(Path(csv_path).read_bytes()).decode("ascii")
+    text = df.to_csv(index=False)
+    Path(csv_path).write_text(text, encoding="utf-8")
+    encoded = base64.b64encode(text.encode("utf-8")).decode("ascii")
     download = (f"<p class='download'><a download='{html.escape(Path(csv_path).name)}' "
                 f"href='data:text/csv;charset=utf-8;base64,{encoded}'>Download as CSV</a> "
                 f"({len(df)} rows; also <code>{html.escape(str(csv_path))}</code>)</p>")

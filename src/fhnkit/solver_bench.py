@@ -22,7 +22,7 @@ import numpy as np
 from . import roofline
 from .model import FHNParams
 from .solver import euler
-from .timing import summarise, time_interleaved
+from .timing import time_interleaved
 
 # -ffp-contract=off: the same IEEE operations as the numba kernel (no a*b+c fused), so that
 # the two agree bit for bit and the comparison is of speed alone
@@ -129,17 +129,8 @@ def bench_cuda(n_cells: int, n_steps: int, save_every: int, precision: str, repe
     def run():
         euler_cuda(u0, w0, cur, p, 0.1, n_steps, save_every, dtype, store_initial=False, to_host=False)
 
-    for _ in range(warmup):
-        run()
-    samples = []
-    for _ in range(repeats):
-        start, stop = cp.cuda.Event(), cp.cuda.Event()
-        start.record()
-        run()
-        stop.record()
-        stop.synchronize()
-        samples.append(cp.cuda.get_elapsed_time(start, stop) / 1e3)
-    record = _record("cuda", "gpu", precision, n_cells, n_steps, save_every, summarise(samples))
+    timing = time_interleaved({"cuda": run}, repeats, warmup, {"cuda": "cuda_events"})["cuda"]
+    record = _record("cuda", "gpu", precision, n_cells, n_steps, save_every, timing)
     peaks = roofline.gpu_peaks(cp)
     record["gpu"] = peaks
     record["roofline"] = roofline.fractions(record["time_s"]["median"], n_cells, n_steps, n_steps // save_every,
