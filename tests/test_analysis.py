@@ -1,4 +1,4 @@
-"""Tests of fhnkit.analysis on synthetic grids whose statistics are known by construction."""
+"""Tests of fhnkit.analysis.stats on synthetic grids whose statistics are known by construction."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from fhnkit import analysis as an
-from fhnkit import report_tables as rt
+from fhnkit.analysis import stats as an
+from fhnkit.analysis import tables as rt
 
 WIDTHS = [8, 16, 32]
 ACTS = ["silu", "tanh"]

@@ -1,4 +1,4 @@
-"""Tests of fhnkit.backends: structure of the report, and that probing never raises."""
+"""Tests of fhnkit.cluster.backends: structure of the report, and that probing never raises."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from fhnkit import backends
-from fhnkit.backends import available_backends, format_backends
+from fhnkit.cluster import backends
+from fhnkit.cluster.backends import available_backends, format_backends
 
 EXPECTED = ["numba", "cuda", "cupy", "tensorrt", "torch_tensorrt", "onnxruntime", "torch",
             "mpi4py"]

@@ -1,4 +1,4 @@
-"""Tests of side-by-side timing (fhnkit.timing) and the network-vs-solver benchmark (fhnkit.bench)."""
+"""Tests of side-by-side timing (fhnkit.inference.timing) and the network-vs-solver benchmark (fhnkit.inference.benchmark)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-import fhnkit.bench as bench_mod
-import fhnkit.solver_bench as solver_bench
-from fhnkit import roofline
-from fhnkit.bench import (CHUNK_CANDIDATES, benchmark_model, benchmark_sizes, choose_chunk, chunk_candidates,
+import fhnkit.inference.benchmark as bench_mod
+import fhnkit.inference.solver_bench as solver_bench
+from fhnkit.inference import roofline
+from fhnkit.inference.benchmark import (CHUNK_CANDIDATES, benchmark_model, benchmark_sizes, choose_chunk, chunk_candidates,
                           network_inputs, reference_sets, solver_call)
-from fhnkit.config import validate_config
-from fhnkit.grid import expand_study
-from fhnkit.mlp import MLP, make_spec
-from fhnkit.model import FHNParams
-from fhnkit.problems import input_bounds, input_columns
-from fhnkit.timing import clock_for, summarise, time_interleaved
+from fhnkit.plan.config import validate_config
+from fhnkit.plan.grid import expand_study
+from fhnkit.nets.mlp import MLP, make_spec
+from fhnkit.cell.model import FHNParams
+from fhnkit.cell.problems import input_bounds, input_columns
+from fhnkit.inference.timing import clock_for, summarise, time_interleaved
 
 
 @pytest.fixture(autouse=True)
@@ -284,8 +284,8 @@ def test_benchmark_reference_sets_problem_a(monkeypatch):
 
 
 def test_benchmark_table_and_summary_rows_carry_throughput_and_rooflines(tmp_path):
-    from fhnkit.analysis import _bench_row
-    from fhnkit.bench_table import BENCHMARK_COLUMNS, benchmark_table
+    from fhnkit.analysis.stats import _bench_row
+    from fhnkit.analysis.bench_table import BENCHMARK_COLUMNS, benchmark_table
 
     cfg, settings = settings_of("B")
     bench = cfg["benchmark"] | {"n_sets": 300, "repeats": 2}

@@ -9,15 +9,15 @@ import pandas as pd
 import pytest
 import torch
 
-from fhnkit.bench import benchmark_model
-from fhnkit.compiled import (CompiledModel, CompileMismatch, backend_available, build, check, compile_model,
+from fhnkit.inference.benchmark import benchmark_model
+from fhnkit.inference.compiled import (CompiledModel, CompileMismatch, backend_available, build, check, compile_model,
                              load_builds, plan)
-from fhnkit.config import validate_config
-from fhnkit.datasets import write_dataset
-from fhnkit.grid import expand_study
-from fhnkit.mlp import load_model
-from fhnkit.model import FHNParams
-from fhnkit.train import train_model
+from fhnkit.plan.config import validate_config
+from fhnkit.datasets.simulate import write_dataset
+from fhnkit.plan.grid import expand_study
+from fhnkit.nets.mlp import load_model
+from fhnkit.cell.model import FHNParams
+from fhnkit.training.train import train_model
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests of configuration loading, validation, fingerprints and seeds (fhnkit.config)."""
+"""Tests of configuration loading, validation, fingerprints and seeds (fhnkit.plan.config)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fhnkit.config import ConfigError, config_hash, derive_seed, load_config, load_schema, validate_config
+from fhnkit.plan.config import ConfigError, config_hash, derive_seed, load_config, load_schema, validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,13 +10,13 @@ import statsmodels.formula.api as smf
 import yaml
 from statsmodels.stats.anova import anova_lm
 
-from fhnkit import figures
+from fhnkit.analysis import figures
 from fhnkit.artifacts import read_parquet_meta
-from fhnkit.config import validate_config
-from fhnkit.cost_sweep import (SPEEDUP_FORMULA, TIME_FORMULA, TIMING_COLUMNS, analysis_tables, backend_label,
+from fhnkit.plan.config import validate_config
+from fhnkit.inference.cost_sweep import (SPEEDUP_FORMULA, TIME_FORMULA, TIMING_COLUMNS, analysis_tables, backend_label,
                                cost_anova, make_network, run_sweep, sweep_bench, sweep_grid, sweep_settings,
                                write_sweep)
-from fhnkit.mlp import n_params
+from fhnkit.nets.mlp import n_params
 
 from conftest import TINY  # the tiny config of the session fixture tiny_run (conftest.py)
 

@@ -9,9 +9,9 @@ import subprocess
 import numpy as np
 import pytest
 
-from fhnkit import cuda_solver
-from fhnkit.model import FHNParams
-from fhnkit.solver import euler, solve
+from fhnkit.solvers import cuda as cuda_solver
+from fhnkit.cell.model import FHNParams
+from fhnkit.solvers.cpu import euler, solve
 
 NVCC = shutil.which("nvcc")
 needs_nvcc = pytest.mark.skipif(NVCC is None, reason="nvcc not on PATH")

@@ -1,4 +1,4 @@
-"""Tests of training/validation data sets (fhnkit.datasets) and parameter sampling (fhnkit.sampling)."""
+"""Tests of training/validation data sets (fhnkit.datasets.simulate) and parameter sampling (fhnkit.datasets.sampling)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import pytest
 
 import fhnkit
 from fhnkit.artifacts import read_parquet_meta
-from fhnkit.config import validate_config
-from fhnkit.datasets import make_dataset, write_dataset
-from fhnkit.model import FHNParams
-from fhnkit.sampling import sample_box
-from fhnkit.solver import euler
+from fhnkit.plan.config import validate_config
+from fhnkit.datasets.simulate import make_dataset, write_dataset
+from fhnkit.cell.model import FHNParams
+from fhnkit.datasets.sampling import sample_box
+from fhnkit.solvers.cpu import euler
 
 GRID = {"layers": [1], "layer_configs": [["tanh", 4]]}
 DT = 0.01
@@ -38,7 +38,7 @@ def study_c(**kw):
 
 
 def plain_euler(u, w, i_app, dt, n_steps, p=FHNParams()):
-    """Independent scalar Euler loop (SPEC.md section 1), not using fhnkit.solver."""
+    """Independent scalar Euler loop (SPEC.md section 1), not using fhnkit.solvers.cpu."""
     for _ in range(n_steps):
         du = p.k * (u * (u - p.a) * (1.0 - u) - w + i_app)
         dw = p.epsilon * (p.beta * u - p.gamma * w)
@@ -287,7 +287,7 @@ def test_problem_a_dense_set_has_n_rows():
 def test_rk4_targets_are_accurate_to_1e_6_against_a_tight_reference():
     from scipy.integrate import solve_ivp
 
-    from fhnkit.model import rhs
+    from fhnkit.cell.model import rhs
 
     cfg = config(method="rk4", B=study_b(i_app=0.1, train={"n": 4}))
     df = make_dataset(cfg, "B", "train")[0]

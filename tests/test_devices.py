@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fhnkit.devices import acquire_gpu, select_rank_device, visible_gpus
+from fhnkit.cluster.devices import acquire_gpu, select_rank_device, visible_gpus
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 HOLDER = """
 import logging, sys, time
 logging.basicConfig(stream=sys.stderr, level=logging.INFO)
-from fhnkit.devices import acquire_gpu, NoFreeGpu
+from fhnkit.cluster.devices import acquire_gpu, NoFreeGpu
 try:
     slot = acquire_gpu("auto")
 except NoFreeGpu as exc:

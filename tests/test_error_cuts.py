@@ -1,4 +1,4 @@
-"""Error over cuts of the solution space (fhnkit.error_cuts, thesis Fig. 28, 32, 33, 35)."""
+"""Error over cuts of the solution space (fhnkit.analysis.error_cuts, thesis Fig. 28, 32, 33, 35)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from fhnkit.config import validate_config
-from fhnkit.datasets import solve_parameter_sets
-from fhnkit.error_cuts import CUT_COLUMNS, cut_errors, cut_models, cut_parameters, error_cuts_figure, study_cuts
+from fhnkit.plan.config import validate_config
+from fhnkit.datasets.simulate import solve_parameter_sets
+from fhnkit.analysis.error_cuts import CUT_COLUMNS, cut_errors, cut_models, cut_parameters, error_cuts_figure, study_cuts
 
 
 def config(problem="B"):

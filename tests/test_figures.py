@@ -1,4 +1,4 @@
-"""Tests of fhnkit.figures and fhnkit.model_figures: PNGs decode with the documented size, and plot the
+"""Tests of fhnkit.analysis.figures and fhnkit.analysis.prediction_figures: PNGs decode with the documented size, and plot the
 right things (real networks on real solver data where a figure evaluates models)."""
 
 from __future__ import annotations
@@ -9,13 +9,15 @@ import pandas as pd
 import pytest
 import torch
 
-from fhnkit import figures, model_figures
-from fhnkit.analysis import SUMMARY_COLUMNS
-from fhnkit.config import validate_config
-from fhnkit.datasets import make_dataset
-from fhnkit.evaluate import sample_errors
-from fhnkit.mlp import build_network, make_spec, save_model
-from fhnkit.windows import window_edges, windowed_spec
+from fhnkit.analysis import figures
+
+from fhnkit.analysis import prediction_figures as model_figures
+from fhnkit.analysis.stats import SUMMARY_COLUMNS
+from fhnkit.plan.config import validate_config
+from fhnkit.datasets.simulate import make_dataset
+from fhnkit.nets.evaluate import sample_errors
+from fhnkit.nets.mlp import build_network, make_spec, save_model
+from fhnkit.nets.windows import window_edges, windowed_spec
 from test_analysis import fake_summary
 
 
@@ -44,7 +46,7 @@ class Captured(list):
 
 @pytest.fixture
 def captured(monkeypatch):
-    """Spies on the save step of fhnkit.figures and fhnkit.model_figures."""
+    """Spies on the save step of fhnkit.analysis.figures and fhnkit.analysis.prediction_figures."""
     texts = Captured()
     save = figures._save
 
@@ -341,6 +343,6 @@ def test_iteration_cost_a_box_per_variant_and_a_panel_per_study(tmp_path, captur
 
 
 def test_solver_times_in_legends_are_short():
-    from fhnkit.figures import _seconds
+    from fhnkit.analysis.figures import _seconds
 
     assert [_seconds(t) for t in (0.0027, 0.000301, 0.13, 12.3)] == ["2.7 ms", "0.3 ms", "0.13 s", "12 s"]

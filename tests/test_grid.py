@@ -1,4 +1,4 @@
-"""Tests of the architecture grid expansion and shape classes (fhnkit.grid, SPEC.md section 6)."""
+"""Tests of the architecture grid expansion and shape classes (fhnkit.plan.grid, SPEC.md section 6)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from fhnkit.config import validate_config
-from fhnkit.grid import SHAPES, arch_name, architectures, expand_all, expand_study, model_name, shape_of
+from fhnkit.plan.config import validate_config
+from fhnkit.plan.grid import SHAPES, arch_name, architectures, expand_all, expand_study, model_name, shape_of
 
 
 def config(grid: dict, **studies_extra) -> dict:

@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 import torch
 
-from fhnkit import itnn
-from fhnkit.bench import benchmark_model
-from fhnkit.config import ConfigError, validate_config
-from fhnkit.datasets import make_dataset
-from fhnkit.grid import expand_study
-from fhnkit.mlp import load_model
-from fhnkit.model import FHNParams
-from fhnkit.train import train_model
+from fhnkit.nets import itnn
+from fhnkit.inference.benchmark import benchmark_model
+from fhnkit.plan.config import ConfigError, validate_config
+from fhnkit.datasets.simulate import make_dataset
+from fhnkit.plan.grid import expand_study
+from fhnkit.nets.mlp import load_model
+from fhnkit.cell.model import FHNParams
+from fhnkit.training.train import train_model
 
 GRID = {"layers": [2], "layer_configs": [["tanh", 16]], "classes": ["itnn"], "batch_size": [64]}
 

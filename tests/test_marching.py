@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from fhnkit.config import ConfigError, validate_config
-from fhnkit.datasets import make_dataset
-from fhnkit.grid import expand_study
-from fhnkit.marching import MarchValidation
-from fhnkit.train import train_model
+from fhnkit.plan.config import ConfigError, validate_config
+from fhnkit.datasets.simulate import make_dataset
+from fhnkit.plan.grid import expand_study
+from fhnkit.training.marching import MarchValidation
+from fhnkit.training.train import train_model
 
 GRID = {"layers": [1], "layer_configs": [["tanh", 8]], "classes": ["ddnn"], "batch_size": [32]}
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from fhnkit.config import ConfigError, validate_config
-from fhnkit.datasets import make_dataset
-from fhnkit.grid import expand_study
-from fhnkit.train import TrainingRun, fit, needs_region_data
+from fhnkit.plan.config import ConfigError, validate_config
+from fhnkit.datasets.simulate import make_dataset
+from fhnkit.plan.grid import expand_study
+from fhnkit.plan.layout import needs_region_data
+from fhnkit.training.train import TrainingRun, fit
 
 GRID = {"layers": [1], "layer_configs": [["tanh", 8]], "classes": ["ddnn", "pinn"], "batch_size": [16],
         "region": [False, True]}

@@ -8,13 +8,14 @@ import pytest
 import torch
 
 from fhnkit.artifacts import read_parquet_meta
-from fhnkit.config import ConfigError, validate_config
-from fhnkit.datasets import solve_parameter_sets, write_dataset
-from fhnkit.grid import expand_study, resample_specs
-from fhnkit.loss import build_terms
-from fhnkit.resample import (chunks, merge_solved, sample_around, select_high_error, state_errors,
+from fhnkit.plan.config import ConfigError, validate_config
+from fhnkit.datasets.simulate import solve_parameter_sets, write_dataset
+from fhnkit.plan.grid import expand_study, resample_specs
+from fhnkit.training.loss import build_terms
+from fhnkit.resampling.high_error import (chunks, merge_solved, sample_around, select_high_error, state_errors,
                              trajectory_errors, write_selection)
-from fhnkit.train import data_files, train_model
+from fhnkit.plan.layout import data_files
+from fhnkit.training.train import train_model
 
 
 def config(problem="B", **resample):
@@ -98,7 +99,7 @@ def test_resampling_specs_and_which_models_train_on_the_high_error_set():
     specs = resample_specs(cfg, "S")
     assert specs["base"]["model"] == "resample-base" and specs["base"]["resample"] is None
     assert specs["retrained"]["region"] and specs["retrained"]["resample"]["per_point"] == 10
-    assert data_files(specs["retrained"])["resampled"] == "S/resample/data.parquet"
+    assert data_files(specs["retrained"])["resampled"] == "results/S/resample/data.parquet"
     assert "resampled" not in data_files(specs["base"])
     grid = {s["model"]: s for s in expand_study(cfg, "S")}
     assert "resampled" in data_files(grid["ddnna_tanh8_bs32_s0"]) and "resampled" not in data_files(

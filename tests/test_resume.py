@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 import torch
 
-from fhnkit import checkpoint
-from fhnkit.config import validate_config
-from fhnkit.datasets import write_dataset
-from fhnkit.grid import expand_study
+from fhnkit.training import checkpoint
+from fhnkit.plan.config import validate_config
+from fhnkit.datasets.simulate import write_dataset
+from fhnkit.plan.grid import expand_study
 
 STUDY = {"problem": "A", "t_max": 20, "train": {"n": 10, "sampler": "grid"}, "val": {"n": 100},
          "grid": {"layers": [2], "layer_configs": [["tanh", 8]], "classes": ["pinn"], "batch_size": [10]},
@@ -74,7 +74,7 @@ def test_killed_run_resumes_and_ends_with_the_uninterrupted_weights(job):
 
 
 def test_checkpoint_of_another_spec_is_ignored(job, tmp_path):
-    from fhnkit.train import TrainingRun
+    from fhnkit.training.train import TrainingRun
 
     spec = json.loads((job / "spec.json").read_text())
     train, val = pd.read_parquet(job / "train.parquet"), pd.read_parquet(job / "val.parquet")

@@ -1,4 +1,4 @@
-"""Tests of the explicit-Euler FHN solver (fhnkit.solver) against independent references.
+"""Tests of the explicit-Euler FHN solver (fhnkit.solvers.cpu) against independent references.
 
 The references here are written from SPEC.md section 1 directly and do not use
 fhnkit: a plain numpy Euler loop, and scipy's adaptive Runge-Kutta with tight
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from fhnkit.model import FHNParams
-from fhnkit.solver import euler, steps_for
+from fhnkit.cell.model import FHNParams
+from fhnkit.solvers.cpu import euler, steps_for
 
 # SPEC.md section 1 defaults, spelled out so that the references do not depend on fhnkit.
 K, A, EPS, BETA, GAMMA = 10.0, 0.4, 0.2, 0.2, 0.8
@@ -376,8 +376,8 @@ def test_non_integer_step_count_is_refused_clearly():
 
 @pytest.mark.parametrize("i_app, u0", [(0.0, 0.5), (0.1, 0.3), (0.1, 0.9)])
 def test_rk4_is_fourth_order_and_accurate(i_app, u0):
-    from fhnkit.model import rhs
-    from fhnkit.solver import rk4
+    from fhnkit.cell.model import rhs
+    from fhnkit.solvers.cpu import rk4
 
     ref = solve_ivp(lambda t, y: rhs(y[0], y[1], i_app, PARAMS), (0, 20), [u0, 0.05], method="DOP853",
                     rtol=1e-12, atol=1e-13, t_eval=[20.0]).y[:, -1]
@@ -391,7 +391,7 @@ def test_rk4_is_fourth_order_and_accurate(i_app, u0):
 
 
 def test_solve_dispatches_methods_and_refuses_rk4_on_cuda():
-    from fhnkit.solver import rk4, solve
+    from fhnkit.solvers.cpu import rk4, solve
 
     t, U, W = solve([0.5], [0.0], [0.0], PARAMS, 0.01, 100, 10, method="rk4", backend="cpu",
                     store_initial=False)

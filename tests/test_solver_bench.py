@@ -8,11 +8,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from fhnkit import roofline
+from fhnkit.inference import roofline
 from fhnkit.cli import main
-from fhnkit.model import FHNParams
-from fhnkit.solver import euler
-from fhnkit.solver_bench import (bench_solvers, build_c_reference, c_solver, default_c_source, format_records,
+from fhnkit.cell.model import FHNParams
+from fhnkit.solvers.cpu import euler
+from fhnkit.inference.solver_bench import (bench_solvers, build_c_reference, c_solver, default_c_source, format_records,
                                  preallocated_euler)
 
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not found")

@@ -1,4 +1,4 @@
-"""Tests of the MLP, its portable spec, the loss terms and training (fhnkit.mlp, fhnkit.terms, fhnkit.train)."""
+"""Tests of the MLP, its portable spec, the loss terms and training (fhnkit.nets.mlp, fhnkit.training.terms, fhnkit.training.train)."""
 
 from __future__ import annotations
 
@@ -15,16 +15,16 @@ import pytest
 import torch
 from torch import nn
 
-import fhnkit.train as train_mod
+import fhnkit.training.train as train_mod
 from fhnkit.artifacts import read_json, read_parquet_meta
-from fhnkit.config import validate_config
-from fhnkit.datasets import make_dataset, write_dataset
-from fhnkit.grid import expand_study
-from fhnkit.loss import build_terms
-from fhnkit.mlp import ACTIVATIONS, MLP, load_model, make_spec, n_params, save_model
-from fhnkit.model import FHNParams, rhs
-from fhnkit.terms import BoxSampler, InitialTerm, PhysicsTerm
-from fhnkit.train import TrainingDiverged, TrainingRun, fit, train_model
+from fhnkit.plan.config import validate_config
+from fhnkit.datasets.simulate import make_dataset, write_dataset
+from fhnkit.plan.grid import expand_study
+from fhnkit.training.loss import build_terms
+from fhnkit.nets.mlp import ACTIVATIONS, MLP, load_model, make_spec, n_params, save_model
+from fhnkit.cell.model import FHNParams, rhs
+from fhnkit.training.terms import BoxSampler, InitialTerm, PhysicsTerm
+from fhnkit.training.train import TrainingDiverged, TrainingRun, fit, train_model
 
 METRIC_KEYS = {"study", "problem", "model", "class", "region", "windows", "arch", "layers", "depth", "neurons", "shape", "batch_size",
                "seed", "n_params", "iterations", "mean_err", "max_err", "iter_time_s", "status",
@@ -119,7 +119,7 @@ def test_save_load_round_trip_without_training_code(tmp_path):
         assert torch.equal(load_model(tmp_path / "m")(x), expected)
     code = textwrap.dedent(f"""
         import sys, torch
-        from fhnkit.mlp import load_model
+        from fhnkit.nets.mlp import load_model
         model = load_model({str(tmp_path / 'm')!r})
         assert not model.training
         with torch.no_grad():
@@ -266,7 +266,7 @@ def test_same_spec_gives_bit_identical_weights(problem_a, tmp_path):
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     code = textwrap.dedent(f"""
         import json
-        from fhnkit.train import train_model
+        from fhnkit.training.train import train_model
         spec = json.load(open({str(tmp_path / 'spec.json')!r}))
         train_model(spec, {str(problem_a['train_path'])!r}, {str(problem_a['val_path'])!r},
                     {str(tmp_path / 'run3')!r}, progress=False)

@@ -11,8 +11,8 @@ import hashlib, sys
 {pre}
 import numpy as np
 import fhnkit
-from fhnkit.model import FHNParams
-from fhnkit.solver import euler
+from fhnkit.cell.model import FHNParams
+from fhnkit.solvers.cpu import euler
 rng = np.random.default_rng(3)
 u = rng.random(5003).astype(np.float32)
 _, U, W = euler(u, 0.1 * u, np.full_like(u, 0.1), FHNParams(), 0.1, 100, 10, np.float32)

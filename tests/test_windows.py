@@ -7,14 +7,14 @@ import pandas as pd
 import pytest
 import torch
 
-from fhnkit.config import ConfigError, validate_config
-from fhnkit.datasets import write_dataset
-from fhnkit.grid import expand_study
-from fhnkit.loss import build_terms
-from fhnkit.mlp import MLP, load_model, make_spec
-from fhnkit.terms import BoxSampler
-from fhnkit.train import train_model
-from fhnkit.windows import ContinuityTerm, WindowedMLP, interface_jumps, window_edges, windowed_spec
+from fhnkit.plan.config import ConfigError, validate_config
+from fhnkit.datasets.simulate import write_dataset
+from fhnkit.plan.grid import expand_study
+from fhnkit.training.loss import build_terms
+from fhnkit.nets.mlp import MLP, load_model, make_spec
+from fhnkit.training.terms import BoxSampler
+from fhnkit.training.train import train_model
+from fhnkit.nets.windows import ContinuityTerm, WindowedMLP, interface_jumps, window_edges, windowed_spec
 
 INPUTS = ["t", "U0", "W0"]
 

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from fhnkit.artifacts import read_parquet_meta
-from fhnkit.config import load_config
-from fhnkit.grid import expand_all
+from fhnkit.plan.config import load_config
+from fhnkit.plan.grid import expand_all
 
 # REPO, TINY, snakemake() and the session fixture tiny_run live in conftest.py (shared with
 # test_report_browser.py, so that one tiny run serves both).
@@ -94,7 +94,9 @@ def test_prediction_figures_have_a_row_per_class_variant(tiny_run):
     panel with a note."""
     import matplotlib.image as mpimg
 
-    from fhnkit import figures, model_figures
+    from fhnkit.analysis import figures
+
+    from fhnkit.analysis import prediction_figures as model_figures
 
     heights = {study: mpimg.imread(tiny_run / "results" / "figures" / f"predictions_{study}.png").shape[0]
                for study in ("A_scarce", "B_S", "C", "diverges")}

@@ -19,10 +19,10 @@ import yaml
 
 from . import __version__
 from .artifacts import versions, write_json, write_parquet
-from .config import ConfigError, load_config
-from .grid import expand_study
-from .model import FHNParams
-from .problems import OUTPUTS
+from .plan.config import ConfigError, load_config
+from .plan.grid import expand_study
+from .cell.model import FHNParams
+from .cell.problems import OUTPUTS
 
 
 class UserError(Exception):
@@ -46,7 +46,7 @@ def _study(config: dict, name: str | None) -> str:
 
 
 def cmd_simulate(args) -> int:
-    from .solver import euler, steps_for  # numba: imported only when needed
+    from .solvers.cpu import euler, steps_for  # numba: imported only when needed
 
     out = Path(args.output) if args.output else None
     if out is not None and out.suffix.lower() not in (".parquet", ".pq", ".csv"):
@@ -114,7 +114,7 @@ def cmd_grid(args) -> int:
 
 
 def cmd_dataset(args) -> int:
-    from .datasets import write_dataset
+    from .datasets.simulate import write_dataset
 
     config = load_config(args.config)
     study = _study(config, args.study)
@@ -137,7 +137,7 @@ def cmd_spec(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .train import train_model
+    from .training.train import train_model
 
     keys = ("study", "model", "class", "layers", "batch_size", "torch_seed", "training", "problem_settings")
 
@@ -157,7 +157,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_train_grid(args) -> int:
-    from .mpi_grid import MPIUnavailable, get_comm, run_grid
+    from .cluster.mpi_grid import MPIUnavailable, get_comm, run_grid
 
     try:
         comm = get_comm()
@@ -168,8 +168,8 @@ def cmd_train_grid(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluate import evaluate_frame
-    from .mlp import load_model
+    from .nets.evaluate import evaluate_frame
+    from .nets.mlp import load_model
 
     for name in ("spec.json", "weights.pt"):
         if not (Path(args.model) / name).is_file():
@@ -187,7 +187,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_env(args) -> int:
-    from .backends import available_backends, format_backends
+    from .cluster.backends import available_backends, format_backends
 
     report = available_backends()
     print(json.dumps(report, indent=2) if args.json else format_backends(report))
@@ -197,7 +197,7 @@ def cmd_env(args) -> int:
 def cmd_bench(args) -> int:
     if args.target == "network":
         return _bench_network(args)
-    from .solver_bench import bench_solvers, default_c_source, format_records
+    from .inference.solver_bench import bench_solvers, default_c_source, format_records
 
     c_source = None if args.no_c else Path(args.c_source) if args.c_source else default_c_source()
     result = bench_solvers(args.cells or 4_000_000, args.steps, args.save_every, args.precision, args.threads or 2,
@@ -217,8 +217,8 @@ def _bench_network(args) -> int:
     check it, and time every build beside the Euler solver on the config's benchmark work."""
     import torch
 
-    from .bench import compile_and_benchmark
-    from .bench_table import PAGE_COLUMNS, benchmark_rows
+    from .inference.benchmark import compile_and_benchmark
+    from .analysis.bench_table import PAGE_COLUMNS, benchmark_rows
 
     missing = [name for name in ("model", "data", "config") if getattr(args, name) is None]
     if missing:

@@ -2,10 +2,7 @@
 
 import sys
 
-from fhnkit.config import ConfigError, derive_seed, validate_config
-from fhnkit.datasets import data_determinants
-from fhnkit.grid import expand_all, resample_specs
-from fhnkit.train import data_files
+from fhnkit.plan import ConfigError, data_determinants, derive_seed, expand_all, layout, resample_specs, validate_config
 
 try:
     _validated = validate_config(config)
@@ -41,7 +38,7 @@ def every_core(wildcards=None):
 
 
 def model_path(study, model, name):
-    return f"results/{study}/models/{model}/{name}"
+    return layout.model_file(study, model, name)
 
 
 def all_model_outputs(name):
@@ -57,7 +54,7 @@ def model_data(spec):
     """A model's data sets (named as train_model's arguments): train/val, and its study's region set
     (DDNNa/PINNa data term), marching set (validation marched to the horizon) and high-error set
     (resampling), when it uses them."""
-    return {name: f"results/{path}" for name, path in data_files(spec).items()}
+    return layout.data_files(spec)
 
 
 def model_inputs(wildcards):

@@ -15,7 +15,7 @@ rule train:
         spec=model_spec,
     threads: lambda w: model_spec(w)["training"]["threads"]
     resources:
-        # one GPU slot per job (`--resources gpu=N` caps concurrent jobs; fhnkit.devices picks the device)
+        # one GPU slot per job (`--resources gpu=N` caps concurrent jobs; fhnkit.cluster.devices picks the device)
         gpu=lambda w: 0 if model_spec(w)["training"]["device"] == "cpu" else 1,
     log:
         "logs/{study}/train/{model}.log",

@@ -3,8 +3,8 @@
 import logging
 import sys
 
-from fhnkit.bench_table import CAPTION, PAGE_COLUMNS, benchmark_table
-from fhnkit.report_tables import write_table
+from fhnkit.analysis.bench_table import CAPTION, PAGE_COLUMNS, benchmark_table
+from fhnkit.analysis.tables import write_table
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")

@@ -3,8 +3,8 @@
 import logging
 import sys
 
-from fhnkit.config import config_hash
-from fhnkit.cost_sweep import run_sweep, write_sweep
+from fhnkit.plan.config import config_hash
+from fhnkit.inference.cost_sweep import run_sweep, write_sweep
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

@@ -5,10 +5,10 @@ import sys
 
 import pandas as pd
 
-from fhnkit import figures
+from fhnkit.analysis import figures
 from fhnkit.artifacts import read_parquet_meta
-from fhnkit.cost_sweep import analysis_tables
-from fhnkit.report_tables import write_table
+from fhnkit.inference.cost_sweep import analysis_tables
+from fhnkit.analysis.tables import write_table
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

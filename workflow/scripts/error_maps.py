@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from fhnkit import figures
+from fhnkit.analysis import figures
 from fhnkit.artifacts import read_parquet_meta, versions, write_json, write_parquet
-from fhnkit.resample import compare_error_maps, resampling_summary
+from fhnkit.resampling.high_error import compare_error_maps, resampling_summary
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")

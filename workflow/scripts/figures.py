@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from fhnkit import figures, model_figures
+from fhnkit.analysis import figures
+
+from fhnkit.analysis import prediction_figures as model_figures
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from fhnkit import figures
-from fhnkit.analysis import successful
-from fhnkit.mlp import load_model
+from fhnkit.analysis import figures
+from fhnkit.analysis.stats import successful
+from fhnkit.nets.mlp import load_model
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")

@@ -3,7 +3,7 @@
 Untrained, seeded MLPs of `layers` hidden layers of one activation and width
 are built the way the compile stage builds a trained model (eager fp32, the
 reference, plus the first usable backend of `compile.backends`, fp16 on a
-GPU) and timed with `fhnkit.bench.benchmark_model` beside the Euler solver on
+GPU) and timed with `fhnkit.inference.benchmark.benchmark_model` beside the Euler solver on
 the benchmark's reference work. Weights do not change the cost of a dense
 network, so no training is needed. Eq. 4.3 then explains the inference time,
 and the compiled-over-eager speedup, by neuron count and layer count:
@@ -30,9 +30,9 @@ import statsmodels.formula.api as smf
 import torch
 from tqdm.auto import tqdm
 
-from .analysis import ANOVA_COLUMNS, NOT_ESTIMABLE, _ANOVA_TYPES, _not_estimable, anova_table, is_estimable
-from .config import derive_seed
-from .problems import OUTPUTS, input_bounds, input_columns
+from ..analysis.stats import ANOVA_COLUMNS, NOT_ESTIMABLE, _ANOVA_TYPES, _not_estimable, anova_table, is_estimable
+from ..plan.config import derive_seed
+from ..cell.problems import OUTPUTS, input_bounds, input_columns
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def sweep_bench(config: dict) -> dict:
 
 def make_network(settings: dict, activation: str, width: int, layers: int, seed: int):
     """An untrained MLP of `layers` x (activation, width), weights seeded by `seed`, in eval mode."""
-    from .mlp import MLP, make_spec
+    from ..nets.mlp import MLP, make_spec
 
     lo, hi = input_bounds(settings)
     spec = make_spec(input_columns(settings), OUTPUTS, [[activation, width]] * layers, lo, hi,
@@ -118,10 +118,10 @@ def run_sweep(config: dict, device: str | None = None, progress: bool = True) ->
     {"builds": planned (backend, precision) pairs, "skipped": {backend: why}, "device": ...}.
     Every non-eager build is checked against eager fp32 (compile.tolerance) as in the compile stage.
     """
-    from .bench import benchmark_model
+    from .benchmark import benchmark_model
     from .compiled import build, check, default_device, plan
-    from .mlp import n_params
-    from .model import FHNParams
+    from ..nets.mlp import n_params
+    from ..cell.model import FHNParams
 
     sweep, compile_settings = config["cost_sweep"], config["compile"]
     settings, bench = sweep_settings(sweep), sweep_bench(config)
@@ -223,7 +223,7 @@ def backend_label(build: str, device: str) -> str:
 
 def analysis_tables(timings: pd.DataFrame, meta: dict, sweep: dict, bench: dict):
     """The sweep's two eq. 4.3 ANOVAs as {"time"|"speedup": (table, title, caption)} for
-    `fhnkit.report_tables.write_table`, and the speedup figure's panel labels {build: label}."""
+    `fhnkit.analysis.tables.write_table`, and the speedup figure's panel labels {build: label}."""
     device = str(timings["device"].iloc[0]) if len(timings) else meta.get("device", "cpu")
     labels = {b: backend_label(b, device) for b in compiled_builds(timings)}
     setup = (f"Untrained {sweep['activation']} networks, widths {sweep['widths']} x layers {sweep['layers']} "
@@ -250,8 +250,8 @@ def write_sweep(timings: pd.DataFrame, meta: dict, parquet_path, csv_path, html_
                 config_hash: str | None = None) -> None:
     """The timing table as Parquet (the plan, skipped backends, config hash and versions in its
     metadata, `fhnkit.artifacts.read_parquet_meta`), as CSV and as a report page."""
-    from .artifacts import versions, write_parquet
-    from .report_tables import write_table
+    from ..artifacts import versions, write_parquet
+    from ..analysis.tables import write_table
 
     write_parquet(timings, parquet_path, {**meta, "config_hash": config_hash, "versions": versions()})
     skipped = "; ".join(f"{k}: {v}" for k, v in (meta.get("skipped") or {}).items())

@@ -18,14 +18,17 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from . import checkpoint, itnn
-from .artifacts import versions, write_json, write_parquet
-from .evaluate import sample_errors
+from . import checkpoint
+
+from ..nets import itnn
+from ..artifacts import versions, write_json, write_parquet
+from ..nets.evaluate import sample_errors
 from .marching import MarchValidation
-from .mlp import build_network, make_spec, n_params, save_model
-from .problems import INPUTS, OUTPUTS, input_bounds
+from ..nets.mlp import build_network, make_spec, n_params, save_model
+from ..cell.problems import INPUTS, OUTPUTS, input_bounds
 from .loss import build_terms, frame_tensor
-from .windows import interface_jumps, window_edges, windowed_spec
+from ..nets.windows import interface_jumps, window_edges, windowed_spec
+from ..plan.layout import needs_region_data, needs_resampled_data
 
 
 log = logging.getLogger(__name__)
@@ -38,31 +41,6 @@ class TrainingDiverged(RuntimeError):
     """
 
     rows: list = []
-
-
-def needs_region_data(spec: dict) -> bool:
-    """Whether a model trains on its study's region data set."""
-    region = spec["region_settings"] if spec.get("region") else None
-    return region is not None and region["data"]["n"] > 0
-
-
-def needs_resampled_data(spec: dict) -> bool:
-    """Whether a model trains on its study's high-error set (a region model of a study with resampling)."""
-    return spec.get("resample") is not None
-
-
-def data_files(spec: dict) -> dict[str, str]:
-    """The data files a model trains and validates on, relative to the results directory, keyed as the
-    arguments of `train_model` (train, val, and region, march, resampled when it uses them)."""
-    study = spec["study"]
-    files = {split: f"{study}/data/{split}.parquet" for split in ("train", "val")}
-    if needs_region_data(spec):
-        files["region"] = f"{study}/data/region.parquet"
-    if spec.get("marching"):
-        files["march"] = f"{study}/data/march.parquet"
-    if needs_resampled_data(spec):  # made by the resampling stage (workflow/rules/resample.smk)
-        files["resampled"] = f"{study}/resample/data.parquet"
-    return files
 
 
 def network_spec(spec: dict, train_df: pd.DataFrame) -> dict:
@@ -93,7 +71,7 @@ def network_spec(spec: dict, train_df: pd.DataFrame) -> dict:
 
 def training_device(choice: str) -> torch.device:
     """"auto": the first visible CUDA device when there is one (a job's GPU is chosen by
-    CUDA_VISIBLE_DEVICES, see `fhnkit.devices`), else the CPU; "cuda" insists on a GPU."""
+    CUDA_VISIBLE_DEVICES, see `fhnkit.cluster.devices`), else the CPU; "cuda" insists on a GPU."""
     if choice == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("training.device is 'cuda' but torch sees no CUDA device here; install a CUDA build "
                            "of torch, or set training.device to 'auto' or 'cpu'")

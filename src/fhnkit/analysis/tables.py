@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .analysis import (failed_models, pinn_vs_ddnn_ttest, shape_anova, shape_variance, technique_anova,
+from .stats import (failed_models, pinn_vs_ddnn_ttest, shape_anova, shape_variance, technique_anova,
                        time_domains)
 
 _CSS = """

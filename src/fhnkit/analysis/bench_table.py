@@ -4,7 +4,7 @@ One row per (study, model, n_sets, build) from the studies' benchmark.json
 files: median time and inter-quartile range (seconds) of the network and of
 the solver on the same work, the network's speedup (solver / network),
 throughput (outputs, i.e. (U, W) states, per second) and the fraction of the
-device's bandwidth and compute rooflines each side reaches (`fhnkit.roofline`).
+device's bandwidth and compute rooflines each side reaches (`fhnkit.inference.roofline`).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def _peaks_label(peaks: dict | None) -> str | None:
 
 
 def benchmark_rows(record: dict) -> list[dict]:
-    """Rows of one model's benchmark record (see `fhnkit.bench.benchmark_model`)."""
+    """Rows of one model's benchmark record (see `fhnkit.inference.benchmark.benchmark_model`)."""
     rows = []
     for size in record.get("sizes", []):
         solver, solver_t = size["solver"], size["solver_time_s"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .model import FHNParams, rhs
+from ..cell.model import FHNParams, rhs
 
 
 class DataTerm:

@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import __version__
-from .artifacts import write_json
+from .. import __version__
+from ..artifacts import write_json
 
 
 class Sin(nn.Module):
@@ -80,7 +80,7 @@ def save_model(model: MLP, directory) -> None:
 
 
 def build_network(spec: dict) -> nn.Module:
-    """The network a spec describes: an MLP, or one MLP per time window (`fhnkit.windows`)."""
+    """The network a spec describes: an MLP, or one MLP per time window (`fhnkit.nets.windows`)."""
     if "windows" in spec:
         from .windows import WindowedMLP
 

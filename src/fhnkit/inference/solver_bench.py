@@ -1,7 +1,7 @@
 """How fast the Euler solvers run, against a hand-written C reference and the GPU's rooflines.
 
 `fhnkit bench solver` and `benchmarks/solver_bench.py` call `bench_solvers`.
-The C reference (`benchmarks/fhn_euler_ref.c`) is compiled here with
+The C reference (`fhnkit/inference/fhn_euler_ref.c`) is compiled here with
 gcc -O3 -march=native -fopenmp and timed side by side with the numba kernel
 on the same inputs, same threads, interleaved repeats.
 """
@@ -20,8 +20,8 @@ import numba
 import numpy as np
 
 from . import roofline
-from .model import FHNParams
-from .solver import euler
+from ..cell.model import FHNParams
+from ..solvers.cpu import euler
 from .timing import time_interleaved
 
 # -ffp-contract=off: the same IEEE operations as the numba kernel (no a*b+c fused), so that
@@ -30,8 +30,8 @@ C_FLAGS = ("-O3", "-march=native", "-fopenmp", "-ffp-contract=off", "-shared", "
 
 
 def default_c_source() -> Path | None:
-    """The repository's C reference, when fhnkit runs from a checkout."""
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "fhn_euler_ref.c"
+    """The C reference `fhn_euler_ref.c`, package data beside this module (None if an install lacks it)."""
+    path = Path(__file__).resolve().with_name("fhn_euler_ref.c")
     return path if path.is_file() else None
 
 
@@ -119,7 +119,7 @@ def _record(name, device, precision, n_cells, n_steps, save_every, timing, threa
 
 def bench_cuda(n_cells: int, n_steps: int, save_every: int, precision: str, repeats: int, warmup: int) -> dict:
     """The CUDA kernel timed with CUDA events (kernel only: inputs and outputs already on the device)."""
-    from .cuda_solver import _cupy, euler_cuda
+    from ..solvers.cuda import _cupy, euler_cuda
 
     cp = _cupy()
     dtype = np.dtype(precision)
@@ -142,7 +142,7 @@ def bench_solvers(n_cells: int = 4_000_000, n_steps: int = 100, save_every: int 
                   precisions=("float32", "float64"), threads: int = 2, repeats: int = 7, warmup: int = 2,
                   c_source: Path | None = None, gpu_cells=(16_000_000, 32_000_000, 64_000_000)) -> dict:
     """Every available solver at every precision; CPU records carry their ratio to the C reference."""
-    from .cuda_solver import cuda_available
+    from ..solvers.cuda import cuda_available
 
     records = []
     for precision in precisions:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .problems import OUTPUTS
+from ..cell.problems import OUTPUTS
 
 
 @torch.no_grad()

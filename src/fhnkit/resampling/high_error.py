@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import itnn
-from .evaluate import sample_errors
-from .problems import INPUTS, OUTPUTS, input_bounds
+from ..nets import itnn
+from ..nets.evaluate import sample_errors
+from ..cell.problems import INPUTS, OUTPUTS, input_bounds
 
 ERROR = "mean_err"
 
@@ -130,8 +130,8 @@ def write_selection(model_dir, train_path, study: dict, settings: dict, seed: in
     when no point met the rule); the chosen points go to `centers_path`. Returns counts for the log."""
     from pathlib import Path
 
-    from .artifacts import versions, write_parquet
-    from .mlp import load_model
+    from ..artifacts import versions, write_parquet
+    from ..nets.mlp import load_model
 
     model = load_model(model_dir)
     errors = error_map(model, pd.read_parquet(train_path), study["problem"], for_selection=True)
@@ -149,7 +149,7 @@ def write_selection(model_dir, train_path, study: dict, settings: dict, seed: in
 
 def compare_error_maps(base_dir, retrained_dir, val_df: pd.DataFrame, problem: str) -> pd.DataFrame:
     """Validation errors per trajectory of the base and the retrained model (column `model`: before, after)."""
-    from .mlp import load_model
+    from ..nets.mlp import load_model
 
     maps = [error_map(load_model(d), val_df, problem, for_selection=False).assign(model=which)
             for which, d in (("before", base_dir), ("after", retrained_dir))]

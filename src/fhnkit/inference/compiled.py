@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .evaluate import predict
+from ..nets.evaluate import predict
 
 BACKENDS = ("tensorrt", "onnxruntime", "torch_compile", "eager")
 HALF_PRECISION_BACKENDS = ("tensorrt", "eager")  # fp16 engines where a GPU runs them
@@ -197,7 +197,7 @@ def check(compiled: CompiledModel, reference, x: torch.Tensor, tolerance: float)
 def validation_inputs(model, val_df, max_rows: int = 20000) -> torch.Tensor:
     """The inputs a model sees on its validation set (an ITNN's: its one-step states), at most `max_rows`."""
     if "itnn_dt" in model.spec:
-        from .itnn import pairs
+        from ..nets.itnn import pairs
 
         problem = "C" if "K" in model.spec["inputs"] else "B"
         x = pairs(val_df, problem, model.spec["itnn_dt"])[0]
@@ -212,8 +212,8 @@ def compile_model(model_dir, val_path, out_dir, settings: dict, device: str | No
     their checks, what was skipped and why. Raises CompileMismatch when a build disagrees."""
     import pandas as pd
 
-    from .artifacts import read_json, versions, write_json
-    from .mlp import load_model
+    from ..artifacts import read_json, versions, write_json
+    from ..nets.mlp import load_model
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     metrics = read_json(model_dir / "metrics.json")

@@ -1,11 +1,11 @@
-"""Figures of trained models and of what they cost (SPEC.md section 7), beside `fhnkit.figures`.
+"""Figures of trained models and of what they cost (SPEC.md section 7), beside `fhnkit.analysis.figures`.
 
 - `study_predictions`: the best continuous network (DDNN/PINN) of each class variant of a study
   evaluated on the validation set, U(t) and W(t) against the solver, with the high-error
   trajectories highlighted (thesis Fig. 27, 31; ITNN rollouts are `figures.rollout`, Fig. 36);
 - `iteration_cost`: seconds per training iteration by class variant (thesis Fig. 23).
 
-Layout (DPI, panel height, the legend column on the right, empty panels) is `fhnkit.figures`'s.
+Layout (DPI, panel height, the legend column on the right, empty panels) is `fhnkit.analysis.figures`'s.
 Errors are eq. 3.3, |dU| + |dW| per point; a trajectory's error is the mean over its times.
 """
 
@@ -21,11 +21,11 @@ import torch
 from matplotlib.collections import LineCollection
 from matplotlib.lines import Line2D
 
-from .analysis import successful
-from .evaluate import predict
+from .stats import successful
+from ..nets.evaluate import predict
 from .figures import (LEGEND_W, PANEL_H, PANEL_W, _empty, _log_axis, _margin_legends, _new_figure, _save, failed_note,
                       message_figure, variant)
-from .problems import OUTPUTS
+from ..cell.problems import OUTPUTS
 
 CONTINUOUS = ("ddnn", "pinn")
 # a block of 2 x 2 panels per model: U(t), W(t) above, network vs solver and the error below (the width of
@@ -228,7 +228,7 @@ def study_predictions(summary: pd.DataFrame, study: str, model_dirs: dict, val: 
                       highlight: dict, u_threshold: float | None = None, train: pd.DataFrame | None = None) -> Path:
     """`predictions` of the best DDNN/PINN of each class variant of `study` (`select_prediction_models`),
     loaded from `model_dirs` (model name -> folder with spec.json and weights.pt) and run on `val`."""
-    from .mlp import load_model
+    from ..nets.mlp import load_model
 
     chosen = select_prediction_models(summary, study)
     evaluated = [(row.variant, row.model, validation_predictions(load_model(model_dirs[row.model]), val))

@@ -2,8 +2,8 @@
 
 Data terms for every class (an ITNN's on one-step pairs), physics and initial-state terms for a PINN,
 the region's physics and data terms (DDNNa/PINNa), the resampled high-error set's data term, and the
-continuity term of time windows (eq. 3.20). The terms themselves are in `fhnkit.terms` and
-`fhnkit.windows`.
+continuity term of time windows (eq. 3.20). The terms themselves are in `fhnkit.training.terms` and
+`fhnkit.nets.windows`.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import itnn
-from .model import FHNParams
-from .problems import INPUTS, OUTPUTS, i_app, input_bounds, region_bounds
+from ..nets import itnn
+from ..cell.model import FHNParams
+from ..cell.problems import INPUTS, OUTPUTS, i_app, input_bounds, region_bounds
 from .terms import BoxSampler, DataTerm, InitialTerm, PhysicsTerm
-from .windows import ContinuityTerm, window_edges
+from ..nets.windows import ContinuityTerm, window_edges
 
 log = logging.getLogger(__name__)
 

@@ -13,23 +13,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .artifacts import write_parquet
-from .config import config_hash, derive_seed
-from .problems import OUTPUTS, fhn_params, i_app, input_bounds, input_columns, parameter_columns, region_bounds
+from .. import __version__
+from ..artifacts import write_parquet
+from ..plan.config import config_hash, derive_seed
+from ..plan.grid import data_determinants
+from ..cell.problems import OUTPUTS, fhn_params, i_app, input_bounds, input_columns, parameter_columns, region_bounds
 from .sampling import sample_box
-from .solver import solve, steps_for
+from ..solvers.cpu import solve, steps_for
 
 SPLITS = ("train", "val", "region", "march")
-
-
-def data_determinants(config: dict, study_name: str) -> dict:
-    """Everything that determines a study's data sets (their cache key and config hash)."""
-    study = config["studies"][study_name]
-    keys = ("problem", "i_app", "k_to_i_app", "t_max", "initial_state", "ranges", "times_per_trajectory",
-            "train", "val", "region", "marching")
-    return {"seed": config["seed"], "model": config["model"], "data_solver": config["data_solver"],
-            "study": {k: study.get(k) for k in keys}, "fhnkit": __version__}
 
 
 def _split_seed(config: dict, study: dict, split: str) -> int:

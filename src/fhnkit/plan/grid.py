@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import itertools
 
+from .. import __version__
 from .config import ConfigError, config_hash, derive_seed
-from .datasets import data_determinants
 
 PROBLEM_KEYS = ("problem", "t_max", "ranges", "i_app", "k_to_i_app", "initial_state")
 # a model's spec carries the marching settings of its study (None without marching)
 SHAPES = ("rectangle", "funnel", "bottleneck", "bowtie", "diamond", "other")
+
+
+def data_determinants(config: dict, study_name: str) -> dict:
+    """Everything that determines a study's data sets (their cache key and config hash)."""
+    study = config["studies"][study_name]
+    keys = ("problem", "i_app", "k_to_i_app", "t_max", "initial_state", "ranges", "times_per_trajectory",
+            "train", "val", "region", "marching")
+    return {"seed": config["seed"], "model": config["model"], "data_solver": config["data_solver"],
+            "study": {k: study.get(k) for k in keys}, "fhnkit": __version__}
 
 
 def arch_name(layers) -> str:

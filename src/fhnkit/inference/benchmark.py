@@ -7,7 +7,7 @@ stores exactly those points; the network is evaluated at the same points
 On a GPU both sides run there (the CUDA Euler kernel beside the network) and
 are timed with CUDA events, for each of `gpu_n_sets` (16M/32M/64M by default);
 on a CPU with the monotonic clock, for `n_sets`. Each side's throughput and
-fraction of its device's rooflines (`fhnkit.roofline`) come with its times.
+fraction of its device's rooflines (`fhnkit.inference.roofline`) come with its times.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ import torch
 from tqdm.auto import tqdm
 
 from . import roofline
-from .artifacts import read_json, versions, write_json
-from .config import derive_seed
-from .mlp import load_model
-from .model import FHNParams
-from .problems import i_app, input_bounds, parameter_columns
-from .sampling import sample_box
-from .solver import steps_for
+from ..artifacts import read_json, versions, write_json
+from ..plan.config import derive_seed
+from ..nets.mlp import load_model
+from ..cell.model import FHNParams
+from ..cell.problems import i_app, input_bounds, parameter_columns
+from ..datasets.sampling import sample_box
+from ..solvers.cpu import steps_for
 from .solver_bench import preallocated_euler
 from .timing import clock_for, time_interleaved
 
@@ -129,7 +129,7 @@ def solver_call(sets: dict, fhn, bench: dict, device: str):
     info = {"dt": bench["dt"], "t_end": bench["t_end"], "precision": bench["precision"], "n_steps": n_steps,
             "store_every": every, "outputs": "preallocated"}
     if device == "cuda":
-        from .cuda_solver import cuda_available, euler_cuda
+        from ..solvers.cuda import cuda_available, euler_cuda
 
         usable, why = cuda_available()
         if usable:
@@ -151,7 +151,7 @@ def device_peaks(device: str, threads: int) -> dict | None:
     """Roofline peaks of `device` (None with a logged reason where they cannot be known here)."""
     if device != "cuda":
         return roofline.cpu_peaks(threads)
-    from .cuda_solver import CudaUnavailable, _cupy
+    from ..solvers.cuda import CudaUnavailable, _cupy
 
     try:
         return roofline.gpu_peaks(_cupy())

@@ -15,7 +15,7 @@ import math
 import numba
 import numpy as np
 
-from .model import FHNParams
+from ..cell.model import FHNParams
 
 _BLOCK = 1024  # cells per parallel block: a block's state stays in L1 for all steps
 
@@ -207,7 +207,7 @@ def solve(u0, w0, i_app, params: FHNParams, dt: float, n_steps: int, save_every:
         times, U, W = rk4(u0, w0, i_app, params, dt, n_steps, save_every, dtype)
         return (times, U, W) if store_initial else (times[1:], U[1:], W[1:])
     if backend != "cpu":
-        from .cuda_solver import CudaUnavailable, cuda_available, euler_cuda
+        from .cuda import CudaUnavailable, cuda_available, euler_cuda
 
         usable, why = cuda_available()
         if usable:

@@ -23,11 +23,11 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 
-from .analysis import successful  # noqa: E402
-from .datasets import solve_parameter_sets  # noqa: E402
-from .evaluate import sample_errors  # noqa: E402
-from .itnn import RolloutValidation  # noqa: E402
-from .problems import OUTPUTS, PARAM_KEYS, parameter_columns  # noqa: E402
+from .stats import successful  # noqa: E402
+from ..datasets.simulate import solve_parameter_sets  # noqa: E402
+from ..nets.evaluate import sample_errors  # noqa: E402
+from ..nets.itnn import RolloutValidation  # noqa: E402
+from ..cell.problems import OUTPUTS, PARAM_KEYS, parameter_columns  # noqa: E402
 
 CUT_COLUMNS = ["cut", "U0", "W0", "K", "t", "err"]
 ERR_FLOOR = 1e-4  # colour scale floor: errors below it look alike

@@ -89,7 +89,7 @@ def _nvcc() -> tuple[str | None, str | None]:
 def _probe_numba() -> Entry:
     import numba
 
-    from . import WIDE_VECTORS
+    from .. import WIDE_VECTORS
 
     vectors = "; 512-bit vectors (AVX-512)" if WIDE_VECTORS else ""
     return _entry(True, numba.__version__, f"{numba.config.NUMBA_NUM_THREADS} threads{vectors}")

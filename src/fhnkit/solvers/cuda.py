@@ -1,4 +1,4 @@
-"""The CUDA Euler kernel (`cuda/fhn_euler.cu`), compiled at run time through CuPy.
+"""The CUDA Euler kernel (`fhnkit/solvers/fhn_euler.cu`), compiled at run time through CuPy.
 
 Used when a GPU is present (`backend: auto`) or asked for (`backend: cuda`).
 CuPy is imported lazily: on a machine without it, `cuda_available()` says so
@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import functools
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 
-from .model import FHNParams
+from ..cell.model import FHNParams
 
 KERNELS = {np.dtype(np.float32): "fhn_euler_f32", np.dtype(np.float64): "fhn_euler_f64"}
 THREADS_PER_BLOCK = 256
@@ -24,11 +23,8 @@ class CudaUnavailable(RuntimeError):
 
 
 def kernel_source() -> str:
-    """Text of fhn_euler.cu: shipped in the package, or from the repository's cuda/ folder."""
-    packaged = resources.files("fhnkit") / "cuda" / "fhn_euler.cu"
-    if packaged.is_file():
-        return packaged.read_text()
-    return (Path(__file__).resolve().parents[2] / "cuda" / "fhn_euler.cu").read_text()
+    """Text of the CUDA source `fhn_euler.cu`, package data beside this module."""
+    return (resources.files(__package__) / "fhn_euler.cu").read_text()
 
 
 def _cupy():
@@ -74,7 +70,7 @@ def launch_config(n_cells: int, sm_count: int) -> tuple[int, int]:
 
 def euler_cuda(u0, w0, i_app, params: FHNParams, dt: float, n_steps: int, save_every: int = 1,
                dtype=np.float64, store_initial: bool = True, to_host: bool = True, exact: bool = False):
-    """Same contract as `fhnkit.solver.euler`, computed on the GPU.
+    """Same contract as `fhnkit.solvers.cpu.euler`, computed on the GPU.
 
     Inputs may be numpy or CuPy arrays; with `to_host=False` U and W stay CuPy arrays on the device.
     `exact=True` compiles without FMA contraction (bit-identical to the CPU kernel); the default

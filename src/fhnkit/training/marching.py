@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .evaluate import predict
-from .itnn import trajectories
+from ..nets.evaluate import predict
+from ..nets.itnn import trajectories
 
 
 class MarchValidation:

@@ -4,7 +4,7 @@ Where a cluster gives one large allocation rather than many small jobs, one MPI
 program can train every model of the grid: rank 0 hands out the unfinished
 models one at a time, most expensive first, to whichever rank asks (itself
 included), so that ranks stay busy until the queue is empty. Each rank trains
-on GPU `local_rank % n_gpus` of the GPUs it sees (`fhnkit.devices`), chosen
+on GPU `local_rank % n_gpus` of the GPUs it sees (`fhnkit.cluster.devices`), chosen
 before CUDA initialises.
 
 Every model is written exactly where, and as, the Snakemake rule `train` writes
@@ -31,17 +31,16 @@ from collections import deque
 from contextlib import contextmanager
 from pathlib import Path
 
-from .config import load_config
+from ..plan import layout
+from ..plan.config import load_config
 from .devices import select_rank_device, visible_gpus
-from .grid import expand_study
+from ..plan.grid import expand_study
 
 log = logging.getLogger(__name__)
 
 TAG_ASK, TAG_WORK = 11, 12
 POLL_S = 0.02
 # environment variables by which launchers announce more than one process
-# what the rule `train` writes into a model's directory (metrics.json last)
-OUTPUTS = ("weights.pt", "spec.json", "history.parquet", "metrics.json")
 LAUNCHER_SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS", "SLURM_STEP_NUM_TASKS")
 
 
@@ -62,25 +61,21 @@ def grid_specs(config: dict, studies=None) -> list[dict]:
 
 
 def data_splits(spec: dict) -> list[str]:
-    """The data sets a model trains and validates on (`fhnkit.train.data_files`, as the rule `train`)."""
-    from .train import data_files
-
-    return list(data_files(spec))
+    """The data sets a model trains and validates on (as the rule `train`)."""
+    return list(layout.data_files(spec))
 
 
 def model_dir(results: Path, spec: dict) -> Path:
-    return Path(results) / spec["study"] / "models" / spec["model"]
+    return Path(layout.model_dir(spec["study"], spec["model"], str(results)))
 
 
 def data_path(results: Path, study: str, split: str) -> Path:
-    if split == "resampled":  # made by the resampling stage, not by a data set rule
-        return Path(results) / study / "resample" / "data.parquet"
-    return Path(results) / study / "data" / f"{split}.parquet"
+    return Path(layout.dataset(study, split, str(results)))
 
 
 def is_finished(results: Path, spec: dict) -> bool:
     """A model is finished when its metrics.json exists (written last, as in the rule `train`)."""
-    return (model_dir(results, spec) / "metrics.json").exists()
+    return (model_dir(results, spec) / layout.FINISHED_MARKER).exists()
 
 
 def cost(spec: dict) -> float:
@@ -99,7 +94,7 @@ def cost(spec: dict) -> float:
 
 def make_missing_datasets(config: dict, specs: list[dict], results: Path, logs: Path) -> list[Path]:
     """Write the data sets the models need and that do not exist yet; returns those written."""
-    from .datasets import write_dataset
+    from ..datasets.simulate import write_dataset
 
     needed = sorted({(s["study"], split) for s in specs for split in data_splits(s)})
     written = []
@@ -110,7 +105,7 @@ def make_missing_datasets(config: dict, specs: list[dict], results: Path, logs: 
         if split == "resampled":
             raise FileNotFoundError(f"{path} is missing: it comes from the resampling stage; run `snakemake "
                                     f"--cores all {path}` first (or the rule train_grid_mpi, which does)")
-        with _job_log(Path(logs) / study / f"data_{split}.log"):
+        with _job_log(Path(layout.log(study, f"data_{split}", logs=str(logs)))):
             df = write_dataset(config, study, split, path)
             logging.getLogger().info("wrote %d rows to %s", len(df), path)
         written.append(path)
@@ -140,14 +135,14 @@ def _job_log(path: Path):
 def train_one(spec: dict, results: Path, logs: Path, rank: int) -> dict:
     """Train one model into its directory, logging to its log file; never raises for a model's own
     failure. Returns {study, model, status (ok|diverged|error|skipped), seconds, error}."""
-    from .train import train_model
+    from ..training.train import train_model
 
     out = {"study": spec["study"], "model": spec["model"], "rank": rank, "error": None}
     if is_finished(results, spec):  # finished meanwhile (another run)
         return {**out, "status": "skipped", "seconds": 0.0}
     t0 = time.perf_counter()
     paths = {split: data_path(results, spec["study"], split) for split in data_splits(spec)}
-    with _job_log(Path(logs) / spec["study"] / "train" / f"{spec['model']}.log"):
+    with _job_log(Path(layout.train_log(spec["study"], spec["model"], str(logs)))):
         logger = logging.getLogger()
         logger.info("training %s/%s (%s, %s) on MPI rank %d, host %s, CUDA_VISIBLE_DEVICES=%s", spec["study"],
                     spec["model"], spec["class"], spec["arch"], rank, os.uname().nodename,
@@ -188,7 +183,7 @@ def snakemake_incomplete(workdir: Path, specs: list[dict], results: Path) -> lis
     for spec in specs:
         if is_finished(results, spec):
             d = model_dir(results, spec)
-            for name in OUTPUTS:
+            for name in layout.MODEL_FILES:
                 for candidate in (d / name, (d / name).resolve()):
                     if candidate in marked or (not candidate.is_absolute() and
                                                Path(workdir).resolve() / candidate in marked):

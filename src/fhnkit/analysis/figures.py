@@ -23,7 +23,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import NullFormatter  # noqa: E402
 
-from fhnkit.analysis import successful  # noqa: E402
+from fhnkit.analysis.stats import successful  # noqa: E402
 
 DPI = 120
 PANEL_W, PANEL_H, LEGEND_W = 4.0, 3.5, 2.2
@@ -308,8 +308,8 @@ def error_vs_inference(summary: pd.DataFrame, path) -> Path:
 def rollout(model, val_df: pd.DataFrame, problem: str, path, title: str, n_show: int = 6) -> Path:
     """An iterator network fed back from (U0, W0) against the solver, for the validation trajectories
     with the largest and smallest rollout errors (thesis Fig. 36): U and W vs time."""
-    from .itnn import RolloutValidation, trajectories
-    from .itnn import rollout as run_rollout
+    from ..nets.itnn import RolloutValidation, trajectories
+    from ..nets.itnn import rollout as run_rollout
 
     validation = RolloutValidation(val_df, problem, model.spec["itnn_dt"])
     err = validation.errors(model).mean(axis=0)

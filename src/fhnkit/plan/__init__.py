@@ -1,0 +1,36 @@
+"""The planning layer: a run's validated config, its grid of models, their seeds and where every file lives.
+
+This is what Snakemake imports to build the DAG, so it stays light: no torch, numba or scipy
+(tests/test_plan_is_light.py builds the DAG with those imports made to fail).
+"""
+
+from . import layout
+from .config import ConfigError, config_hash, derive_seed, load_config, load_schema, validate_config
+from .grid import (
+    architectures,
+    arch_name,
+    data_determinants,
+    expand_all,
+    expand_study,
+    model_name,
+    resample_specs,
+    shape_of,
+)
+
+__all__ = [
+    "ConfigError",
+    "arch_name",
+    "architectures",
+    "config_hash",
+    "data_determinants",
+    "derive_seed",
+    "expand_all",
+    "expand_study",
+    "layout",
+    "load_config",
+    "load_schema",
+    "model_name",
+    "resample_specs",
+    "shape_of",
+    "validate_config",
+]
