@@ -16,20 +16,27 @@ from .grid import (
     resample_specs,
     shape_of,
 )
+from .kinds import KINDS, ModelKind, continuous_classes, kind_named, kind_of, n_windows
 
 __all__ = [
+    "KINDS",
     "ConfigError",
+    "ModelKind",
     "arch_name",
     "architectures",
     "config_hash",
+    "continuous_classes",
     "data_determinants",
     "derive_seed",
     "expand_all",
     "expand_study",
+    "kind_named",
+    "kind_of",
     "layout",
     "load_config",
     "load_schema",
     "model_name",
+    "n_windows",
     "resample_specs",
     "shape_of",
     "validate_config",
