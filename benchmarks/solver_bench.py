@@ -4,7 +4,7 @@
     python benchmarks/solver_bench.py                  # 4M cells x 100 steps, float32 and float64
     python benchmarks/solver_bench.py --out solver.json
 
-Same as `fhnkit bench solver` (see its --help); the C reference, benchmarks/fhn_euler_ref.c,
+Same as `fhnkit bench solver` (see its --help); the C reference, src/fhnkit/inference/fhn_euler_ref.c,
 is compiled by the benchmark itself with gcc -O3 -march=native -fopenmp.
 """
 

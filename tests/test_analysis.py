@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from fhnkit.analysis import stats as an
-from fhnkit.analysis import tables as rt
+from fhnkit import analysis as an
 
 WIDTHS = [8, 16, 32]
 ACTS = ["silu", "tanh"]
@@ -288,7 +287,7 @@ def test_shape_variance_shape_dominates_in_fake_grid():
 def test_write_table(tmp_path):
     df = pd.DataFrame({"term": ["C(shape)", "Residual"], "F": [19.6123456, np.nan], "df": [4.0, 90.0]})
     csv, page = tmp_path / "t" / "a.csv", tmp_path / "t" / "a.html"
-    rt.write_table(df, csv, page, title="ANOVA <eq. 4.2>", caption="Type II & more")
+    an.write_table(df, csv, page, title="ANOVA <eq. 4.2>", caption="Type II & more")
     pd.testing.assert_frame_equal(pd.read_csv(csv), df)
     text = page.read_text()
     assert text.startswith("<!DOCTYPE html>") and "<table" in text and "<style>" in text
@@ -304,20 +303,20 @@ def test_write_table(tmp_path):
 
 def test_write_table_page_shows_chosen_columns_and_the_csv_keeps_all(tmp_path):
     df = pd.DataFrame({"model": ["m1", "m2"], "time_s": [0.5, 0.25], "peaks": ["a long description", "another"]})
-    rt.write_table(df, tmp_path / "b.csv", tmp_path / "b.html", "t", "c", html_columns=["model", "time_s"])
+    an.write_table(df, tmp_path / "b.csv", tmp_path / "b.html", "t", "c", html_columns=["model", "time_s"])
     page = (tmp_path / "b.html").read_text()
     assert "<th>time_s</th>" in page and "peaks" not in page and "a long description" not in page
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "b.csv"), df)
 
 
 def test_write_table_empty(tmp_path):
-    rt.write_table(pd.DataFrame(columns=an.TTEST_COLUMNS), tmp_path / "e.csv", tmp_path / "e.html", "t", "c")
+    an.write_table(pd.DataFrame(columns=an.TTEST_COLUMNS), tmp_path / "e.csv", tmp_path / "e.html", "t", "c")
     assert "No rows" in (tmp_path / "e.html").read_text()
     assert list(pd.read_csv(tmp_path / "e.csv").columns) == an.TTEST_COLUMNS
 
 
 def test_analysis_tables_titles_and_content():
-    tables = rt.analysis_tables(fake_summary(), neuron_threshold=60)
+    tables = an.analysis_tables(fake_summary(), neuron_threshold=60)
     assert list(tables) == ["shape_anova", "ttest_pinn_ddnn", "technique_anova", "time_domains", "failed_models",
                             "shape_variance"]
     anova, title, caption = tables["shape_anova"]

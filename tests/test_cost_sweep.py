@@ -10,12 +10,13 @@ import statsmodels.formula.api as smf
 import yaml
 from statsmodels.stats.anova import anova_lm
 
-from fhnkit.analysis import figures
+from fhnkit import analysis as figures
 from fhnkit.artifacts import read_parquet_meta
 from fhnkit.plan.config import validate_config
-from fhnkit.inference.cost_sweep import (SPEEDUP_FORMULA, TIME_FORMULA, TIMING_COLUMNS, analysis_tables, backend_label,
-                               cost_anova, make_network, run_sweep, sweep_bench, sweep_grid, sweep_settings,
-                               write_sweep)
+from fhnkit.analysis import (SPEEDUP_FORMULA, TIME_FORMULA, backend_label, cost_anova, cost_sweep_tables,
+                             write_timings_page)
+from fhnkit.inference.cost_sweep import (TIMING_COLUMNS, make_network, run_sweep, sweep_bench, sweep_grid,
+                                         sweep_settings, write_sweep)
 from fhnkit.nets.mlp import n_params
 
 from conftest import TINY  # the tiny config of the session fixture tiny_run (conftest.py)
@@ -101,7 +102,8 @@ def test_timing_table_has_one_row_per_architecture_and_build(swept):
 
 def test_write_sweep_keeps_the_plan_with_the_table(swept, tmp_path):
     timings, meta = swept
-    write_sweep(timings, meta, tmp_path / "t.parquet", tmp_path / "t.csv", tmp_path / "t.html", "abc")
+    write_sweep(timings, meta, tmp_path / "t.parquet", "abc")
+    write_timings_page(timings, meta, tmp_path / "t.csv", tmp_path / "t.html")
     assert pd.read_parquet(tmp_path / "t.parquet").equals(timings)
     assert len(pd.read_csv(tmp_path / "t.csv")) == len(timings)
     stored = read_parquet_meta(tmp_path / "t.parquet")
@@ -156,7 +158,7 @@ def test_eager_only_gives_a_note_instead_of_a_speedup_fit(tmp_path):
     table = cost_anova(timings, "speedup", meta["skipped"])
     assert len(table) == 1 and table["term"].iloc[0] == "(model)" and np.isnan(table["F"].iloc[0])
     assert "no compiled backend" in table["note"].iloc[0] and table["anova_type"].iloc[0] == 2
-    tables, labels = analysis_tables(timings, meta, small_config()["cost_sweep"], small_config()["benchmark"])
+    tables, labels = cost_sweep_tables(timings, meta, small_config()["cost_sweep"], small_config()["benchmark"])
     assert labels == {} and "only eager torch ran" in tables["speedup"][2]
     path = figures.compile_speedup(timings, tmp_path / "speedup.png", labels)
     assert path.read_bytes().startswith(PNG)
@@ -170,7 +172,7 @@ def test_backend_labels():
 
 def test_figures_are_drawn_from_real_timings(swept, tmp_path):
     timings, meta = swept
-    tables, labels = analysis_tables(timings, meta, small_config()["cost_sweep"], small_config()["benchmark"])
+    tables, labels = cost_sweep_tables(timings, meta, small_config()["cost_sweep"], small_config()["benchmark"])
     assert set(tables) == {"time", "speedup"} and "Type II" in tables["time"][2]
     for path in (figures.inference_vs_neurons(timings, tmp_path / "time.png"),
                  figures.compile_speedup(timings, tmp_path / "speedup.png", labels)):

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
-from fhnkit.analysis import figures
+from fhnkit import analysis as figures
+from fhnkit.analysis import plotting, prediction_figures
 
-from fhnkit.analysis import prediction_figures as model_figures
-from fhnkit.analysis.stats import SUMMARY_COLUMNS
+from fhnkit.analysis import SUMMARY_COLUMNS
 from fhnkit.plan.config import validate_config
 from fhnkit.datasets.simulate import make_dataset
 from fhnkit.nets.evaluate import sample_errors
@@ -21,12 +21,12 @@ from fhnkit.nets.windows import window_edges, windowed_spec
 from test_analysis import fake_summary
 
 
-def expected_shape(n_panels: int, panel_w: float = figures.PANEL_W) -> tuple[int, int]:
-    width, height = figures.figure_size(n_panels, panel_w)
-    return round(height * figures.DPI), round(width * figures.DPI)
+def expected_shape(n_panels: int, panel_w: float = plotting.PANEL_W) -> tuple[int, int]:
+    width, height = plotting.figure_size(n_panels, panel_w)
+    return round(height * plotting.DPI), round(width * plotting.DPI)
 
 
-def check_png(path, n_panels: int, panel_w: float = figures.PANEL_W) -> np.ndarray:
+def check_png(path, n_panels: int, panel_w: float = plotting.PANEL_W) -> np.ndarray:
     """The PNG exists, is not tiny, decodes to the expected size and is not blank."""
     assert path.exists() and path.stat().st_size > 5_000
     image = mpimg.imread(path)
@@ -46,9 +46,9 @@ class Captured(list):
 
 @pytest.fixture
 def captured(monkeypatch):
-    """Spies on the save step of fhnkit.analysis.figures and fhnkit.analysis.prediction_figures."""
+    """Spies on the save step every figure goes through (`fhnkit.analysis.plotting.save_figure`)."""
     texts = Captured()
-    save = figures._save
+    save = plotting.save_figure
 
     def spy(fig, path):
         texts.extend(t.get_text() for t in fig.findobj(lambda o: hasattr(o, "get_text")))
@@ -61,8 +61,7 @@ def captured(monkeypatch):
         texts.renderers.append(renderer)
         return out
 
-    monkeypatch.setattr(figures, "_save", spy)
-    monkeypatch.setattr(model_figures, "_save", spy)
+    monkeypatch.setattr(plotting, "save_figure", spy)
     return texts
 
 
@@ -107,7 +106,7 @@ def test_accuracy_vs_neurons_wraps_many_studies(tmp_path, captured):
     studies = ("A_scarce", "A_dense", "B_S", "B_C")
     df = pd.concat([fake_summary(seed=i, studies=(s,)) for i, s in enumerate(studies)])
     image = check_png(figures.accuracy_vs_neurons(df, tmp_path / "four.png"), n_panels=4)
-    assert image.shape[0] == round(2 * figures.PANEL_H * figures.DPI)  # two rows of panels
+    assert image.shape[0] == round(2 * plotting.PANEL_H * plotting.DPI)  # two rows of panels
     assert set(studies) <= set(captured)
 
 
@@ -127,7 +126,7 @@ def test_training_curves_many_terms_have_distinct_styles_and_fit_the_margin(tmp_
     histories = {f"pinna_silu64-tanh32-silu64_w5_bs128_s{i}": h for i in range(8)}
     check_png(figures.training_curves(histories, tmp_path / "m.png", "many"), n_panels=2)
     fig = captured.figures[0]
-    assert len({str(ls) for ls in figures.LINE_STYLES}) == 8  # one style per term
+    assert len({str(ls) for ls in plotting.LINE_STYLES}) == 8  # one style per term
     assert len({t for t in captured if t.startswith("loss_")}) == 8
     assert all(lg.get_window_extent(captured.renderers[0]).y0 >= -1 for lg in fig.legends)  # none below the figure
     assert not captured.legends_inside
@@ -162,14 +161,14 @@ def test_select_and_study_training_curves(tmp_path):
 
 
 def test_error_vs_inference(tmp_path, captured):
-    check_png(figures.error_vs_inference(grid_with_failures(), tmp_path / "ei.png"), 1, figures.WIDE_PANEL_W)
+    check_png(figures.error_vs_inference(grid_with_failures(), tmp_path / "ei.png"), 1, plotting.WIDE_PANEL_W)
     assert "Euler, A_scarce: 0.5 s" in captured
     assert "Euler, B_S: 0.5 s" in captured
 
 
 def test_error_vs_inference_without_timings(tmp_path, captured):
     df = fake_summary().head(1).assign(inference_time_s=np.nan, solver_time_s=np.nan)
-    check_png(figures.error_vs_inference(df, tmp_path / "n.png"), 1, figures.WIDE_PANEL_W)
+    check_png(figures.error_vs_inference(df, tmp_path / "n.png"), 1, plotting.WIDE_PANEL_W)
     assert "no timed, successful models" in captured
 
 
@@ -178,24 +177,24 @@ def test_error_vs_inference_without_timings(tmp_path, captured):
 
 def test_high_error_top_fraction_takes_the_highest_mean_errors_first():
     mean = np.array([0.1, 0.5, 0.2, 0.9, 0.3] * 6)  # 30 trajectories
-    chosen = model_figures.high_error(mean, mean, "top_fraction", q=0.1)
+    chosen = figures.high_error(mean, mean, "top_fraction", q=0.1)
     assert len(chosen) == 3  # 0.1 x 30, not ceil(3.0000000000000004)
     assert list(mean[chosen]) == [0.9, 0.9, 0.9] and list(chosen) == [3, 8, 13]  # ties: first come first
-    assert list(model_figures.high_error(mean[:5], mean[:5], q=0.05)) == [3]  # at least one
-    assert list(model_figures.high_error(mean[:5], mean[:5], q=1.0)) == [3, 1, 4, 2, 0]
-    assert model_figures.high_error([], [], q=0.05).size == 0
+    assert list(figures.high_error(mean[:5], mean[:5], q=0.05)) == [3]  # at least one
+    assert list(figures.high_error(mean[:5], mean[:5], q=1.0)) == [3, 1, 4, 2, 0]
+    assert figures.high_error([], [], q=0.05).size == 0
 
 
 def test_high_error_of_max_is_the_thesis_rule_and_nan_ranks_highest():
     mean = np.array([0.10, 0.30, 0.05, 0.20])
     peak = np.array([0.50, 0.60, 0.95, 1.00])  # the third has a low mean but a point at 95% of the largest
-    assert list(model_figures.high_error(mean, peak, "of_max", of_max=0.8)) == [3, 2]
-    assert list(model_figures.high_error(mean, peak, "of_max", of_max=0.5)) == [1, 3, 0, 2]
+    assert list(figures.high_error(mean, peak, "of_max", of_max=0.8)) == [3, 2]
+    assert list(figures.high_error(mean, peak, "of_max", of_max=0.5)) == [1, 3, 0, 2]
     with_nan = np.array([0.1, np.nan, 0.3])
-    assert list(model_figures.high_error(with_nan, with_nan, "top_fraction", q=0.3)) == [1]
-    assert list(model_figures.high_error(with_nan, with_nan, "of_max", of_max=0.8)) == [1]
+    assert list(figures.high_error(with_nan, with_nan, "top_fraction", q=0.3)) == [1]
+    assert list(figures.high_error(with_nan, with_nan, "of_max", of_max=0.8)) == [1]
     with pytest.raises(ValueError, match="top_fraction or of_max"):
-        model_figures.high_error(mean, peak, "threshold")
+        figures.high_error(mean, peak, "threshold")
 
 
 def study_config(problem: str) -> dict:
@@ -243,7 +242,7 @@ B_MODELS = [
 
 
 def test_select_prediction_models_takes_the_best_continuous_model_of_each_variant():
-    chosen = model_figures.select_prediction_models(summary_of(B_MODELS), "S")
+    chosen = figures.select_prediction_models(summary_of(B_MODELS), "S")
     assert list(zip(chosen["variant"], chosen["model"])) == [
         ("ddnn", "ddnn_tanh8_bs16_s1"), ("ddnna", "ddnna_tanh8_bs16_s0"), ("pinn, 2 windows", "pinn_tanh8_w2_bs16_s0")]
 
@@ -251,27 +250,27 @@ def test_select_prediction_models_takes_the_best_continuous_model_of_each_varian
 def test_validation_predictions_are_eq_3_3_per_point(tmp_path):
     val, _ = make_dataset(study_config("B"), "S", "val")
     model = network(["t", "U0", "W0"], seed=3)
-    pred = model_figures.validation_predictions(model, val.sample(frac=1, random_state=0))
+    pred = figures.validation_predictions(model, val.sample(frac=1, random_state=0))
     assert list(pred[["traj", "t"]].itertuples(index=False)) == sorted(pred[["traj", "t"]].itertuples(index=False))
     x = torch.tensor(pred[["t", "U0", "W0"]].to_numpy(np.float32))
     y = torch.tensor(pred[["U", "W"]].to_numpy(np.float32))
     np.testing.assert_allclose(pred["err"], sample_errors(model, x, y), rtol=1e-5, atol=1e-6)
-    errors = model_figures.unit_errors(pred)
+    errors = figures.unit_errors(pred)
     assert len(errors) == 24 and {"U0", "W0", "mean_err", "max_err"} <= set(errors)
     np.testing.assert_allclose(errors["mean_err"], pred.groupby("traj")["err"].mean())
 
 
 def predictions_shape(n_models: int) -> tuple[int, int]:
     """Two rows of two panels per model, a gap between models, and the legend column."""
-    height = figures.PANEL_H * (2 * n_models + model_figures.BLOCK_GAP * (n_models - 1))
-    return round(height * figures.DPI), round(figures.figure_size(2)[0] * figures.DPI)
+    height = plotting.PANEL_H * (2 * n_models + prediction_figures.BLOCK_GAP * (n_models - 1))
+    return round(height * plotting.DPI), round(plotting.figure_size(2)[0] * plotting.DPI)
 
 
 def test_predictions_of_problem_b_a_row_per_class_variant(tmp_path, captured):
     val, _ = make_dataset(study_config("B"), "S", "val")
     dirs = save_networks(tmp_path, [r for r in B_MODELS if r["class"] != "itnn"], ["t", "U0", "W0"])
     highlight = {"rule": "top_fraction", "q": 0.1, "of_max": 0.8}
-    path = model_figures.study_predictions(summary_of(B_MODELS), "S", dirs, val, tmp_path / "p" / "pred.png",
+    path = figures.study_predictions(summary_of(B_MODELS), "S", dirs, val, tmp_path / "p" / "pred.png",
                                            highlight, u_threshold=0.4)
     assert path.stat().st_size > 20_000
     image = mpimg.imread(path)
@@ -295,7 +294,7 @@ def test_predictions_of_problem_a_mark_high_error_points_and_training_points(tmp
     rows = [{"model": "ddnn_tanh8_bs16_s0", "class": "ddnn", "mean_err": 0.1},
             {"model": "pinn_tanh8_bs16_s0", "class": "pinn", "mean_err": 0.01}]
     dirs = save_networks(tmp_path, rows, ["t"])
-    path = model_figures.study_predictions(summary_of(rows), "S", dirs, val, tmp_path / "a.png",
+    path = figures.study_predictions(summary_of(rows), "S", dirs, val, tmp_path / "a.png",
                                            {"rule": "top_fraction", "q": 0.05, "of_max": 0.8}, train=train)
     assert mpimg.imread(path).shape[:2] == predictions_shape(2)
     assert captured.count("4 of 80 points high-error") == 2
@@ -310,12 +309,12 @@ def test_predictions_of_a_study_whose_every_continuous_model_failed(tmp_path, ca
     rows = [{"model": "ddnn_silu4_bs10_s0", "class": "ddnn", "status": "failed", "mean_err": np.nan},
             {"model": "itnn_silu4_bs10_s0", "class": "itnn", "mean_err": 0.1}]
     val, _ = make_dataset(study_config("A"), "S", "val")
-    path = model_figures.study_predictions(summary_of(rows, "diverges"), "diverges", {}, val, tmp_path / "d.png",
+    path = figures.study_predictions(summary_of(rows, "diverges"), "diverges", {}, val, tmp_path / "d.png",
                                            {"rule": "top_fraction", "q": 0.05, "of_max": 0.8})
     check_png(path, n_panels=1)
     assert any("every DDNN or PINN of diverges failed" in t and "(1 of 1 diverged)" in t for t in captured)
     only_itnn = summary_of(rows[1:], "C")
-    model_figures.study_predictions(only_itnn, "C", {}, val, tmp_path / "c.png", {"rule": "of_max", "q": 0.05,
+    figures.study_predictions(only_itnn, "C", {}, val, tmp_path / "c.png", {"rule": "of_max", "q": 0.05,
                                                                                    "of_max": 0.8})
     assert "no successful DDNN or PINN in C" in captured
 
@@ -332,7 +331,7 @@ def test_iteration_cost_a_box_per_variant_and_a_panel_per_study(tmp_path, captur
              {"model": "pinn_w5", "class": "pinn", "windows": 5, "iter_time_s": 2e-3, "batch_size": 32},
              {"model": "pinn_bad", "class": "pinn", "status": "failed", "iter_time_s": np.nan, "batch_size": 32}]
     summary = pd.concat([summary_of(rows, "B_S"), summary_of(rows[-1:], "diverges")], ignore_index=True)
-    check_png(model_figures.iteration_cost(summary, tmp_path / "cost.png"), n_panels=2)
+    check_png(figures.iteration_cost(summary, tmp_path / "cost.png"), n_panels=2)
     assert {"ddnn", "ddnna", "pinn", "pinn\n5 windows", "B_S (1 failed)", "batch size", "32", "128"} <= set(captured)
     assert {"\u00d71", "\u00d73", "\u00d710", "\u00d720"} <= set(captured)  # medians over the DDNNs' (PINN: ~10x)
     assert any("every model of diverges failed" in t for t in captured)
@@ -343,6 +342,6 @@ def test_iteration_cost_a_box_per_variant_and_a_panel_per_study(tmp_path, captur
 
 
 def test_solver_times_in_legends_are_short():
-    from fhnkit.analysis.figures import _seconds
+    from fhnkit.analysis.cost_figures import seconds_label
 
-    assert [_seconds(t) for t in (0.0027, 0.000301, 0.13, 12.3)] == ["2.7 ms", "0.3 ms", "0.13 s", "12 s"]
+    assert [seconds_label(t) for t in (0.0027, 0.000301, 0.13, 12.3)] == ["2.7 ms", "0.3 ms", "0.13 s", "12 s"]

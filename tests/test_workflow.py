@@ -94,15 +94,13 @@ def test_prediction_figures_have_a_row_per_class_variant(tiny_run):
     panel with a note."""
     import matplotlib.image as mpimg
 
-    from fhnkit.analysis import figures
-
-    from fhnkit.analysis import prediction_figures as model_figures
+    from fhnkit.analysis import plotting, prediction_figures
 
     heights = {study: mpimg.imread(tiny_run / "results" / "figures" / f"predictions_{study}.png").shape[0]
                for study in ("A_scarce", "B_S", "C", "diverges")}
-    two_models = round(figures.PANEL_H * (4 + model_figures.BLOCK_GAP) * figures.DPI)
+    two_models = round(plotting.PANEL_H * (4 + prediction_figures.BLOCK_GAP) * plotting.DPI)
     assert heights == {"A_scarce": two_models, "B_S": two_models, "C": two_models,
-                       "diverges": round(figures.PANEL_H * figures.DPI)}
+                       "diverges": round(plotting.PANEL_H * plotting.DPI)}
     log = (tiny_run / "logs" / "analysis" / "predictions_B_S.log").read_text()
     assert "predictions of B_S -> results/figures/predictions_B_S.png" in log
 

@@ -205,7 +205,7 @@ def cmd_bench(args) -> int:
                            args.gpu_cells or [16_000_000, 32_000_000, 64_000_000])
     print(format_records(result))
     if c_source is None:
-        print("C reference: not measured (no source; pass --c-source benchmarks/fhn_euler_ref.c)")
+        print("C reference: not measured (no source; pass --c-source PATH to a C reference)")
     if args.output:
         write_json({**result, "versions": versions()}, args.output)
         print(f"wrote {args.output}")
@@ -350,7 +350,7 @@ COMMANDS = [
       (("--threads",), dict(type=int, help="CPU threads (default: solver 2; network: benchmark.threads)")),
       (("--repeats",), dict(type=int, help="timed repeats (default: solver 7; network: benchmark.repeats)")),
       (("--warmup",), dict(type=int, help="untimed runs first (default: solver 2; network: benchmark.warmup)")),
-      (("--c-source",), dict(help="solver: C reference source (default: benchmarks/fhn_euler_ref.c of the checkout)")),
+      (("--c-source",), dict(help="solver: C reference source (default: the fhn_euler_ref.c shipped in fhnkit/inference/)")),
       (("--no-c",), dict(action="store_true", help="solver: skip the C reference")),
       (("--config",), dict(help="network: the configuration the model was trained with")),
       STUDY,

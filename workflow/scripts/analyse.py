@@ -5,7 +5,7 @@ import sys
 
 import pandas as pd
 
-from fhnkit.analysis.tables import analysis_tables, write_table
+from fhnkit.analysis import analysis_tables, write_table
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

@@ -4,7 +4,7 @@ import logging
 import sys
 from pathlib import Path
 
-from fhnkit.inference.compiled import compile_model
+from fhnkit.inference import compile_model
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")

@@ -2,8 +2,8 @@
 
 import sys
 
-from fhnkit.analysis.tables import write_config_page
-from fhnkit.plan.config import config_hash
+from fhnkit.analysis import write_config_page
+from fhnkit.plan import config_hash
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
 config = dict(snakemake.params.config)  # noqa: F821

@@ -3,8 +3,9 @@
 import logging
 import sys
 
-from fhnkit.plan.config import config_hash
-from fhnkit.inference.cost_sweep import run_sweep, write_sweep
+from fhnkit.analysis import write_timings_page
+from fhnkit.inference import run_sweep, write_sweep
+from fhnkit.plan import config_hash
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -13,4 +14,5 @@ config = snakemake.params.config  # noqa: F821
 timings, meta = run_sweep(config)
 logging.info("plan on %s: %s; skipped: %s", meta["device"], meta["builds"], meta["skipped"])
 out = snakemake.output  # noqa: F821
-write_sweep(timings, meta, out.parquet, out.csv, out.html, config_hash(config))
+write_sweep(timings, meta, out.parquet, config_hash(config))
+write_timings_page(timings, meta, out.csv, out.html)

@@ -5,10 +5,8 @@ import sys
 
 import pandas as pd
 
-from fhnkit.analysis import figures
+from fhnkit.analysis import compile_speedup, cost_sweep_tables, inference_vs_neurons, write_table
 from fhnkit.artifacts import read_parquet_meta
-from fhnkit.inference.cost_sweep import analysis_tables
-from fhnkit.analysis.tables import write_table
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -16,9 +14,9 @@ logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %
 out, params = snakemake.output, snakemake.params  # noqa: F821
 timings = pd.read_parquet(snakemake.input.timings)  # noqa: F821
 meta = read_parquet_meta(snakemake.input.timings)  # noqa: F821
-tables, labels = analysis_tables(timings, meta, params.sweep, params.bench)
+tables, labels = cost_sweep_tables(timings, meta, params.sweep, params.bench)
 for name, (table, title, caption) in tables.items():
     write_table(table, out[f"{name}_csv"], out[f"{name}_html"], title, caption)
     logging.info("%s: %d rows", name, len(table))
-figures.inference_vs_neurons(timings, out.time_figure)
-figures.compile_speedup(timings, out.speedup_figure, labels)
+inference_vs_neurons(timings, out.time_figure)
+compile_speedup(timings, out.speedup_figure, labels)

@@ -3,7 +3,7 @@
 import logging
 import sys
 
-from fhnkit.datasets.simulate import write_dataset
+from fhnkit.datasets import write_dataset
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from fhnkit.analysis.error_cuts import cut_models, error_cuts_figure, study_cuts
-from fhnkit.analysis.figures import message_figure
-from fhnkit.nets.mlp import load_model
+from fhnkit.analysis import cut_models, error_cuts_figure, message_figure, study_cuts
+from fhnkit.nets import load_model
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from fhnkit.analysis import figures
+from fhnkit.analysis import error_maps
 from fhnkit.artifacts import read_parquet_meta, versions, write_json, write_parquet
-from fhnkit.resampling.high_error import compare_error_maps, resampling_summary
+from fhnkit.resampling import compare_error_maps, resampling_summary
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
@@ -19,6 +19,6 @@ maps = compare_error_maps(Path(inp.base).parent, Path(inp.retrained).parent, pd.
 write_parquet(maps, out.maps, {"study": study, "versions": versions()})
 row = resampling_summary(study, maps, read_parquet_meta(inp.centers))
 write_json(row, out.row)
-figures.error_maps(maps, pd.read_parquet(inp.centers), out.figure, f"{study}: validation error before and after "
-                   f"resampling ({row['n_new']} new parameter sets)")
+error_maps(maps, pd.read_parquet(inp.centers), out.figure, f"{study}: validation error before and after "
+           f"resampling ({row['n_new']} new parameter sets)")
 logging.info("mean validation error %.3e -> %.3e", row["mean_err_before"], row["mean_err_after"])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fhnkit.analysis import prediction_figures as model_figures
+from fhnkit.analysis import study_predictions
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
@@ -16,7 +16,7 @@ inp, params, study = snakemake.input, snakemake.params, snakemake.wildcards.stud
 # problem A is one trajectory: its figure shows the training points too
 train = pd.read_parquet(inp.train) if params.problem == "A" else None
 dirs = {Path(p).parent.name: Path(p).parent for p in inp.weights}
-path = model_figures.study_predictions(pd.read_parquet(inp.summary), study, dirs, pd.read_parquet(inp.val),
-                                       snakemake.output[0], params.highlight, u_threshold=params.a,  # noqa: F821
-                                       train=train)
+path = study_predictions(pd.read_parquet(inp.summary), study, dirs, pd.read_parquet(inp.val),
+                         snakemake.output[0], params.highlight, u_threshold=params.a,  # noqa: F821
+                         train=train)
 logging.info("predictions of %s -> %s", study, path)

@@ -6,8 +6,8 @@ import sys
 import pandas as pd
 
 from fhnkit.artifacts import read_parquet_meta, write_parquet
-from fhnkit.cell.problems import INPUTS, OUTPUTS
-from fhnkit.resampling.high_error import merge_solved
+from fhnkit.cell import INPUTS, OUTPUTS
+from fhnkit.resampling import merge_solved
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")

@@ -5,8 +5,8 @@ import sys
 
 import pandas as pd
 
+from fhnkit.analysis import write_table
 from fhnkit.artifacts import read_json
-from fhnkit.analysis.tables import write_table
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")

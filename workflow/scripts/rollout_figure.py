@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from fhnkit.analysis import figures
-from fhnkit.analysis.stats import successful
-from fhnkit.nets.mlp import load_model
+from fhnkit.analysis import rollout, successful
+from fhnkit.nets import load_model
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
@@ -21,5 +20,5 @@ if itnns.empty:
     sys.exit(f"no ITNN of study {study} trained successfully: nothing to roll out")
 best = itnns.loc[itnns["mean_err"].idxmin(), "model"]
 logging.info("rolling out %s (rollout mean error %.3e)", best, itnns["mean_err"].min())
-figures.rollout(load_model(dirs[best]), pd.read_parquet(snakemake.input.val), snakemake.params.problem,  # noqa: F821
-                snakemake.output[0], f"{study}: {best} fed back from (U0, W0) vs the solver")  # noqa: F821
+rollout(load_model(dirs[best]), pd.read_parquet(snakemake.input.val), snakemake.params.problem,  # noqa: F821
+        snakemake.output[0], f"{study}: {best} fed back from (U0, W0) vs the solver")  # noqa: F821

@@ -4,7 +4,7 @@ import logging
 import sys
 from pathlib import Path
 
-from fhnkit.resampling.high_error import write_selection
+from fhnkit.resampling import write_selection
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")

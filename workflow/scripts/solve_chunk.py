@@ -6,8 +6,8 @@ import sys
 import pandas as pd
 
 from fhnkit.artifacts import read_parquet_meta, write_parquet
-from fhnkit.datasets.simulate import solve_parameter_sets
-from fhnkit.cell.problems import parameter_columns
+from fhnkit.cell import parameter_columns
+from fhnkit.datasets import solve_parameter_sets
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")

@@ -3,7 +3,7 @@
 import logging
 import sys
 
-from fhnkit.analysis.stats import build_summary
+from fhnkit.analysis import build_summary
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

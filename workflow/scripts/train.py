@@ -5,7 +5,7 @@ import os
 import sys
 from pathlib import Path
 
-from fhnkit.cluster.devices import acquire_gpu
+from fhnkit.cluster import acquire_gpu
 
 sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
@@ -17,7 +17,7 @@ slot = acquire_gpu(spec["training"].get("device", "auto"))
 logging.info("training %s/%s (%s, %s) on CUDA_VISIBLE_DEVICES=%s", spec["study"], spec["model"], spec["class"],
              spec["arch"], os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"))
 
-from fhnkit.training.train import train_model  # noqa: E402 (after the GPU is chosen)
+from fhnkit.training import train_model  # noqa: E402 (after the GPU is chosen)
 
 inputs = snakemake.input  # noqa: F821
 metrics = train_model(spec, inputs.train, inputs.val, Path(snakemake.output.metrics).parent,  # noqa: F821

@@ -76,7 +76,7 @@ PAGE_COLUMNS = [
     "solver_bandwidth_fraction",
 ]
 
-CAPTION = (
+BENCHMARK_CAPTION = (
     "Every trained network against the explicit Euler solver on the same work: n_sets parameter sets, each "
     "needing (U, W) at benchmark.n_points times (an ITNN steps t_end / dt_itnn times), per compiled build. "
     "Times are medians over benchmark.repeats interleaved repeats after benchmark.warmup untimed calls "

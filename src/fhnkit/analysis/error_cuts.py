@@ -13,21 +13,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.colors import LogNorm
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.colors import LogNorm  # noqa: E402
-
-from .stats import successful  # noqa: E402
-from ..datasets.simulate import solve_parameter_sets  # noqa: E402
-from ..nets.evaluate import sample_errors  # noqa: E402
-from ..nets.itnn import RolloutValidation  # noqa: E402
-from ..cell.problems import OUTPUTS, PARAM_KEYS, parameter_columns  # noqa: E402
+from .summary import successful
+from ..datasets.simulate import solve_parameter_sets
+from ..nets.evaluate import sample_errors
+from ..cell.problems import OUTPUTS, PARAM_KEYS, parameter_columns
+from ..plan.kinds import continuous_classes
 
 CUT_COLUMNS = ["cut", "U0", "W0", "K", "t", "err"]
 ERR_FLOOR = 1e-4  # colour scale floor: errors below it look alike
@@ -57,9 +53,8 @@ def cut_errors(model, truth: pd.DataFrame, n_cuts: int) -> pd.DataFrame:
     n_traj = len(per_traj)
     cut_of = np.repeat(np.arange(n_cuts), n_traj // n_cuts)
     k = per_traj["K"].to_numpy() if "K" in truth else np.full(n_traj, np.nan)
-    if "itnn_dt" in model.spec:
-        problem = "C" if "K" in model.spec["inputs"] else "B"
-        rollout = RolloutValidation(truth, problem, model.spec["itnn_dt"])
+    if model.is_iterator:
+        rollout = model.rollout_validation(truth)
         err = rollout.errors(model)  # (n_steps, n_traj)
         times = np.sort(truth["t"].unique())[rollout.k * np.arange(1, rollout.n_steps + 1)]
         n_t = len(times)
@@ -120,8 +115,8 @@ def cut_models(summary: pd.DataFrame, study: str) -> dict[str, str]:
     PINN, any variant) and its lowest-error iterator network, where the study has them (status ok)."""
     ok = successful(summary)
     ok = ok[ok["study"] == study]
-    chosen = {}
-    for label, rows in (("best continuous", ok[ok["class"] != "itnn"]), ("best ITNN", ok[ok["class"] == "itnn"])):
+    chosen, continuous = {}, ok["class"].isin(continuous_classes())
+    for label, rows in (("best continuous", ok[continuous]), ("best ITNN", ok[~continuous])):
         if len(rows):
             chosen[label] = rows.loc[rows["mean_err"].idxmin(), "model"]
     return chosen

@@ -1,11 +1,8 @@
-"""Figures of trained models and of what they cost (SPEC.md section 7), beside `fhnkit.analysis.figures`.
+"""Prediction figures (thesis Fig. 27, 31): the best continuous network (DDNN/PINN) of each class variant
+of a study evaluated on the validation set, U(t) and W(t) against the solver, with the high-error
+trajectories highlighted (ITNN rollouts are `accuracy_figures.rollout`, Fig. 36).
 
-- `study_predictions`: the best continuous network (DDNN/PINN) of each class variant of a study
-  evaluated on the validation set, U(t) and W(t) against the solver, with the high-error
-  trajectories highlighted (thesis Fig. 27, 31; ITNN rollouts are `figures.rollout`, Fig. 36);
-- `iteration_cost`: seconds per training iteration by class variant (thesis Fig. 23).
-
-Layout (DPI, panel height, the legend column on the right, empty panels) is `fhnkit.analysis.figures`'s.
+Layout (DPI, panel height, the legend column on the right, empty panels) is `plotting`'s.
 Errors are eq. 3.3, |dU| + |dW| per point; a trajectory's error is the mean over its times.
 """
 
@@ -21,13 +18,13 @@ import torch
 from matplotlib.collections import LineCollection
 from matplotlib.lines import Line2D
 
-from .stats import successful
+from .summary import successful
 from ..nets.evaluate import predict
-from .figures import (LEGEND_W, PANEL_H, PANEL_W, _empty, _log_axis, _margin_legends, _new_figure, _save, failed_note,
-                      message_figure, variant)
+from ..plan.kinds import continuous_classes
+from . import plotting
 from ..cell.problems import OUTPUTS
 
-CONTINUOUS = ("ddnn", "pinn")
+CONTINUOUS = tuple(continuous_classes())
 # a block of 2 x 2 panels per model: U(t), W(t) above, network vs solver and the error below (the width of
 # a two-panel figure, legible at the report's width)
 PRED_ROWS, PRED_COLUMNS = 2, 2
@@ -36,7 +33,7 @@ BLOCK_GAP = 0.05  # a blank row between two models' blocks (in panel heights; wi
 
 def predictions_size(n_models: int) -> tuple[float, float]:
     """(width, height) in inches of a predictions figure of `n_models` blocks."""
-    return PRED_COLUMNS * PANEL_W + LEGEND_W, PANEL_H * (PRED_ROWS * n_models + BLOCK_GAP * (n_models - 1))
+    return PRED_COLUMNS * plotting.PANEL_W + plotting.LEGEND_W, plotting.PANEL_H * (PRED_ROWS * n_models + BLOCK_GAP * (n_models - 1))
 
 
 def _blocks(n_models: int):
@@ -96,7 +93,7 @@ def unit_errors(pred: pd.DataFrame) -> pd.DataFrame:
 def select_prediction_models(summary: pd.DataFrame, study: str) -> pd.DataFrame:
     """The lowest-mean-error successful DDNN/PINN of each class variant of `study` (rows by variant)."""
     ok = successful(summary)
-    ok = ok[(ok["study"] == study) & ok["class"].isin(CONTINUOUS)].assign(variant=variant)
+    ok = ok[(ok["study"] == study) & ok["class"].isin(CONTINUOUS)].assign(variant=plotting.variant)
     return ok.sort_values(["variant", "mean_err", "model"]).groupby("variant").head(1).reset_index(drop=True)
 
 
@@ -200,7 +197,7 @@ def predictions(evaluated: list[tuple[str, str, pd.DataFrame]], path, title: str
     `u_threshold` (the model's a) is marked on the U0 axis; `train` (problem A) adds the training points.
     """
     if not evaluated:
-        return message_figure(path, title, empty_message)
+        return plotting.message_figure(path, title, empty_message)
     fig, blocks = _blocks(len(evaluated))
     per_point = False
     for row, (label, model, pred) in zip(blocks, evaluated):
@@ -213,15 +210,15 @@ def predictions(evaluated: list[tuple[str, str, pd.DataFrame]], path, title: str
         else:
             _trajectory_row(row, pred, errors, chosen, u_threshold)
         _scatter(row[2], pred, high_rows)
-        _log_axis(row[3], "y")
+        plotting.log_axis(row[3], "y")
         unit = "points" if per_point else "trajectories"
         row[0].set_title(f"{label}: {model}", fontsize="medium", fontweight="bold", loc="left")
         row[1].set_title(f"mean error {pred['err'].mean():.2g}, max {pred['err'].max():.2g}", fontsize="medium")
         row[3].set_title(f"{len(chosen)} of {len(errors)} {unit} high-error", fontsize="medium")
     fig.suptitle(f"{title}\nhigh-error: {_rule_text(highlight)}", fontsize="medium",
-                 x=(1 - LEGEND_W / fig.get_figwidth()) / 2)  # centred over the panels, clear of the legends
-    _margin_legends(fig, _legend_sections(per_point, u_threshold))
-    return _save(fig, path)
+                 x=(1 - plotting.LEGEND_W / fig.get_figwidth()) / 2)  # centred over the panels, clear of the legends
+    plotting.margin_legends(fig, _legend_sections(per_point, u_threshold))
+    return plotting.save_figure(fig, path)
 
 
 def study_predictions(summary: pd.DataFrame, study: str, model_dirs: dict, val: pd.DataFrame, path,
@@ -238,56 +235,10 @@ def study_predictions(summary: pd.DataFrame, study: str, model_dirs: dict, val: 
     continuous = summary[summary["class"].isin(CONTINUOUS)]
     return predictions(evaluated, path, f"{study}: the best DDNN/PINN of each class variant vs the solver\n"
                        f"validation set, {what}", highlight, u_threshold, train,
-                       failed_note(continuous, study, "DDNN or PINN"))
+                       plotting.failed_note(continuous, study, "DDNN or PINN"))
 
 
 # --------------------------------------------------------------------------- iteration cost
 
-def _cost_ratios(ax, data: pd.DataFrame, order: list[str]) -> None:
-    """Above each variant, its median time over the plain DDNN's (the thesis's "~10x for a PINN")."""
-    medians = data.groupby("variant")["iter_time_s"].median()
-    if "ddnn" not in medians:
-        return
-    lo, hi = ax.get_ylim()
-    ax.set_ylim(lo, max(hi, 2 * data["iter_time_s"].max()))  # room for the labels above the points
-    for x, name in enumerate(order):
-        ax.text(x, 0.97, f"\u00d7{medians[name] / medians['ddnn']:.2g}", transform=ax.get_xaxis_transform(),
-                ha="center", va="top", fontsize="small", color="0.25")
 
 
-def iteration_cost(summary: pd.DataFrame, path) -> Path:
-    """Seconds per training iteration (each model's median; loss evaluation, backpropagation and weight
-    update, validation excluded) by class variant, log y, a panel per study: a box per variant and a point
-    per model, coloured by batch size. Failed models have no time and are counted in the titles.
-    Mirrors thesis Fig. 23."""
-    studies = sorted(summary["study"].unique())
-    fig, axes = _new_figure(len(studies))
-    ok = summary[summary["status"].eq("ok") & (pd.to_numeric(summary["iter_time_s"]) > 0)].assign(variant=variant)
-    sizes = sorted(ok["batch_size"].unique())
-    palette = dict(zip(sizes, sns.color_palette("viridis", len(sizes))))
-    for ax, study in zip(axes, studies):
-        data = ok[ok["study"] == study]
-        n_failed = int((summary["study"] == study).sum()) - len(data)
-        ax.set_title(study + (f" ({n_failed} failed)" if n_failed else ""), fontsize="medium")
-        if data.empty:
-            _empty(ax, failed_note(summary, study))
-            continue
-        data = data.assign(variant=data["variant"].str.replace(", ", "\n"))  # "pinn\n5 windows" as a tick label
-        order = sorted(data["variant"].unique())
-        sns.stripplot(data=data, x="variant", y="iter_time_s", order=order, hue="batch_size", hue_order=sizes,
-                      palette=palette, jitter=0.15, size=5, alpha=0.85, legend=False, log_scale=True, ax=ax,
-                      zorder=3)
-        ax.boxplot([data.loc[data["variant"] == v, "iter_time_s"] for v in order], positions=range(len(order)),
-                   widths=0.6, showfliers=False, manage_ticks=False, patch_artist=True,
-                   boxprops={"facecolor": "0.92", "edgecolor": "0.45"}, medianprops={"color": "0.3"},
-                   whiskerprops={"color": "0.45"}, capprops={"color": "0.45"})
-        ax.set(xlabel="", ylabel="s per training iteration")
-        _log_axis(ax, "y")
-        _cost_ratios(ax, data, order)
-        if len(order) > 5:
-            plt.setp(ax.get_xticklabels(), rotation=30, ha="right", rotation_mode="anchor")
-    if not studies:
-        _empty(axes[0], "no models")
-    _margin_legends(fig, [("batch size", [Line2D([], [], ls="none", marker="o", color=c, label=str(b))
-                                          for b, c in palette.items()])])
-    return _save(fig, path)

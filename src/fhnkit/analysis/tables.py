@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .stats import (failed_models, pinn_vs_ddnn_ttest, shape_anova, shape_variance, technique_anova,
-                       time_domains)
+from .stats import pinn_vs_ddnn_ttest, shape_anova, shape_variance, technique_anova
+from .summary import failed_models, time_domains
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }

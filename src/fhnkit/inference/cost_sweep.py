@@ -8,11 +8,10 @@ the benchmark's reference work. Weights do not change the cost of a dense
 network, so no training is needed. Eq. 4.3 then explains the inference time,
 and the compiled-over-eager speedup, by neuron count and layer count:
 `inference_time_s ~ neurons*C(layers)` and `compile_speedup ~ neurons*C(layers)`,
-type II ANOVA.
+type II ANOVA (`fhnkit.analysis.cost_anova`).
 
-`sweep_grid`, `sweep_settings`, `make_network`, `timing_rows` and
-`cost_anova` are pure (no files); `run_sweep` builds and times and
-`write_sweep` writes the table. Units: every `*_time_s` column is seconds
+`sweep_grid`, `sweep_settings`, `make_network` and `timing_rows` are pure
+(no files); `run_sweep` builds and times and `write_sweep` writes the table. Units: every `*_time_s` column is seconds
 for the whole work (n_sets x n_points evaluations), median over repeats, its
 `*_iqr_s` the interquartile range; speedups are dimensionless.
 """
@@ -26,11 +25,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import statsmodels.formula.api as smf
 import torch
 from tqdm.auto import tqdm
 
-from ..analysis.stats import ANOVA_COLUMNS, NOT_ESTIMABLE, _ANOVA_TYPES, _not_estimable, anova_table, is_estimable
+from ..artifacts import versions, write_parquet
 from ..plan.config import derive_seed
 from ..cell.problems import OUTPUTS, input_bounds, input_columns
 
@@ -43,11 +41,6 @@ TIMING_COLUMNS = [
     "solver_time_s", "solver_time_iqr_s", "speedup", "chunk", "n_sets", "n_points", "threads",
     "outputs_per_s", "compute_fraction", "bandwidth_fraction",
 ]
-TIME_FORMULA = "inference_time_s ~ neurons*C(layers)"
-SPEEDUP_FORMULA = "compile_speedup ~ neurons*C(layers)"
-ANOVA_TYPE = 2
-BACKEND_NAMES = {"tensorrt": "TensorRT", "onnxruntime": "ONNX Runtime", "torch_compile": "torch.compile",
-                 "eager": "eager PyTorch"}
 
 
 def sweep_grid(sweep: dict) -> list[tuple[int, int]]:
@@ -162,106 +155,7 @@ def run_sweep(config: dict, device: str | None = None, progress: bool = True) ->
     return pd.DataFrame(rows, columns=TIMING_COLUMNS), meta
 
 
-def compiled_builds(timings: pd.DataFrame) -> list[str]:
-    """Builds other than the eager fp32 reference, in table order."""
-    return [b for b in dict.fromkeys(timings["build"]) if b != "eager-fp32"]
-
-
-def _coefficients(data: pd.DataFrame, formula: str, terms) -> dict[str, str]:
-    """OLS coefficients of `formula` per ANOVA term, as text (a categorical term has one per level)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        params = smf.ols(formula, data=data).fit().params
-    out = {}
-    for term in terms:
-        parts = term.split(":")
-        names = [n for n in params.index
-                 if len(n.split(":")) == len(parts) and all(p in q for p, q in zip(parts, n.split(":")))]
-        out[term] = "; ".join(f"{n[len(term):]}={params[n]:.4g}" if n != term else f"{params[n]:.4g}"
-                              for n in names)
-    return out
-
-
-def _fit(data: pd.DataFrame, formula: str) -> pd.DataFrame:
-    table = anova_table(data, formula, ANOVA_TYPE)
-    table["coef"] = ""
-    if is_estimable(table):
-        coefs = _coefficients(data, formula, [t for t in table["term"] if t != "Residual"])
-        table["coef"] = table["term"].map(coefs).fillna("")
-    return table
-
-
-def cost_anova(timings: pd.DataFrame, response: str, skipped: dict | None = None) -> pd.DataFrame:
-    """Eq. 4.3 per build, type II: `inference_time_s ~ neurons*C(layers)` (response "time", every build,
-    Table 12) or `compile_speedup ~ neurons*C(layers)` (response "speedup", every build but the eager
-    fp32 reference, Table 13). Columns: build, then `ANOVA_COLUMNS`, then coef (the OLS coefficients
-    of each term; "C(layers)[T.k]" relative to the smallest layer count). When only eager torch ran,
-    the speedup table is one "not estimable" row that says so (a speedup of 1 by definition)."""
-    formula = {"time": TIME_FORMULA, "speedup": SPEEDUP_FORMULA}[response]
-    builds = list(dict.fromkeys(timings["build"])) if response == "time" else compiled_builds(timings)
-    tables = [_fit(timings[timings["build"] == b], formula).assign(build=b) for b in builds]
-    if not tables:
-        why = "; ".join(f"{k}: {v}" for k, v in (skipped or {}).items())
-        reason = ("no compiled backend ran here, only the eager torch reference, so its speedup over eager "
-                  "is 1 by definition" + (f" (skipped: {why})" if why else ""))
-        if timings.empty:
-            reason = "no timings"
-        tables = [_not_estimable(reason, _ANOVA_TYPES[ANOVA_TYPE], formula, 0).assign(build="", coef="")]
-    out = pd.concat(tables, ignore_index=True)[["build"] + ANOVA_COLUMNS + ["coef"]]
-    out.attrs.update(anova_type=ANOVA_TYPE, formula=formula)
-    return out
-
-
-def backend_label(build: str, device: str) -> str:
-    """'ONNX Runtime over eager PyTorch (CPU)', 'TensorRT fp16 over PyTorch (GPU)', ..."""
-    backend, precision = build.rsplit("-", 1)
-    name = BACKEND_NAMES.get(backend, backend) + (" fp16" if precision == "fp16" else "")
-    if device == "cuda":
-        return f"{name} over PyTorch (GPU)"
-    return f"{name} over eager PyTorch ({device.upper()})"
-
-
-def analysis_tables(timings: pd.DataFrame, meta: dict, sweep: dict, bench: dict):
-    """The sweep's two eq. 4.3 ANOVAs as {"time"|"speedup": (table, title, caption)} for
-    `fhnkit.analysis.tables.write_table`, and the speedup figure's panel labels {build: label}."""
-    device = str(timings["device"].iloc[0]) if len(timings) else meta.get("device", "cpu")
-    labels = {b: backend_label(b, device) for b in compiled_builds(timings)}
-    setup = (f"Untrained {sweep['activation']} networks, widths {sweep['widths']} x layers {sweep['layers']} "
-             f"(neurons = width x layers), problem {sweep['problem']} inputs, {sweep['n_sets']:,} parameter sets x "
-             f"{bench['n_points']} points on {device}; times are medians in seconds.")
-    skipped = meta.get("skipped") or {}
-    time_table = cost_anova(timings, "time", skipped)
-    speedup_table = cost_anova(timings, "speedup", skipped)
-    speedup_note = ("; ".join(labels.values()) if labels else
-                    "only eager torch ran here, so there is no compiled-over-eager speedup to explain")
-    return {
-        "time": (time_table, "ANOVA of inference time on neurons and layers (eq. 4.3, thesis Table 12)",
-                 f"Type II ANOVA of OLS fits of {TIME_FORMULA}, one per build (backend-precision). {setup} "
-                 "coef: the OLS coefficients of each term (C(layers)[T.k] relative to the fewest layers)."),
-        "speedup": (speedup_table, "ANOVA of the compiled-over-eager speedup on neurons and layers "
-                    "(eq. 4.3, thesis Table 13)",
-                    f"Type II ANOVA of OLS fits of {SPEEDUP_FORMULA}, compile_speedup = eager fp32 time / "
-                    f"compiled time ({speedup_note}); the thesis's response was TensorRT (tensor cores) over "
-                    f"PyTorch on a GPU. {setup}"),
-    }, labels
-
-
-def write_sweep(timings: pd.DataFrame, meta: dict, parquet_path, csv_path, html_path,
-                config_hash: str | None = None) -> None:
-    """The timing table as Parquet (the plan, skipped backends, config hash and versions in its
-    metadata, `fhnkit.artifacts.read_parquet_meta`), as CSV and as a report page."""
-    from ..artifacts import versions, write_parquet
-    from ..analysis.tables import write_table
-
+def write_sweep(timings: pd.DataFrame, meta: dict, parquet_path, config_hash: str | None = None) -> None:
+    """The timing table as Parquet, with the plan, skipped backends, config hash and versions in its
+    metadata (`fhnkit.artifacts.read_parquet_meta`); its report page is `fhnkit.analysis.write_timings_page`."""
     write_parquet(timings, parquet_path, {**meta, "config_hash": config_hash, "versions": versions()})
-    skipped = "; ".join(f"{k}: {v}" for k, v in (meta.get("skipped") or {}).items())
-    caption = ("One row per untrained network (width x layers) and build (backend-precision). Times in seconds "
-               "for the whole work, median over repeats (*_iqr_s: interquartile range); compile_speedup = eager "
-               "fp32 time / the build's time; speedup = Euler solver time / the build's time."
-               + (f" Not built here: {skipped}." if skipped else ""))
-    write_table(timings, csv_path, html_path, "Architecture cost sweep: timings (thesis 4.4)", caption)
-
-
-__all__ = ["TIMING_COLUMNS", "TIME_FORMULA", "SPEEDUP_FORMULA", "ANOVA_TYPE", "NOT_ESTIMABLE", "sweep_grid",
-           "sweep_settings", "sweep_bench", "make_network", "timing_rows", "run_sweep", "compiled_builds",
-           "cost_anova", "backend_label", "analysis_tables", "write_sweep"]

@@ -1,0 +1,22 @@
+"""Numerical solvers of the FHN model: explicit Euler and RK4 on the CPU (numba), Euler on a GPU (CUDA).
+
+Every cell (a parameter set) is advanced independently; both Euler kernels do the same IEEE
+operations in the same order (`fhn_euler.cu` is compiled without FMA contraction for data).
+"""
+
+from .cpu import BACKENDS, METHODS, euler, n_snapshots, rk4, solve, steps_for
+from .cuda import CudaUnavailable, cuda_available, euler_cuda, kernel_source
+
+__all__ = [
+    "BACKENDS",
+    "METHODS",
+    "CudaUnavailable",
+    "cuda_available",
+    "euler",
+    "euler_cuda",
+    "kernel_source",
+    "n_snapshots",
+    "rk4",
+    "solve",
+    "steps_for",
+]
