@@ -1,4 +1,4 @@
-"""The `fhnkit` command line: one thin wrapper over the package per subcommand.
+"""The `fhnkit` command line's parser and entry point: the subcommand table, `main` and exit statuses.
 
 Exit status: 0 success, 2 a user error (bad configuration, missing file, bad
 option value: one message on stderr, no traceback), 3 a diverged training run.
@@ -7,244 +7,28 @@ option value: one message on stderr, no traceback), 3 a diverged training run.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import textwrap
-from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pyarrow as pa
 import yaml
 
-from . import __version__
-from .artifacts import versions, write_json, write_parquet
-from .plan.config import ConfigError, load_config
-from .plan.grid import expand_study
-from .cell.model import FHNParams
-from .cell.problems import OUTPUTS
+from .. import __version__
+from ..plan import ConfigError
+from .commands import (
+    UserError,
+    cmd_bench,
+    cmd_dataset,
+    cmd_env,
+    cmd_evaluate,
+    cmd_grid,
+    cmd_simulate,
+    cmd_spec,
+    cmd_train,
+    cmd_train_grid,
+    cmd_validate,
+)
 
-
-class UserError(Exception):
-    """A mistake in the command's arguments or inputs: printed without a traceback, exit `code`."""
-
-    def __init__(self, message, code: int = 2):
-        super().__init__(message)
-        self.code = code
-
-
-def _study(config: dict, name: str | None) -> str:
-    """The study named by --study, or the config's only study when --study is omitted."""
-    names = list(config["studies"])
-    if name not in names and not (name is None and len(names) == 1):
-        raise UserError(f"{'no --study given' if name is None else f'unknown study {name!r}'}; "
-                        f"studies in this config: {names}")
-    return name or names[0]
-
-
-# --------------------------------------------------------------------------- subcommands
-
-
-def cmd_simulate(args) -> int:
-    from .solvers.cpu import euler, steps_for  # numba: imported only when needed
-
-    out = Path(args.output) if args.output else None
-    if out is not None and out.suffix.lower() not in (".parquet", ".pq", ".csv"):
-        raise UserError(f"cannot tell the format of {out}: use a .parquet or .csv extension")
-    if args.K is not None and args.i_app is not None:
-        raise UserError("give --i-app or --K (problem C), not both")
-    params = FHNParams(k=args.k, a=args.a, epsilon=args.epsilon, beta=args.beta, gamma=args.gamma)
-    if args.K is None:
-        current, K = args.i_app or [0.0], [np.nan]
-    else:
-        current, K = args.k_to_i_app[0] + args.k_to_i_app[1] * np.asarray(args.K), args.K
-    sizes = {"--u0": len(args.u0), "--w0": len(args.w0), "--i-app/--K": len(current)}
-    if len(set(sizes.values()) - {1}) > 1:
-        raise UserError(f"--u0, --w0 and --i-app/--K take 1 value or n values each, got {sizes}")
-    try:
-        n_steps = steps_for(args.t_end, args.dt)
-        if args.save_every < 1 or n_steps % args.save_every:
-            raise ValueError(f"--save-every {args.save_every} must be >= 1 and divide the {n_steps} steps "
-                             f"of t_end/dt (so that t_end is stored)")
-        cols = np.broadcast_arrays(*(np.asarray(c, float) for c in (args.u0, args.w0, current, K)))
-        times, U, W = euler(*cols[:3], params, args.dt, n_steps, args.save_every, args.precision)
-    except ValueError as exc:  # a dt that does not divide t_end
-        raise UserError(exc) from exc
-    n_t, n = U.shape
-    names = ("U0", "W0", "I_app") + (("K",) if args.K is not None else ())
-    df = pd.DataFrame({"set": np.repeat(np.arange(n), n_t), "t": np.tile(times, n),
-                       **{name: np.repeat(c, n_t) for name, c in zip(names, cols)},
-                       "U": U.T.reshape(-1), "W": W.T.reshape(-1)})
-    if out is None:
-        print(f"{n} parameter set(s) x {n_t} stored times (dt={args.dt}, every {args.save_every} steps)")
-        print(df.to_string(index=False, max_rows=20, min_rows=10))
-        return 0
-    if out.suffix.lower() == ".csv":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        df.to_csv(out, index=False, float_format="%.17g")
-    else:
-        write_parquet(df, out, {"command": "simulate", "fhn": params.as_dict(), "dt": args.dt,
-                                "t_end": args.t_end, "n_steps": n_steps, "save_every": args.save_every,
-                                "precision": args.precision, "versions": versions(),
-                                "k_to_i_app": None if args.K is None else list(args.k_to_i_app)})
-    print(f"wrote {len(df)} rows ({n} parameter set(s) x {n_t} times) to {out}")
-    return 0
-
-
-def cmd_validate(args) -> int:
-    config = load_config(args.config)
-    counts = {name: len(expand_study(config, name)) for name in config["studies"]}
-    print(f"{args.config}: valid; studies: {len(counts)}, models: {sum(counts.values())}")
-    for name, count in counts.items():
-        print(f"  {name}: problem {config['studies'][name]['problem']}, {count} models")
-    return 0
-
-
-def cmd_grid(args) -> int:
-    columns = ["study", "model", "class", "arch", "neurons", "shape", "batch_size", "seed"]
-    config = load_config(args.config)
-    names = [_study(config, args.study)] if args.study else list(config["studies"])
-    rows = [{k: s[k] for k in columns} for name in names for s in expand_study(config, name)]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        print(pd.DataFrame(rows, columns=columns).to_string(index=False))
-        print(f"{len(rows)} models")
-    return 0
-
-
-def cmd_dataset(args) -> int:
-    from .datasets.simulate import write_dataset
-
-    config = load_config(args.config)
-    study = _study(config, args.study)
-    df = write_dataset(config, study, args.split, args.output)
-    print(f"wrote {len(df)} rows of {study}/{args.split} to {args.output}")
-    return 0
-
-
-def cmd_spec(args) -> int:
-    config = load_config(args.config)
-    study = _study(config, args.study)
-    specs = {s["model"]: s for s in expand_study(config, study)}
-    if args.model not in specs:
-        raise UserError(f"no model {args.model!r} in study {study} ({len(specs)} models, e.g. "
-                        f"{list(specs)[:3]}); list them with: fhnkit grid CONFIG --study {study}")
-    spec = specs[args.model]
-    write_json(spec, args.output)
-    print(f"wrote the spec of {study}/{args.model} to {args.output}")
-    return 0
-
-
-def cmd_train(args) -> int:
-    from .training.train import train_model
-
-    keys = ("study", "model", "class", "layers", "batch_size", "torch_seed", "training", "problem_settings")
-
-    try:
-        spec = json.loads(Path(args.spec).read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{args.spec} is not valid JSON: {exc}") from exc
-    missing = [k for k in keys if not isinstance(spec, dict) or k not in spec]
-    if missing:
-        raise UserError(f"{args.spec} is not a model spec (missing {missing}); write one with `fhnkit spec`")
-    m = train_model(spec, args.train, args.val, args.out, progress=not args.no_progress)
-    if m["status"] == "failed":
-        raise UserError(f"{m['error']} (recorded as failed in {args.out}/metrics.json)", code=3)
-    print(f"{m['study']}/{m['model']}: {m['iterations']} iterations, mean error {m['mean_err']:.4e}, "
-          f"max error {m['max_err']:.4e}, {m['iter_time_s']:.3e} s/iteration; written to {args.out}")
-    return 0
-
-
-def cmd_train_grid(args) -> int:
-    from .cluster.mpi_grid import MPIUnavailable, get_comm, run_grid
-
-    try:
-        comm = get_comm()
-    except MPIUnavailable as exc:
-        raise UserError(str(exc)) from exc
-    summary = run_grid(args.config, args.study, args.results, args.logs, comm)
-    return 1 if summary.get("failed") else 0
-
-
-def cmd_evaluate(args) -> int:
-    from .nets.evaluate import evaluate_frame
-    from .nets.mlp import load_model
-
-    for name in ("spec.json", "weights.pt"):
-        if not (Path(args.model) / name).is_file():
-            raise UserError(f"{args.model} is not a trained model directory (no {name}); see `fhnkit train`")
-    model = load_model(args.model)
-    df = pd.read_parquet(args.data)
-    missing = [c for c in model.spec["inputs"] + OUTPUTS if c not in df.columns]
-    if missing:
-        raise UserError(f"{args.data} lacks the column(s) {missing} that this model needs")
-    result = evaluate_frame(model, df)
-    print(json.dumps(result, indent=2) if args.json else
-          f"{result['n']} samples; error |dU| + |dW| (eq. 3.3, dimensionless): mean {result['mean_err']:.6e}, "
-          f"median {result['median_err']:.6e}, max {result['max_err']:.6e}")
-    return 0
-
-
-def cmd_env(args) -> int:
-    from .cluster.backends import available_backends, format_backends
-
-    report = available_backends()
-    print(json.dumps(report, indent=2) if args.json else format_backends(report))
-    return 0
-
-
-def cmd_bench(args) -> int:
-    if args.target == "network":
-        return _bench_network(args)
-    from .inference.solver_bench import bench_solvers, default_c_source, format_records
-
-    c_source = None if args.no_c else Path(args.c_source) if args.c_source else default_c_source()
-    result = bench_solvers(args.cells or 4_000_000, args.steps, args.save_every, args.precision, args.threads or 2,
-                           args.repeats or 7, 2 if args.warmup is None else args.warmup, c_source,
-                           args.gpu_cells or [16_000_000, 32_000_000, 64_000_000])
-    print(format_records(result))
-    if c_source is None:
-        print("C reference: not measured (no source; pass --c-source PATH to a C reference)")
-    if args.output:
-        write_json({**result, "versions": versions()}, args.output)
-        print(f"wrote {args.output}")
-    return 0
-
-
-def _bench_network(args) -> int:
-    """Compile one trained model as the compile stage does (into --out-dir or a temporary directory),
-    check it, and time every build beside the Euler solver on the config's benchmark work."""
-    import torch
-
-    from .inference.benchmark import compile_and_benchmark
-    from .analysis.bench_table import PAGE_COLUMNS, benchmark_rows
-
-    missing = [name for name in ("model", "data", "config") if getattr(args, name) is None]
-    if missing:
-        raise UserError(f"bench network needs {', '.join('--' + m for m in missing)}; see fhnkit bench --help")
-    if not (Path(args.model) / "weights.pt").is_file():
-        raise UserError(f"{args.model} is not a trained model directory (no weights.pt); see `fhnkit train`")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device cuda, but torch {torch.__version__} sees no CUDA device; use --device auto or cpu")
-    config = load_config(args.config)
-    study = _study(config, args.study)
-    overrides = {"n_sets": args.cells, "threads": args.threads, "repeats": args.repeats, "warmup": args.warmup,
-                 "gpu_n_sets": args.gpu_cells}
-    result = compile_and_benchmark(args.model, args.data, config, study, overrides, args.device, args.out_dir)
-    for backend, why in result["compiled"]["skipped"].items():
-        print(f"skipped {backend}: {why}")
-    table = pd.DataFrame(benchmark_rows(result))
-    with pd.option_context("display.width", 250, "display.max_columns", None, "display.precision", 3):
-        print(table[[c for c in PAGE_COLUMNS if c not in ("study", "model")]].to_string(index=False))
-    print(f"roofline peaks: {table['peaks'].iloc[0]}")
-    if args.output:
-        write_json(result, args.output)
-        print(f"wrote {args.output}")
-    return 0
-
-
-# --------------------------------------------------------------------------- parser
 
 CONFIG = (("config",), dict(metavar="CONFIG", help="YAML configuration file"))
 STUDY = (("--study", "-s"), dict(help="study name (optional when the config has one study)"))
