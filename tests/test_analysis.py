@@ -338,7 +338,7 @@ def test_technique_anova_finds_the_physics_effect_and_its_cost():
     for cls in ("ddnn", "pinn"):
         for region in (False, True):
             for bs in (32, 128, 512):
-                for seed in range(3):
+                for _replicate in range(3):
                     err = (0.01 if cls == "ddnn" else 0.03) * (1 + 0.05 * rng.standard_normal())
                     cost = (1e-3 if cls == "ddnn" else 1e-2) * (1 + 0.05 * rng.standard_normal())
                     rows.append({"study": "B_S", "class": cls, "region": region, "batch_size": bs,

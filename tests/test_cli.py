@@ -21,8 +21,8 @@ import yaml
 
 from fhnkit import __version__
 from fhnkit.artifacts import read_parquet_meta
-from fhnkit.cli import main
 from fhnkit.cell.model import FHNParams
+from fhnkit.cli import main
 from fhnkit.solvers.cpu import euler
 
 TINY = {"studies": {"A": {

@@ -10,16 +10,28 @@ import statsmodels.formula.api as smf
 import yaml
 from statsmodels.stats.anova import anova_lm
 
-from fhnkit import analysis as figures
-from fhnkit.artifacts import read_parquet_meta
-from fhnkit.plan.config import validate_config
-from fhnkit.analysis import (SPEEDUP_FORMULA, TIME_FORMULA, backend_label, cost_anova, cost_sweep_tables,
-                             write_timings_page)
-from fhnkit.inference.cost_sweep import (TIMING_COLUMNS, make_network, run_sweep, sweep_bench, sweep_grid,
-                                         sweep_settings, write_sweep)
-from fhnkit.nets.mlp import n_params
-
 from conftest import TINY  # the tiny config of the session fixture tiny_run (conftest.py)
+from fhnkit import analysis as figures
+from fhnkit.analysis import (
+    SPEEDUP_FORMULA,
+    TIME_FORMULA,
+    backend_label,
+    cost_anova,
+    cost_sweep_tables,
+    write_timings_page,
+)
+from fhnkit.artifacts import read_parquet_meta
+from fhnkit.inference.cost_sweep import (
+    TIMING_COLUMNS,
+    make_network,
+    run_sweep,
+    sweep_bench,
+    sweep_grid,
+    sweep_settings,
+    write_sweep,
+)
+from fhnkit.nets.mlp import n_params
+from fhnkit.plan.config import validate_config
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -1,4 +1,5 @@
-"""Tests of training/validation data sets (fhnkit.datasets.simulate) and parameter sampling (fhnkit.datasets.sampling)."""
+"""Tests of training/validation data sets (fhnkit.datasets.simulate) and parameter sampling
+(fhnkit.datasets.sampling)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import pytest
 
 import fhnkit
 from fhnkit.artifacts import read_parquet_meta
-from fhnkit.plan.config import validate_config
-from fhnkit.datasets.simulate import make_dataset, write_dataset
 from fhnkit.cell.model import FHNParams
 from fhnkit.datasets.sampling import sample_box
+from fhnkit.datasets.simulate import make_dataset, write_dataset
+from fhnkit.plan.config import validate_config
 from fhnkit.solvers.cpu import euler
 
 GRID = {"layers": [1], "layer_configs": [["tanh", 4]]}
@@ -37,7 +38,10 @@ def study_c(**kw):
             "grid": GRID} | kw
 
 
-def plain_euler(u, w, i_app, dt, n_steps, p=FHNParams()):
+DEFAULT_PARAMS = FHNParams()
+
+
+def plain_euler(u, w, i_app, dt, n_steps, p=DEFAULT_PARAMS):
     """Independent scalar Euler loop (SPEC.md section 1), not using fhnkit.solvers.cpu."""
     for _ in range(n_steps):
         du = p.k * (u * (u - p.a) * (1.0 - u) - w + i_app)
@@ -184,7 +188,10 @@ def _keys(df, cols):
 def test_problem_a_train_and_val_share_no_time(train, val, n_val):
     cfg = config(A=study_a(train=train, val=val))
     tr, va = make_dataset(cfg, "A", "train")[0], make_dataset(cfg, "A", "val")[0]
-    steps = lambda df: set(np.rint(df["t"].to_numpy() / DT).astype(int).tolist())
+
+    def steps(df):
+        return set(np.rint(df["t"].to_numpy() / DT).astype(int).tolist())
+
     assert not steps(tr) & steps(va)
     if n_val is not None:
         assert len(va) == n_val

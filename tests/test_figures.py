@@ -1,5 +1,5 @@
-"""Tests of fhnkit.analysis.figures and fhnkit.analysis.prediction_figures: PNGs decode with the documented size, and plot the
-right things (real networks on real solver data where a figure evaluates models)."""
+"""Tests of the figures of fhnkit.analysis: PNGs decode with the documented size, and plot the right things
+(real networks on real solver data where a figure evaluates models)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,12 @@ import pytest
 import torch
 
 from fhnkit import analysis as figures
-from fhnkit.analysis import plotting, prediction_figures
-
-from fhnkit.analysis import SUMMARY_COLUMNS
-from fhnkit.plan.config import validate_config
+from fhnkit.analysis import SUMMARY_COLUMNS, plotting, prediction_figures
 from fhnkit.datasets.simulate import make_dataset
 from fhnkit.nets.evaluate import sample_errors
 from fhnkit.nets.mlp import build_network, make_spec, save_model
 from fhnkit.nets.windows import window_edges, windowed_spec
+from fhnkit.plan.config import validate_config
 from test_analysis import fake_summary
 
 

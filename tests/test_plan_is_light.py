@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+
 from conftest import REPO, TINY, snakemake
 
 HEAVY = ("torch", "numba", "scipy")

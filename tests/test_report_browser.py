@@ -90,7 +90,8 @@ JS_IMAGE = """
 const img = document.querySelector('#app div.overflow-auto img');
 if (!img || !img.complete) return null;
 const box = img.getBoundingClientRect();
-return {src: img.src.slice(0, 60), base64: img.src.slice(0, 200).includes(";base64,"), natural: [img.naturalWidth, img.naturalHeight],
+return {src: img.src.slice(0, 60), base64: img.src.slice(0, 200).includes(";base64,"),
+        natural: [img.naturalWidth, img.naturalHeight],
         shown: [box.width, box.height], pane: document.querySelector('#app div.overflow-auto').clientWidth,
         this_result: img.src === results[arguments[0]].data_uri};
 """
@@ -433,7 +434,8 @@ def test_links_in_the_workflow_description_open_their_category(report):
         # a category link shows that category (its subcategories, or the rows of its one subcategory);
         # anything else must at least raise no error
         if href.startswith("javascript:app.showCategory("):
-            report.wait(lambda: (nav := report.nav())["trail"][-1:] == [text] and (nav["rows"] or nav["items"]),
+            report.wait(lambda text=text: (nav := report.nav())["trail"][-1:] == [text]
+                        and (nav["rows"] or nav["items"]),
                         f"the category after clicking the link {text!r}", hint=report.hint(text))
         errors = report.new_errors()
         assert not errors, f"the link {text!r} ({href}) in workflow/report/workflow.rst: {errors}"
@@ -463,7 +465,7 @@ def test_every_result_is_reached_once_through_category_subcategory_and_row(repor
         assert report.trail()[:2] == ["Results", row.category], (row, report.trail())
         assert row.labels["type"] == TYPES[Path(row.path).suffix], row
         report.click(row.info)  # the app's own word on which result the row stands for
-        report.wait(lambda: report.js("return app.state.resultPath") == row.path, f"the info of {row.slug}")
+        report.wait(lambda row=row: report.js("return app.state.resultPath") == row.path, f"the info of {row.slug}")
         reached.append(row.path)
     assert [path for path, n in Counter(reached).items() if n > 1] == []
     assert sorted(reached) == sorted(report.labels)
@@ -474,7 +476,7 @@ def test_every_figure_loads_and_has_its_caption(report):
     seen = []
     for n, row in enumerate(report.walk("figure")):
         report.click(row.view)
-        image = report.wait(lambda: report.js(JS_IMAGE, row.path), f"figure {row.slug}")
+        image = report.wait(lambda row=row: report.js(JS_IMAGE, row.path), f"figure {row.slug}")
         assert image["this_result"] and image["src"].startswith("data:image/png") and image["base64"], (row, image)
         assert image["natural"][0] > 300 and image["natural"][1] > 200, (row.slug, image)
         # not shrunk to a thumbnail: the pane shows it at least 600 px wide, or at its full width

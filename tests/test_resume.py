@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 import torch
 
-from fhnkit.training import checkpoint
-from fhnkit.plan.config import validate_config
 from fhnkit.datasets.simulate import write_dataset
+from fhnkit.plan.config import validate_config
 from fhnkit.plan.grid import expand_study
+from fhnkit.training import checkpoint
 
 STUDY = {"problem": "A", "t_max": 20, "train": {"n": 10, "sampler": "grid"}, "val": {"n": 100},
          "grid": {"layers": [2], "layer_configs": [["tanh", 8]], "classes": ["pinn"], "batch_size": [10]},

@@ -166,7 +166,7 @@ def test_gpu_jobs_got_a_gpu_from_slurm(slurm_run):
     for train_log in (workdir / "logs" / "A_scarce" / "train").glob("*.log"):
         assert re.search(r"CUDA_VISIBLE_DEVICES=[01]\b", train_log.read_text()), train_log
     gpu_rules = {rule for rule, c in _sbatch_calls(log) if "--gpus=1" in c}
-    assert GPU_RULES <= gpu_rules and not gpu_rules & CPU_RULES, gpu_rules
+    assert gpu_rules >= GPU_RULES and not gpu_rules & CPU_RULES, gpu_rules
     # SLURM's own record of the jobs it still remembers (MinJobAge = 300 s)
     remembered = {}
     for job_id in [i for ids in jobs.values() for i in ids]:

@@ -8,12 +8,18 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from fhnkit.inference import roofline
-from fhnkit.cli import main
 from fhnkit.cell.model import FHNParams
+from fhnkit.cli import main
+from fhnkit.inference import roofline
+from fhnkit.inference.solver_bench import (
+    bench_solvers,
+    build_c_reference,
+    c_solver,
+    default_c_source,
+    format_records,
+    preallocated_euler,
+)
 from fhnkit.solvers.cpu import euler
-from fhnkit.inference.solver_bench import (bench_solvers, build_c_reference, c_solver, default_c_source, format_records,
-                                 preallocated_euler)
 
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not found")
 

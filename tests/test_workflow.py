@@ -12,13 +12,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from fhnkit.artifacts import read_parquet_meta
-from fhnkit.plan.config import load_config
-from fhnkit.plan.grid import expand_all
-
 # REPO, TINY, snakemake() and the session fixture tiny_run live in conftest.py (shared with
 # test_report_browser.py, so that one tiny run serves both).
 from conftest import REPO, TINY, snakemake
+from fhnkit.artifacts import read_parquet_meta
+from fhnkit.plan.config import load_config
+from fhnkit.plan.grid import expand_all
 
 
 @pytest.mark.slow

@@ -1,13 +1,12 @@
 """Snakemake script of rule `dataset`: one split of a study's data as Parquet."""
 
 import logging
-import sys
 
 from fhnkit.datasets import write_dataset
+from fhnkit.joblog import log_to
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+log_to(snakemake.log[0])
 
-df = write_dataset(snakemake.config, snakemake.wildcards.study, snakemake.wildcards.split,  # noqa: F821
-                   snakemake.output[0])  # noqa: F821
-logging.info("wrote %d rows to %s", len(df), snakemake.output[0])  # noqa: F821
+df = write_dataset(snakemake.config, snakemake.wildcards.study, snakemake.wildcards.split,
+                   snakemake.output[0])
+logging.info("wrote %d rows to %s", len(df), snakemake.output[0])

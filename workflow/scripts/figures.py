@@ -1,19 +1,16 @@
 """Snakemake script of rule `figures`: summary and histories -> PNG figures."""
 
 import logging
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-from fhnkit.analysis import figures
+from fhnkit.analysis import accuracy_vs_neurons, error_vs_inference, iteration_cost, study_training_curves
+from fhnkit.joblog import log_to
 
-from fhnkit.analysis import study_predictions
+log_to(snakemake.log[0])
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-
-inp, out, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
+inp, out, params = snakemake.input, snakemake.output, snakemake.params
 summary = pd.read_parquet(inp.summary)
 accuracy_vs_neurons(summary, out.accuracy)
 error_vs_inference(summary, out.inference)

@@ -1,14 +1,13 @@
 """Snakemake script of rule `summarise`: metrics.json + bench.json -> summary table."""
 
 import logging
-import sys
 
 from fhnkit.analysis import build_summary
+from fhnkit.joblog import log_to
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+log_to(snakemake.log[0])
 
-summary = build_summary(list(snakemake.input.metrics), list(snakemake.input.bench))  # noqa: F821
-summary.to_parquet(snakemake.output.parquet, index=False)  # noqa: F821
-summary.to_csv(snakemake.output.csv, index=False)  # noqa: F821
+summary = build_summary(list(snakemake.input.metrics), list(snakemake.input.bench))
+summary.to_parquet(snakemake.output.parquet, index=False)
+summary.to_csv(snakemake.output.csv, index=False)
 logging.info("summary of %d models (%d failed)", len(summary), (summary["status"] != "ok").sum())

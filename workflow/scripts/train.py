@@ -2,15 +2,14 @@
 
 import logging
 import os
-import sys
 from pathlib import Path
 
 from fhnkit.cluster import acquire_gpu
+from fhnkit.joblog import log_to
 
-sys.stderr = open(snakemake.log[0], "w", buffering=1)  # noqa: F821 (snakemake is injected)
-logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(message)s")
+log_to(snakemake.log[0])
 
-spec = snakemake.params.spec  # noqa: F821
+spec = snakemake.params.spec
 # Before torch initialises CUDA: on a machine with several GPUs, take a free one for this job
 # (held until the job ends; Snakemake run locally does not assign GPUs itself).
 slot = acquire_gpu(spec["training"].get("device", "auto"))
@@ -19,8 +18,8 @@ logging.info("training %s/%s (%s, %s) on CUDA_VISIBLE_DEVICES=%s", spec["study"]
 
 from fhnkit.training import train_model  # noqa: E402 (after the GPU is chosen)
 
-inputs = snakemake.input  # noqa: F821
-metrics = train_model(spec, inputs.train, inputs.val, Path(snakemake.output.metrics).parent,  # noqa: F821
+inputs = snakemake.input
+metrics = train_model(spec, inputs.train, inputs.val, Path(snakemake.output.metrics).parent,
                       region_path=inputs.get("region"), march_path=inputs.get("march"),
                       resampled_path=inputs.get("resampled"))
 if metrics["status"] == "ok":

@@ -11,9 +11,9 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
 
+from ..plan.grid import SHAPES
 from . import plotting
 from .summary import successful
-from ..plan.grid import SHAPES
 
 
 def _dodge(data: pd.DataFrame) -> pd.Series:

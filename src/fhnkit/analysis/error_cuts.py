@@ -19,11 +19,11 @@ import pandas as pd
 import torch
 from matplotlib.colors import LogNorm
 
-from .summary import successful
+from ..cell.problems import OUTPUTS, PARAM_KEYS, parameter_columns
 from ..datasets.simulate import solve_parameter_sets
 from ..nets.evaluate import sample_errors
-from ..cell.problems import OUTPUTS, PARAM_KEYS, parameter_columns
 from ..plan.kinds import continuous_classes
+from .summary import successful
 
 CUT_COLUMNS = ["cut", "U0", "W0", "K", "t", "err"]
 ERR_FLOOR = 1e-4  # colour scale floor: errors below it look alike
@@ -68,7 +68,8 @@ def cut_errors(model, truth: pd.DataFrame, n_cuts: int) -> pd.DataFrame:
                          "K": np.repeat(k, n_t), "t": truth["t"], "err": sample_errors(model, x, y)})[CUT_COLUMNS]
 
 
-def study_cuts(models: dict, config: dict, settings: dict, n_u0: int = 101, w0_fractions=(0.1, 0.5, 0.9)) -> pd.DataFrame:
+def study_cuts(models: dict, config: dict, settings: dict, n_u0: int = 101,
+               w0_fractions=(0.1, 0.5, 0.9)) -> pd.DataFrame:
     """Errors of each named model of `models` ({label: model}) over the cuts of one study, solved with
     the config's data solver; a column "model" names the model."""
     params = cut_parameters(settings, n_u0, w0_fractions)

@@ -18,11 +18,11 @@ import torch
 from matplotlib.collections import LineCollection
 from matplotlib.lines import Line2D
 
-from .summary import successful
+from ..cell.problems import OUTPUTS
 from ..nets.evaluate import predict
 from ..plan.kinds import continuous_classes
 from . import plotting
-from ..cell.problems import OUTPUTS
+from .summary import successful
 
 CONTINUOUS = tuple(continuous_classes())
 # a block of 2 x 2 panels per model: U(t), W(t) above, network vs solver and the error below (the width of
@@ -33,7 +33,8 @@ BLOCK_GAP = 0.05  # a blank row between two models' blocks (in panel heights; wi
 
 def predictions_size(n_models: int) -> tuple[float, float]:
     """(width, height) in inches of a predictions figure of `n_models` blocks."""
-    return PRED_COLUMNS * plotting.PANEL_W + plotting.LEGEND_W, plotting.PANEL_H * (PRED_ROWS * n_models + BLOCK_GAP * (n_models - 1))
+    width = PRED_COLUMNS * plotting.PANEL_W + plotting.LEGEND_W
+    return width, plotting.PANEL_H * (PRED_ROWS * n_models + BLOCK_GAP * (n_models - 1))
 
 
 def _blocks(n_models: int):

@@ -21,7 +21,6 @@ from statsmodels.stats.weightstats import ttest_ind
 
 from .summary import successful
 
-
 TTEST_COLUMNS = [
     "study", "n_ddnn", "n_pinn", "mean_ddnn", "mean_pinn", "median_ddnn", "median_pinn",
     "t", "p_value", "df", "t_log10", "p_value_log10", "df_log10", "note",

@@ -82,7 +82,7 @@ def _number(value) -> float:
 
 def _bench_records(obj) -> list[dict]:
     """Benchmark records of a file: one model's record, or a study's {"models": [records]}."""
-    return obj["models"] if "models" in obj else [obj]
+    return obj.get("models", [obj])
 
 
 def build_summary(metric_files: list, bench_files: list) -> pd.DataFrame:

@@ -108,7 +108,8 @@ def iteration_cost(summary: pd.DataFrame, path) -> Path:
     Mirrors thesis Fig. 23."""
     studies = sorted(summary["study"].unique())
     fig, axes = plotting.new_figure(len(studies))
-    ok = summary[summary["status"].eq("ok") & (pd.to_numeric(summary["iter_time_s"]) > 0)].assign(variant=plotting.variant)
+    timed = summary["status"].eq("ok") & (pd.to_numeric(summary["iter_time_s"]) > 0)
+    ok = summary[timed].assign(variant=plotting.variant)
     sizes = sorted(ok["batch_size"].unique())
     palette = dict(zip(sizes, sns.color_palette("viridis", len(sizes))))
     for ax, study in zip(axes, studies):

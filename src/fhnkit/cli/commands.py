@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 
 from ..artifacts import versions, write_json, write_parquet
-from ..plan.config import load_config
-from ..plan.grid import expand_study
 from ..cell.model import FHNParams
 from ..cell.problems import OUTPUTS
+from ..plan.config import load_config
+from ..plan.grid import expand_study
 
 
 class UserError(Exception):
@@ -207,8 +207,8 @@ def _bench_network(args) -> int:
     check it, and time every build beside the Euler solver on the config's benchmark work."""
     import torch
 
-    from ..inference.benchmark import compile_and_benchmark
     from ..analysis.bench_table import PAGE_COLUMNS, benchmark_rows
+    from ..inference.benchmark import compile_and_benchmark
 
     missing = [name for name in ("model", "data", "config") if getattr(args, name) is None]
     if missing:

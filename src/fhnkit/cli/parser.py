@@ -29,7 +29,6 @@ from .commands import (
     cmd_validate,
 )
 
-
 CONFIG = (("config",), dict(metavar="CONFIG", help="YAML configuration file"))
 STUDY = (("--study", "-s"), dict(help="study name (optional when the config has one study)"))
 JSON = (("--json",), dict(action="store_true", help="print JSON instead of a table"))
@@ -134,7 +133,7 @@ COMMANDS = [
       (("--threads",), dict(type=int, help="CPU threads (default: solver 2; network: benchmark.threads)")),
       (("--repeats",), dict(type=int, help="timed repeats (default: solver 7; network: benchmark.repeats)")),
       (("--warmup",), dict(type=int, help="untimed runs first (default: solver 2; network: benchmark.warmup)")),
-      (("--c-source",), dict(help="solver: C reference source (default: the fhn_euler_ref.c shipped in fhnkit/inference/)")),
+      (("--c-source",), dict(help="solver: C reference source (default: fhnkit/inference/fhn_euler_ref.c)")),
       (("--no-c",), dict(action="store_true", help="solver: skip the C reference")),
       (("--config",), dict(help="network: the configuration the model was trained with")),
       STUDY,

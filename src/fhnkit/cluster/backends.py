@@ -18,7 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 Entry = dict  # {"usable": bool, "version": str | None, "detail": str}
 

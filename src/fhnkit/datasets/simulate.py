@@ -15,11 +15,11 @@ import pandas as pd
 
 from .. import __version__
 from ..artifacts import write_parquet
+from ..cell.problems import OUTPUTS, fhn_params, i_app, input_bounds, input_columns, parameter_columns, region_bounds
 from ..plan.config import config_hash, derive_seed
 from ..plan.grid import data_determinants
-from ..cell.problems import OUTPUTS, fhn_params, i_app, input_bounds, input_columns, parameter_columns, region_bounds
-from .sampling import sample_box
 from ..solvers.cpu import solve, steps_for
+from .sampling import sample_box
 
 SPLITS = ("train", "val", "region", "march")
 

@@ -29,8 +29,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..artifacts import versions, write_parquet
-from ..plan.config import derive_seed
 from ..cell.problems import OUTPUTS, input_bounds, input_columns
+from ..plan.config import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -111,10 +111,10 @@ def run_sweep(config: dict, device: str | None = None, progress: bool = True) ->
     {"builds": planned (backend, precision) pairs, "skipped": {backend: why}, "device": ...}.
     Every non-eager build is checked against eager fp32 (compile.tolerance) as in the compile stage.
     """
+    from ..cell.model import FHNParams
+    from ..nets.mlp import n_params
     from .benchmark import benchmark_model
     from .compiled import build, check, default_device, plan
-    from ..nets.mlp import n_params
-    from ..cell.model import FHNParams
 
     sweep, compile_settings = config["cost_sweep"], config["compile"]
     settings, bench = sweep_settings(sweep), sweep_bench(config)

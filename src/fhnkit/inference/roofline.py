@@ -19,6 +19,7 @@ threads (`cpu_peaks`), as empirical roofline tools do.
 from __future__ import annotations
 
 import functools
+import itertools
 import time
 from pathlib import Path
 
@@ -82,7 +83,7 @@ def mlp_flops(spec: dict) -> float:
     """Least floating-point operations of one evaluation of the MLP described by `spec` (per input row):
     matrix products (2 per weight), bias adds, one per activation, input and output scaling (2 each)."""
     widths = [len(spec["inputs"])] + [int(w) for _, w in spec["layers"]] + [len(spec["outputs"])]
-    products = sum(2 * a * b for a, b in zip(widths, widths[1:]))
+    products = sum(2 * a * b for a, b in itertools.pairwise(widths))
     return float(products + sum(widths[1:]) + sum(widths[1:-1]) + 2 * (widths[0] + widths[-1]))
 
 
@@ -138,7 +139,7 @@ def stream_triad_bandwidth(threads: int, n: int = 1 << 25, repeats: int = 5) -> 
     return 12.0 * n / float(np.median(samples))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cpu_peaks(threads: int) -> dict:
     """Peaks of `threads` CPU cores: nominal FLOP/s (see module doc) and measured triad bandwidth."""
     clock, lanes = _max_clock_hz(), _float32_lanes()

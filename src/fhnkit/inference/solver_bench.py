@@ -19,9 +19,9 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from . import roofline
 from ..cell.model import FHNParams
 from ..solvers.cpu import euler
+from . import roofline
 from .timing import time_interleaved
 
 # -ffp-contract=off: the same IEEE operations as the numba kernel (no a*b+c fused), so that

@@ -7,8 +7,8 @@ This is what Snakemake imports to build the DAG, so it stays light: no torch, nu
 from . import layout
 from .config import ConfigError, config_hash, derive_seed, load_config, load_schema, validate_config
 from .grid import (
-    architectures,
     arch_name,
+    architectures,
     data_determinants,
     expand_all,
     expand_study,

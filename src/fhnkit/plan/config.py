@@ -8,6 +8,7 @@ with the key path and what is allowed, before any job runs.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -82,10 +83,9 @@ def validate_config(config: dict) -> dict:
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     problems = [_describe(e) for e in errors]
-    try:
+    # where the structure is broken, the schema errors above already say where
+    with contextlib.suppress(KeyError, TypeError, ValueError, ZeroDivisionError):
         problems += _semantic_problems(config)
-    except (KeyError, TypeError, ValueError, ZeroDivisionError):
-        pass  # the structure is broken; the schema errors above already say where
     if problems:
         raise ConfigError("invalid fhnkit configuration:\n  " + "\n  ".join(problems))
     return config

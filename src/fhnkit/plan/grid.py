@@ -35,7 +35,7 @@ def arch_name(layers) -> str:
 def shape_of(widths) -> str:
     """Shape class of a sequence of hidden widths (SPEC.md section 6 definitions)."""
     widths = list(widths)
-    pairs = list(zip(widths, widths[1:]))
+    pairs = list(itertools.pairwise(widths))
     if all(a == b for a, b in pairs):
         return "rectangle"
     if all(a >= b for a, b in pairs):

@@ -44,6 +44,11 @@ def benchmark_record(study: str, results: str = RESULTS) -> str:
     return f"{results}/{study}/benchmark.json"
 
 
+def error_cuts_table(study: str, results: str = RESULTS) -> str:
+    """A study's model errors over cuts of its solution space (the data of its error-cuts figure)."""
+    return f"{results}/{study}/error_cuts.parquet"
+
+
 def resample_file(study: str, name: str, results: str = RESULTS) -> str:
     """A file of a study's high-error resampling stage (`base/`, `retrained/`, chunks, the merged set)."""
     return f"{results}/{study}/resample/{name}"
@@ -66,6 +71,16 @@ def summary(ext: str, results: str = RESULTS) -> str:
 
 def cost_sweep_file(name: str, results: str = RESULTS) -> str:
     return f"{results}/cost_sweep/{name}"
+
+
+def config_page(results: str = RESULTS) -> str:
+    """The report's page of the run's validated config."""
+    return f"{results}/config.html"
+
+
+def mpi_file(name: str, results: str = RESULTS) -> str:
+    """A file of the one-job MPI training of the grid (its config, its done marker)."""
+    return f"{results}/mpi/{name}"
 
 
 def log(*parts: str, logs: str = LOGS) -> str:
