@@ -89,8 +89,9 @@ def test_matches_plain_numpy_euler_float64(save_every):
     times, u, w = euler(u0, w0, i_app, PARAMS, dt, n_steps, save_every=save_every)
     ref_u, ref_w = reference_euler(u0, w0, i_app, dt, n_steps, save_every)
     assert u.shape == w.shape == ref_u.shape == (n_steps // save_every + 1, 64)
-    np.testing.assert_allclose(u, ref_u, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(w, ref_w, rtol=0, atol=1e-12)
+    # The same IEEE operations in the same order, no fast-math, no FMA: bit for bit.
+    np.testing.assert_array_equal(u, ref_u)
+    np.testing.assert_array_equal(w, ref_w)
     np.testing.assert_allclose(times, dt * save_every * np.arange(len(times)), rtol=1e-15)
 
 
@@ -99,9 +100,10 @@ def test_matches_plain_numpy_euler_float32():
     u0, w0, i_app = random_cells(64, seed=2)
     _, u, w = euler(u0, w0, i_app, PARAMS, 0.01, 300, save_every=10, dtype=np.float32)
     ref_u, ref_w = reference_euler(u0, w0, i_app, 0.01, 300, 10, dtype=np.float32)
-    # Same operations in the same order and no fast-math: allow a few ulps only.
-    np.testing.assert_allclose(u, ref_u, rtol=0, atol=4 * U32)
-    np.testing.assert_allclose(w, ref_w, rtol=0, atol=4 * U32)
+    # Same operations in the same order, no fast-math, no FMA: bit for bit.
+    assert u.dtype == ref_u.dtype == np.float32
+    np.testing.assert_array_equal(u, ref_u)
+    np.testing.assert_array_equal(w, ref_w)
 
 
 # Float32 vs float64 tolerance. Each Euler step rounds the state by about

@@ -8,10 +8,12 @@ bounds, and how a parameter set maps to the applied current I_app. Light: numpy 
 from .model import FHNParams, fhn_rhs, rhs
 from .problems import (
     INPUTS,
+    K_TO_I_APP,
     OUTPUTS,
     PARAM_KEYS,
     fhn_params,
     i_app,
+    i_app_of_k,
     input_bounds,
     input_columns,
     parameter_columns,
@@ -20,12 +22,14 @@ from .problems import (
 
 __all__ = [
     "INPUTS",
+    "K_TO_I_APP",
     "OUTPUTS",
     "PARAM_KEYS",
     "FHNParams",
     "fhn_params",
     "fhn_rhs",
     "i_app",
+    "i_app_of_k",
     "input_bounds",
     "input_columns",
     "parameter_columns",

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-import numpy as np
-
 
 @dataclass(frozen=True)
 class FHNParams:
@@ -37,13 +35,23 @@ class FHNParams:
         return asdict(self)
 
 
-def rhs(u, w, i_app, p: FHNParams):
-    """Right-hand side (dU/dt, dW/dt); works on floats, numpy arrays and torch tensors."""
-    du = p.k * (u * (u - p.a) * (1.0 - u) - w + i_app)
-    dw = p.epsilon * (p.beta * u - p.gamma * w)
+def fhn_rhs(u, w, i_app, k, a, epsilon, beta, gamma, one=1.0):
+    """The FHN right-hand side (dU/dt, dW/dt): the one definition of the model's equations.
+
+    Plain arithmetic on the arguments, so it works on floats, numpy arrays and
+    torch tensors, and numba compiles it unchanged (fhnkit.solvers.cpu jits this
+    very function for its Euler and RK4 kernels). `one` is the constant 1 of
+    (1 - U): a numba float32 kernel passes a float32 1 so that the arithmetic
+    stays float32. The order of the operations is part of the contract: the
+    solvers' results are compared bit for bit with stored data sets, and the
+    CUDA kernel (fhn_euler.cu, `fhn_rhs`) does the same operations in the same
+    order (tests/test_rhs.py checks both).
+    """
+    du = k * (u * (u - a) * (one - u) - w + i_app)
+    dw = epsilon * (beta * u - gamma * w)
     return du, dw
 
 
-def i_app_from_k_param(kparam, base: float = 0.08, span: float = 0.04):
-    """Problem C's map from its parameter K in [0, 1] to the applied current I_app."""
-    return base + span * np.asarray(kparam) if not hasattr(kparam, "detach") else base + span * kparam
+def rhs(u, w, i_app, p: FHNParams):
+    """`fhn_rhs` with the parameters of `p`; works on floats, numpy arrays and torch tensors."""
+    return fhn_rhs(u, w, i_app, p.k, p.a, p.epsilon, p.beta, p.gamma)

@@ -36,11 +36,25 @@ def input_bounds(study: dict) -> tuple[np.ndarray, np.ndarray]:
     return np.array(lo), np.array(hi)
 
 
+# Problem C's default (base, span) of I_app = base + span * K (the config schema's `k_to_i_app` default).
+K_TO_I_APP = (0.08, 0.04)
+
+
+def i_app_of_k(K, k_to_i_app=K_TO_I_APP):
+    """Problem C's applied current for parameter K: I_app = base + span * K, (base, span) = k_to_i_app.
+
+    The one place this map is written; works on floats, numpy arrays and torch tensors.
+    """
+    base, span = k_to_i_app
+    return base + span * K
+
+
 def i_app(study: dict, K=None):
-    """Applied current for a study: a constant for A and B, the affine map of K for C."""
+    """Applied current for a study: a constant for A and B, the affine map of K (`i_app_of_k`) for C."""
     if study["problem"] == "C":
-        base, span = study["k_to_i_app"]
-        return base + span * K
+        if K is None:
+            raise ValueError("problem C's applied current depends on K: pass K")
+        return i_app_of_k(K, study["k_to_i_app"])
     return study["i_app"]
 
 

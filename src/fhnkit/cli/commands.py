@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..artifacts import versions, write_json, write_parquet
 from ..cell.model import FHNParams
-from ..cell.problems import OUTPUTS
+from ..cell.problems import OUTPUTS, i_app_of_k
 from ..plan.config import load_config
 from ..plan.grid import expand_study
 
@@ -47,7 +47,7 @@ def cmd_simulate(args) -> int:
     if args.K is None:
         current, K = args.i_app or [0.0], [np.nan]
     else:
-        current, K = args.k_to_i_app[0] + args.k_to_i_app[1] * np.asarray(args.K), args.K
+        current, K = i_app_of_k(np.asarray(args.K), args.k_to_i_app), args.K
     sizes = {"--u0": len(args.u0), "--w0": len(args.w0), "--i-app/--K": len(current)}
     if len(set(sizes.values()) - {1}) > 1:
         raise UserError(f"--u0, --w0 and --i-app/--K take 1 value or n values each, got {sizes}")

@@ -14,6 +14,7 @@ import pyarrow as pa
 import yaml
 
 from .. import __version__
+from ..cell.problems import K_TO_I_APP
 from ..plan import ConfigError
 from .commands import (
     UserError,
@@ -47,8 +48,8 @@ COMMANDS = [
       (("--i-app",), dict(FLOAT, help="applied current I_app, dimensionless (default: 0)")),
       (("--K",), dict(FLOAT, help="problem C parameter K in [0, 1], dimensionless; replaces --i-app by "
                                    "I_app = base + span*K")),
-      (("--k-to-i-app",), dict(type=float, nargs=2, default=[0.08, 0.04], metavar=("BASE", "SPAN"),
-                               help="problem C map of K to I_app, dimensionless (default: 0.08 0.04)")),
+      (("--k-to-i-app",), dict(type=float, nargs=2, default=list(K_TO_I_APP), metavar=("BASE", "SPAN"),
+                               help="problem C map of K to I_app, dimensionless (default: %(default)s)")),
       (("--dt",), dict(type=float, default=0.01, help="Euler time step, model time units (default: 0.01)")),
       (("--t-end",), dict(type=float, default=20.0, help="final time, model time units (default: 20)")),
       (("--save-every",), dict(type=int, default=10, help="store the state every N steps, plus t=0 "

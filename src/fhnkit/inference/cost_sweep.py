@@ -29,7 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..artifacts import versions, write_parquet
-from ..cell.problems import OUTPUTS, input_bounds, input_columns
+from ..cell.problems import K_TO_I_APP, OUTPUTS, input_bounds, input_columns
 from ..plan.config import derive_seed
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def sweep_grid(sweep: dict) -> list[tuple[int, int]]:
 def sweep_settings(sweep: dict) -> dict:
     """The problem settings (a study-like dict) whose inputs and reference sets the sweep times."""
     return {"problem": sweep["problem"], "i_app": sweep["i_app"], "t_max": sweep["t_max"],
-            "ranges": dict(sweep["ranges"]), "k_to_i_app": [0.08, 0.04], "initial_state": [0.5, 0.0]}
+            "ranges": dict(sweep["ranges"]), "k_to_i_app": list(K_TO_I_APP), "initial_state": [0.5, 0.0]}
 
 
 def sweep_bench(config: dict) -> dict:

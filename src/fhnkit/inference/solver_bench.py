@@ -119,9 +119,9 @@ def _record(name, device, precision, n_cells, n_steps, save_every, timing, threa
 
 def bench_cuda(n_cells: int, n_steps: int, save_every: int, precision: str, repeats: int, warmup: int) -> dict:
     """The CUDA kernel timed with CUDA events (kernel only: inputs and outputs already on the device)."""
-    from ..solvers.cuda import _cupy, euler_cuda
+    from ..solvers import cupy_module, euler_cuda
 
-    cp = _cupy()
+    cp = cupy_module()
     dtype = np.dtype(precision)
     u0, w0, cur = (cp.asarray(x) for x in _inputs(n_cells, dtype))
     p = FHNParams()

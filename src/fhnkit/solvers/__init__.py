@@ -5,13 +5,14 @@ operations in the same order (`fhn_euler.cu` is compiled without FMA contraction
 """
 
 from .cpu import BACKENDS, METHODS, euler, n_snapshots, rk4, solve, steps_for
-from .cuda import CudaUnavailable, cuda_available, euler_cuda, kernel_source
+from .cuda import CudaUnavailable, cuda_available, cupy_module, euler_cuda, kernel_source
 
 __all__ = [
     "BACKENDS",
     "METHODS",
     "CudaUnavailable",
     "cuda_available",
+    "cupy_module",
     "euler",
     "euler_cuda",
     "kernel_source",

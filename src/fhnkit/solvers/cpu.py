@@ -15,7 +15,13 @@ import math
 import numba
 import numpy as np
 
-from ..cell.model import FHNParams
+from ..cell.model import FHNParams, fhn_rhs
+
+# The model's right-hand side, defined once in fhnkit.cell.model and compiled here for the kernels.
+# Inlined, without fastmath: the kernels do exactly its IEEE operations in its order.
+# (numba's on-disk cache is keyed on this file only: after editing `fhn_rhs`, touch this file
+# or clear __pycache__ so that the cached kernels are recompiled.)
+_rhs = numba.njit(inline="always")(fhn_rhs)
 
 _BLOCK = 1024  # cells per parallel block: a block's state stays in L1 for all steps
 
@@ -26,8 +32,7 @@ def _advance(bu, bw, bi, m, k, a, eps, beta, gamma, dt, one):
     for j in range(m):
         uj = bu[j]
         wj = bw[j]
-        du = k * (uj * (uj - a) * (one - uj) - wj + bi[j])
-        dw = eps * (beta * uj - gamma * wj)
+        du, dw = _rhs(uj, wj, bi[j], k, a, eps, beta, gamma, one)
         bu[j] = uj + dt * du
         bw[j] = wj + dt * dw
 
@@ -146,17 +151,13 @@ def _rk4_kernel(u, w, i_app, k, a, eps, beta, gamma, dt, n_steps, save_every, ou
         out_w[0, i] = wi
         slot = 1
         for s in range(1, n_steps + 1):
-            k1u = k * (ui * (ui - a) * (one - ui) - wi + ci)
-            k1w = eps * (beta * ui - gamma * wi)
+            k1u, k1w = _rhs(ui, wi, ci, k, a, eps, beta, gamma, one)
             u2, w2 = ui + half * k1u, wi + half * k1w
-            k2u = k * (u2 * (u2 - a) * (one - u2) - w2 + ci)
-            k2w = eps * (beta * u2 - gamma * w2)
+            k2u, k2w = _rhs(u2, w2, ci, k, a, eps, beta, gamma, one)
             u3, w3 = ui + half * k2u, wi + half * k2w
-            k3u = k * (u3 * (u3 - a) * (one - u3) - w3 + ci)
-            k3w = eps * (beta * u3 - gamma * w3)
+            k3u, k3w = _rhs(u3, w3, ci, k, a, eps, beta, gamma, one)
             u4, w4 = ui + dt * k3u, wi + dt * k3w
-            k4u = k * (u4 * (u4 - a) * (one - u4) - w4 + ci)
-            k4w = eps * (beta * u4 - gamma * w4)
+            k4u, k4w = _rhs(u4, w4, ci, k, a, eps, beta, gamma, one)
             ui += sixth * (k1u + 2 * k2u + 2 * k3u + k4u)
             wi += sixth * (k1w + 2 * k2w + 2 * k3w + k4w)
             if s % save_every == 0:

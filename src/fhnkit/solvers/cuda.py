@@ -27,7 +27,8 @@ def kernel_source() -> str:
     return (resources.files(__package__) / "fhn_euler.cu").read_text()
 
 
-def _cupy():
+def cupy_module():
+    """The `cupy` module, or CudaUnavailable saying why it cannot be used."""
     try:
         import cupy
     except Exception as exc:  # ImportError, or a CuPy built for another CUDA
@@ -46,7 +47,7 @@ def _cupy():
 def cuda_available() -> tuple[bool, str]:
     """(usable, reason) for the CUDA backend."""
     try:
-        cp = _cupy()
+        cp = cupy_module()
     except CudaUnavailable as exc:
         return False, str(exc)
     return True, f"{cp.cuda.runtime.getDeviceCount()} device(s)"
@@ -59,7 +60,7 @@ def compile_options(exact: bool) -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=None)
 def _module(exact: bool):
-    return _cupy().RawModule(code=kernel_source(), options=compile_options(exact))
+    return cupy_module().RawModule(code=kernel_source(), options=compile_options(exact))
 
 
 def launch_config(n_cells: int, sm_count: int) -> tuple[int, int]:
@@ -76,7 +77,7 @@ def euler_cuda(u0, w0, i_app, params: FHNParams, dt: float, n_steps: int, save_e
     `exact=True` compiles without FMA contraction (bit-identical to the CPU kernel); the default
     lets nvcc contract, which is faster and differs from the CPU in the last bits of each step.
     """
-    cp = _cupy()
+    cp = cupy_module()
     dtype = np.dtype(dtype)
     if dtype not in KERNELS:
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")

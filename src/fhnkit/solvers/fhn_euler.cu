@@ -8,18 +8,39 @@
 // stores are contiguous (coalesced). Compiled at run time by CuPy (RawModule) with the
 // names below; `nvcc -c` compiles it too, which CI uses to keep it valid.
 //
-// Arithmetic is written as in the CPU kernel (src/fhnkit/solver.py); nvcc contracts
-// a*b+c into FMA by default, which changes the last bits of a step, so CPU and GPU
-// agree to a tolerance that grows with the number of steps, not bit for bit.
+// `fhn_rhs` is the model's right-hand side written as `fhnkit.cell.model.fhn_rhs` (the one
+// definition, which the numba kernels of src/fhnkit/solvers/cpu.py compile): the same IEEE
+// operations in the same order. tests/test_rhs.py builds `fhn_rhs` and `fhn_step` for the
+// host and checks them bit for bit against the Python function. nvcc contracts a*b+c into
+// FMA by default, which changes the last bits of a step; compiled with --fmad=false
+// (`exact`, fhnkit.solvers.cuda.compile_options) the kernel equals the CPU one bit for bit.
 
+#if !defined(__CUDACC__) && !defined(__CUDACC_RTC__)
+// A plain C++ compiler (the host build of tests/test_rhs.py): no CUDA qualifiers, no kernels.
+#define __host__
+#define __device__
+#define __forceinline__ inline
+#define FHN_NO_KERNELS
+#endif
+
+// The FHN right-hand side (dU/dt, dW/dt); keep it identical to fhnkit.cell.model.fhn_rhs.
 template <typename T>
-__device__ __forceinline__ void fhn_step(T &u, T &w, T i_app, T k, T a, T eps, T beta, T gamma, T dt) {
-    const T du = k * (u * (u - a) * (T(1) - u) - w + i_app);
-    const T dw = eps * (beta * u - gamma * w);
+__host__ __device__ __forceinline__ void fhn_rhs(T u, T w, T i_app, T k, T a, T eps, T beta, T gamma, T &du,
+                                                 T &dw) {
+    du = k * (u * (u - a) * (T(1) - u) - w + i_app);
+    dw = eps * (beta * u - gamma * w);
+}
+
+// One explicit Euler step of size dt, in place.
+template <typename T>
+__host__ __device__ __forceinline__ void fhn_step(T &u, T &w, T i_app, T k, T a, T eps, T beta, T gamma, T dt) {
+    T du, dw;
+    fhn_rhs(u, w, i_app, k, a, eps, beta, gamma, du, dw);
     u += dt * du;
     w += dt * dw;
 }
 
+#ifndef FHN_NO_KERNELS
 template <typename T>
 __device__ void fhn_euler(const T *__restrict__ u0, const T *__restrict__ w0, const T *__restrict__ i_app,
                           long long n, T k, T a, T eps, T beta, T gamma, T dt, int n_steps, int save_every,
@@ -62,3 +83,5 @@ extern "C" __global__ void fhn_euler_f64(const double *u0, const double *w0, con
     fhn_euler<double>(u0, w0, i_app, n, k, a, eps, beta, gamma, dt, n_steps, save_every, store_initial, out_u,
                       out_w);
 }
+
+#endif  // FHN_NO_KERNELS
