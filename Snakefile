@@ -31,6 +31,6 @@ onsuccess:
 
 
 rule all:
+    default_target: True
     input:
         analysis_outputs(),
-    default_target: True

@@ -1,4 +1,5 @@
-"""Tests of side-by-side timing (fhnkit.inference.timing) and the network-vs-solver benchmark (fhnkit.inference.benchmark)."""
+"""Tests of side-by-side timing (fhnkit.inference.timing) and the network-vs-solver benchmark
+(fhnkit.inference.benchmark)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,23 @@ import torch
 
 import fhnkit.inference.benchmark as bench_mod
 import fhnkit.inference.solver_bench as solver_bench
-from fhnkit.inference import roofline
-from fhnkit.inference.benchmark import (CHUNK_CANDIDATES, benchmark_model, benchmark_sizes, choose_chunk, chunk_candidates,
-                          network_inputs, reference_sets, solver_call)
-from fhnkit.plan.config import validate_config
-from fhnkit.plan.grid import expand_study
-from fhnkit.nets.mlp import MLP, make_spec
 from fhnkit.cell.model import FHNParams
 from fhnkit.cell.problems import input_bounds, input_columns
+from fhnkit.inference import roofline
+from fhnkit.inference.benchmark import (
+    CHUNK_CANDIDATES,
+    benchmark_model,
+    benchmark_sizes,
+    choose_chunk,
+    chunk_candidates,
+    network_inputs,
+    reference_sets,
+    solver_call,
+)
 from fhnkit.inference.timing import clock_for, summarise, time_interleaved
+from fhnkit.nets.mlp import MLP, make_spec
+from fhnkit.plan.config import validate_config
+from fhnkit.plan.grid import expand_study
 
 
 @pytest.fixture(autouse=True)
@@ -235,7 +244,7 @@ def test_benchmark_model_same_work_on_both_sides(problem, monkeypatch):
     np.testing.assert_allclose(times, np.arange(1, 11) * 1.0, rtol=1e-12)  # delta t = 1 up to t_end = 10
     np.testing.assert_allclose(x[:n_points, 0].double().numpy(), times, rtol=1e-7)
     if problem == "A":
-        assert np.all(U == U[:, :1])  # every reference set is the same trajectory
+        assert np.all(U[:, :1] == U)  # every reference set is the same trajectory
 
     for side in ("inference_time_s", "solver_time_s"):
         stats = rec[side]
@@ -284,8 +293,8 @@ def test_benchmark_reference_sets_problem_a(monkeypatch):
 
 
 def test_benchmark_table_and_summary_rows_carry_throughput_and_rooflines(tmp_path):
-    from fhnkit.analysis.stats import _bench_row
-    from fhnkit.analysis.bench_table import BENCHMARK_COLUMNS, benchmark_table
+    from fhnkit.analysis import BENCHMARK_COLUMNS, benchmark_table
+    from fhnkit.analysis.summary import benchmark_row
 
     cfg, settings = settings_of("B")
     bench = cfg["benchmark"] | {"n_sets": 300, "repeats": 2}
@@ -302,6 +311,6 @@ def test_benchmark_table_and_summary_rows_carry_throughput_and_rooflines(tmp_pat
     assert row["solver"] == "numba (cpu)" and row["clock"] == "perf_counter"
     assert row["network_outputs_per_s"] == pytest.approx(3000 / row["network_time_s"])
     assert "CPU threads" in row["peaks"] and "triad" in row["peaks"]
-    summary = _bench_row(rec)
+    summary = benchmark_row(rec)
     assert summary["network_outputs_per_s"] == row["network_outputs_per_s"]
     assert summary["solver_bandwidth_fraction"] == row["solver_bandwidth_fraction"] > 0

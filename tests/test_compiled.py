@@ -9,14 +9,22 @@ import pandas as pd
 import pytest
 import torch
 
-from fhnkit.inference.benchmark import benchmark_model
-from fhnkit.inference.compiled import (CompiledModel, CompileMismatch, backend_available, build, check, compile_model,
-                             load_builds, plan)
-from fhnkit.plan.config import validate_config
-from fhnkit.datasets.simulate import write_dataset
-from fhnkit.plan.grid import expand_study
-from fhnkit.nets.mlp import load_model
 from fhnkit.cell.model import FHNParams
+from fhnkit.datasets.simulate import write_dataset
+from fhnkit.inference.benchmark import benchmark_model
+from fhnkit.inference.compiled import (
+    CompiledModel,
+    CompileMismatch,
+    backend_available,
+    build,
+    check,
+    compile_model,
+    load_builds,
+    plan,
+)
+from fhnkit.nets.mlp import load_model
+from fhnkit.plan.config import validate_config
+from fhnkit.plan.grid import expand_study
 from fhnkit.training.train import train_model
 
 
@@ -64,6 +72,9 @@ def test_onnx_build_matches_eager_and_is_recorded(trained, tmp_path, name):
     loaded = load_builds(model, record, tmp_path, settings)
     x = torch.rand(300, 3) * torch.tensor([4.0, 1.0, 0.18])
     torch.testing.assert_close(loaded[1](x), model(x).detach(), atol=1e-5, rtol=1e-5)
+    # a build answers for the network it computes
+    assert all(b.spec is model.spec and not b.is_iterator and b.iterator_dt is None for b in loaded)
+    assert [b.n_windows for b in loaded] == [model.n_windows] * 2 == [2 if "_w2_" in name else 1] * 2
 
 
 def test_torch_compile_build_matches_eager(trained, tmp_path):

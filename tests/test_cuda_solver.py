@@ -9,8 +9,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from fhnkit.solvers import cuda as cuda_solver
 from fhnkit.cell.model import FHNParams
+from fhnkit.solvers import cuda as cuda_solver
 from fhnkit.solvers.cpu import euler, solve
 
 NVCC = shutil.which("nvcc")

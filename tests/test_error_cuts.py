@@ -8,9 +8,18 @@ import pytest
 import torch
 from PIL import Image
 
-from fhnkit.plan.config import validate_config
+from fhnkit.analysis.error_cuts import (
+    CUT_COLUMNS,
+    cut_errors,
+    cut_models,
+    cut_parameters,
+    error_cuts_figure,
+    study_cuts,
+)
 from fhnkit.datasets.simulate import solve_parameter_sets
-from fhnkit.analysis.error_cuts import CUT_COLUMNS, cut_errors, cut_models, cut_parameters, error_cuts_figure, study_cuts
+from fhnkit.nets.base import Surrogate
+from fhnkit.nets.itnn import Iterator
+from fhnkit.plan.config import validate_config
 
 
 def config(problem="B"):
@@ -19,7 +28,7 @@ def config(problem="B"):
     return validate_config({"data_solver": {"dt": 0.01}, "studies": {"S": study}})
 
 
-class Frozen(torch.nn.Module):
+class Frozen(Surrogate):
     """A continuous 'network' that answers its initial state at every t: its error is how far the
     true solution has moved from (U0, W0)."""
 
@@ -31,7 +40,7 @@ class Frozen(torch.nn.Module):
         return x[:, 1:3]
 
 
-class Still(torch.nn.Module):
+class Still(Iterator):
     """An iterator 'network' whose step leaves the state where it is."""
 
     def __init__(self, dt=2.0):

@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 import torch
 
-from fhnkit.nets import itnn
-from fhnkit.inference.benchmark import benchmark_model
-from fhnkit.plan.config import ConfigError, validate_config
-from fhnkit.datasets.simulate import make_dataset
-from fhnkit.plan.grid import expand_study
-from fhnkit.nets.mlp import load_model
 from fhnkit.cell.model import FHNParams
+from fhnkit.datasets.simulate import make_dataset
+from fhnkit.inference.benchmark import benchmark_model
+from fhnkit.nets import itnn
+from fhnkit.nets.mlp import load_model
+from fhnkit.plan.config import ConfigError, validate_config
+from fhnkit.plan.grid import expand_study
 from fhnkit.training.train import train_model
 
 GRID = {"layers": [2], "layer_configs": [["tanh", 16]], "classes": ["itnn"], "batch_size": [64]}
@@ -88,8 +88,13 @@ def test_itnn_trains_validates_on_rollouts_and_benchmarks(data, tmp_path):
     assert history["val_mean"].iloc[-1] < history["val_mean"].iloc[0]
     model = load_model(tmp_path / "m")
     assert model.spec["inputs"] == ["U", "W"] and model.spec["itnn_dt"] == 2.0
+    assert isinstance(model, itnn.IteratorMLP) and model.is_iterator and model.iterator_dt == 2.0
+    assert model.problem == "B" and model.n_windows == 1
+    pairs = itnn.pairs(sets["val"], "B", 2.0)
+    assert all(torch.equal(a, b) for a, b in zip(model.examples(sets["val"]), pairs))
     validation = itnn.RolloutValidation(sets["val"], "B", 2.0)
     assert validation.n_steps == 5 and validation.errors(model).shape == (5, 8)
+    np.testing.assert_array_equal(model.rollout_validation(sets["val"]).errors(model), validation.errors(model))
     rec = benchmark_model(model, cfg["studies"]["S"], FHNParams(), cfg["benchmark"], 1, "S")
     assert rec["network_points"] == 5 and rec["n_points"] == 10
     assert rec["inference_time_s"]["median"] > 0

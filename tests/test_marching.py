@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from fhnkit.plan.config import ConfigError, validate_config
 from fhnkit.datasets.simulate import make_dataset
+from fhnkit.plan.config import ConfigError, validate_config
 from fhnkit.plan.grid import expand_study
 from fhnkit.training.marching import MarchValidation
 from fhnkit.training.train import train_model

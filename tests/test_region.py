@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from fhnkit.plan.config import ConfigError, validate_config
 from fhnkit.datasets.simulate import make_dataset
+from fhnkit.plan.config import ConfigError, validate_config
 from fhnkit.plan.grid import expand_study
 from fhnkit.plan.layout import needs_region_data
 from fhnkit.training.train import TrainingRun, fit

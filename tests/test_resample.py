@@ -8,13 +8,20 @@ import pytest
 import torch
 
 from fhnkit.artifacts import read_parquet_meta
-from fhnkit.plan.config import ConfigError, validate_config
 from fhnkit.datasets.simulate import solve_parameter_sets, write_dataset
+from fhnkit.plan.config import ConfigError, validate_config
 from fhnkit.plan.grid import expand_study, resample_specs
-from fhnkit.training.loss import build_terms
-from fhnkit.resampling.high_error import (chunks, merge_solved, sample_around, select_high_error, state_errors,
-                             trajectory_errors, write_selection)
 from fhnkit.plan.layout import data_files
+from fhnkit.resampling.high_error import (
+    chunks,
+    merge_solved,
+    sample_around,
+    select_high_error,
+    state_errors,
+    trajectory_errors,
+    write_selection,
+)
+from fhnkit.training.loss import build_terms
 from fhnkit.training.train import train_model
 
 

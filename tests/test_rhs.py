@@ -88,7 +88,8 @@ def assert_bitwise(got, want, what):
     got, want = np.asarray(got), np.asarray(want)
     assert got.dtype == want.dtype, (what, got.dtype, want.dtype)
     diff = np.flatnonzero(as_bits(got) != as_bits(want))
-    assert diff.size == 0, f"{what}: {diff.size} of {got.size} differ, e.g. {got.flat[diff[0]]!r} != {want.flat[diff[0]]!r}"
+    example = f"{got.flat[diff[0]]!r} != {want.flat[diff[0]]!r}" if diff.size else ""
+    assert diff.size == 0, f"{what}: {diff.size} of {got.size} differ, e.g. {example}"
 
 
 def _ptrs(dtype, *arrays):

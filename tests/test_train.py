@@ -1,4 +1,7 @@
-"""Tests of the MLP, its portable spec, the loss terms and training (fhnkit.nets.mlp, fhnkit.training.terms, fhnkit.training.train)."""
+"""Tests of the MLP, its portable spec, the loss terms and training.
+
+(fhnkit.nets.mlp, fhnkit.training.terms, fhnkit.training.train)
+"""
 
 from __future__ import annotations
 
@@ -17,17 +20,20 @@ from torch import nn
 
 import fhnkit.training.train as train_mod
 from fhnkit.artifacts import read_json, read_parquet_meta
-from fhnkit.plan.config import validate_config
+from fhnkit.cell.model import FHNParams, rhs
 from fhnkit.datasets.simulate import make_dataset, write_dataset
+from fhnkit.nets.base import Surrogate
+from fhnkit.nets.itnn import IteratorMLP
+from fhnkit.nets.mlp import ACTIVATIONS, MLP, build_network, load_model, make_spec, n_params, network_class, save_model
+from fhnkit.nets.windows import WindowedMLP
+from fhnkit.plan.config import validate_config
 from fhnkit.plan.grid import expand_study
 from fhnkit.training.loss import build_terms
-from fhnkit.nets.mlp import ACTIVATIONS, MLP, load_model, make_spec, n_params, save_model
-from fhnkit.cell.model import FHNParams, rhs
 from fhnkit.training.terms import BoxSampler, InitialTerm, PhysicsTerm
 from fhnkit.training.train import TrainingDiverged, TrainingRun, fit, train_model
 
-METRIC_KEYS = {"study", "problem", "model", "class", "region", "windows", "arch", "layers", "depth", "neurons", "shape", "batch_size",
-               "seed", "n_params", "iterations", "mean_err", "max_err", "iter_time_s", "status",
+METRIC_KEYS = {"study", "problem", "model", "class", "region", "windows", "arch", "layers", "depth", "neurons",
+               "shape", "batch_size", "seed", "n_params", "iterations", "mean_err", "max_err", "iter_time_s", "status",
                "training_wall_s", "versions", "config_hash"}
 
 
@@ -130,6 +136,22 @@ def test_save_load_round_trip_without_training_code(tmp_path):
     """)
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
     assert torch.equal(torch.load(tmp_path / "y.pt"), expected)
+
+
+def test_a_network_says_what_kind_of_surrogate_it_is():
+    spec = make_spec(["t", "U0", "W0"], ["U", "W"], [["tanh", 4]], [0, 0, 0], [5, 1, 0.18], [0.4, 0.05], [0.7, 0.1])
+    model = build_network(spec)
+    assert type(model) is MLP and isinstance(model, Surrogate) and model.inputs == ["t", "U0", "W0"]
+    assert model.iterator_dt is None and not model.is_iterator and model.n_windows == 1
+    assert network_class({**spec, "itnn_dt": 0.5}) is IteratorMLP
+    assert network_class({**spec, "windows": []}) is WindowedMLP
+    iterator = build_network(make_spec(["U", "W", "K"], ["U", "W"], [["tanh", 4]], [0] * 3, [1] * 3, [0, 0], [1, 1])
+                             | {"itnn_dt": 0.5})
+    assert iterator.is_iterator and iterator.iterator_dt == 0.5 and iterator.problem == "C" and iterator.n_windows == 1
+    df = pd.DataFrame({"t": [0.0, 1.0], "U0": [0.1, 0.1], "W0": [0.0, 0.0], "U": [0.1, 0.3], "W": [0.0, 0.02]})
+    x, y = model.examples(df)
+    assert torch.equal(x, torch.tensor([[0.0, 0.1, 0.0], [1.0, 0.1, 0.0]])) and torch.equal(y, torch.tensor(
+        [[0.1, 0.0], [0.3, 0.02]]))
 
 
 # --------------------------------------------------------------------------- loss terms

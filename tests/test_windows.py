@@ -7,14 +7,14 @@ import pandas as pd
 import pytest
 import torch
 
-from fhnkit.plan.config import ConfigError, validate_config
 from fhnkit.datasets.simulate import write_dataset
+from fhnkit.nets.mlp import MLP, load_model, make_spec
+from fhnkit.nets.windows import WindowedMLP, interface_jumps, window_edges, windowed_spec
+from fhnkit.plan.config import ConfigError, validate_config
 from fhnkit.plan.grid import expand_study
 from fhnkit.training.loss import build_terms
-from fhnkit.nets.mlp import MLP, load_model, make_spec
-from fhnkit.training.terms import BoxSampler
+from fhnkit.training.terms import BoxSampler, ContinuityTerm
 from fhnkit.training.train import train_model
-from fhnkit.nets.windows import ContinuityTerm, WindowedMLP, interface_jumps, window_edges, windowed_spec
 
 INPUTS = ["t", "U0", "W0"]
 
@@ -105,7 +105,8 @@ def test_a_windowed_model_trains_saves_and_loads(tmp_path):
     assert {"loss_continuity", "val_jump_mean", "val_jump_max"} <= set(history.columns)
     model = load_model(tmp_path / "m")
     assert isinstance(model, WindowedMLP) and len(model.nets) == 4
-    assert metrics["n_params"] == 4 * sum(p.numel() for p in MLP(make_spec(INPUTS, ["U", "W"], [["tanh", 8]],
-                                                                           [0] * 3, [1] * 3, [0, 0], [1, 1])).parameters())
+    assert model.n_windows == 4 and not model.is_iterator and model.iterator_dt is None
+    one = MLP(make_spec(INPUTS, ["U", "W"], [["tanh", 8]], [0] * 3, [1] * 3, [0, 0], [1, 1]))
+    assert metrics["n_params"] == 4 * sum(p.numel() for p in one.parameters())
     x = torch.tensor([[0.5, 0.3, 0.02], [7.5, 0.3, 0.02]])
     assert torch.isfinite(model(x)).all()

@@ -6,153 +6,172 @@
 rule summarise:
     input:
         metrics=all_model_outputs("metrics.json"),
-        bench=expand("results/{study}/benchmark.json", study=config["studies"]),
+        bench=[layout.benchmark_record(study) for study in config["studies"]],
     output:
-        parquet="results/summary.parquet",
+        parquet=layout.summary("parquet"),
         csv=report_item(
-            "results/summary.csv",
+            layout.summary("csv"),
             "../report/summary.rst",
             "summary",
             "Summary of all models",
             kind="table (CSV)",
         ),
     log:
-        "logs/analysis/summarise.log",
+        layout.log("analysis", "summarise"),
+    conda:
+        "../../envs/fhnkit.yaml"
     script:
         "../scripts/summarise.py"
 
 
 rule analyse:
     input:
-        summary="results/summary.parquet",
+        summary=layout.summary("parquet"),
     output:
-        shape_anova_csv="results/analysis/shape_anova.csv",
+        shape_anova_csv=layout.analysis_table("shape_anova", "csv"),
         shape_anova_html=table_output("shape_anova"),
-        ttest_pinn_ddnn_csv="results/analysis/ttest_pinn_ddnn.csv",
+        ttest_pinn_ddnn_csv=layout.analysis_table("ttest_pinn_ddnn", "csv"),
         ttest_pinn_ddnn_html=table_output("ttest_pinn_ddnn"),
-        technique_anova_csv="results/analysis/technique_anova.csv",
+        technique_anova_csv=layout.analysis_table("technique_anova", "csv"),
         technique_anova_html=table_output("technique_anova"),
-        time_domains_csv="results/analysis/time_domains.csv",
+        time_domains_csv=layout.analysis_table("time_domains", "csv"),
         time_domains_html=table_output("time_domains"),
-        failed_models_csv="results/analysis/failed_models.csv",
+        failed_models_csv=layout.analysis_table("failed_models", "csv"),
         failed_models_html=table_output("failed_models"),
-        shape_variance_csv="results/analysis/shape_variance.csv",
+        shape_variance_csv=layout.analysis_table("shape_variance", "csv"),
         shape_variance_html=table_output("shape_variance"),
+    log:
+        layout.log("analysis", "analyse"),
+    conda:
+        "../../envs/fhnkit.yaml"
     params:
         neuron_threshold=config["analysis"]["neuron_threshold"],
         ttest_studies=config["analysis"]["ttest_studies"],
-    log:
-        "logs/analysis/analyse.log",
     script:
         "../scripts/analyse.py"
 
 
 rule figures:
     input:
-        summary="results/summary.parquet",
+        summary=layout.summary("parquet"),
         histories=all_model_outputs("history.parquet"),
     output:
         accuracy=report_item(
-            "results/figures/accuracy_vs_neurons.png",
+            layout.figure("accuracy_vs_neurons"),
             "../report/accuracy_vs_neurons.rst",
             "accuracy",
             "Accuracy vs neurons",
         ),
         inference=report_item(
-            "results/figures/error_vs_inference.png",
+            layout.figure("error_vs_inference"),
             "../report/error_vs_inference.rst",
             "inference",
             "Error vs inference time",
         ),
         iteration_cost=report_item(
-            "results/figures/iteration_cost.png",
+            layout.figure("iteration_cost"),
             "../report/iteration_cost.rst",
             "training",
             "Iteration cost by class",
         ),
         curves=[
-            report_item(training_curves_path(study), "../report/training_curves.rst", "training", "Training curves",
-                        study=study)
+            report_item(
+                training_curves_path(study),
+                "../report/training_curves.rst",
+                "training",
+                "Training curves",
+                study=study,
+            )
             for study in analysis_studies()
         ],
+    log:
+        layout.log("analysis", "figures"),
+    conda:
+        "../../envs/fhnkit.yaml"
     params:
         per_class=config["analysis"]["curves_per_class"],
-    log:
-        "logs/analysis/figures.log",
     script:
         "../scripts/figures.py"
 
 
 rule config_page:
     output:
-        report_item("results/config.html", "../report/config.rst", "summary", "Configuration", kind="table"),
+        report_item(layout.config_page(), "../report/config.rst", "summary", "Configuration", kind="table"),
+    log:
+        layout.log("analysis", "config_page"),
+    conda:
+        "../../envs/fhnkit.yaml"
     params:
         config=config,
-    log:
-        "logs/analysis/config_page.log",
     script:
         "../scripts/config_page.py"
 
 
 rule rollout_figure:
     input:
-        summary="results/summary.parquet",
-        val="results/{study}/data/val.parquet",
+        summary=layout.summary("parquet"),
+        val=layout.dataset("{study}", "val"),
         weights=lambda w: [model_path(w.study, m, "weights.pt") for m in itnn_models(w.study)],
     output:
         report_item(
-            "results/figures/rollout_{study}.png",
+            layout.figure("rollout_{study}"),
             "../report/rollout.rst",
             "accuracy",
             "ITNN rollouts",
             study="{study}",
         ),
+    log:
+        layout.log("analysis", "rollout_{study}"),
+    conda:
+        "../../envs/fhnkit.yaml"
     params:
         problem=lambda w: config["studies"][w.study]["problem"],
-    log:
-        "logs/analysis/rollout_{study}.log",
     script:
         "../scripts/rollout_figure.py"
 
 
 rule predictions_figure:
     input:
-        summary="results/summary.parquet",
-        val="results/{study}/data/val.parquet",
-        train="results/{study}/data/train.parquet",
+        summary=layout.summary("parquet"),
+        val=layout.dataset("{study}", "val"),
+        train=layout.dataset("{study}", "train"),
         weights=lambda w: [model_path(w.study, m, "weights.pt") for m in continuous_models(w.study)],
     output:
         report_item(
-            "results/figures/predictions_{study}.png",
+            layout.figure("predictions_{study}"),
             "../report/predictions.rst",
             "accuracy",
             "Predictions vs solver",
             study="{study}",
         ),
+    log:
+        layout.log("analysis", "predictions_{study}"),
+    conda:
+        "../../envs/fhnkit.yaml"
     params:
         highlight=config["analysis"]["predictions"],
         a=config["model"]["a"],
         problem=lambda w: config["studies"][w.study]["problem"],
-    log:
-        "logs/analysis/predictions_{study}.log",
     script:
         "../scripts/predictions_figure.py"
 
 
 rule error_cuts:
     input:
-        summary="results/summary.parquet",
+        summary=layout.summary("parquet"),
         weights=lambda w: [model_path(w.study, m, "weights.pt") for m in study_models(w.study)],
     output:
         figure=report_item(
-            "results/figures/error_cuts_{study}.png",
+            layout.figure("error_cuts_{study}"),
             "../report/error_cuts.rst",
             "accuracy",
             "Error over cuts of (U0, t)",
             study="{study}",
         ),
-        table="results/{study}/error_cuts.parquet",
+        table=layout.error_cuts_table("{study}"),
     log:
-        "logs/analysis/error_cuts_{study}.log",
+        layout.log("analysis", "error_cuts_{study}"),
+    conda:
+        "../../envs/fhnkit.yaml"
     script:
         "../scripts/error_cuts.py"

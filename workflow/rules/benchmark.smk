@@ -9,35 +9,39 @@ rule benchmark:
         specs=lambda w: [model_path(w.study, m, "spec.json") for m in study_models(w.study)],
         weights=lambda w: [model_path(w.study, m, "weights.pt") for m in study_models(w.study)],
         metrics=lambda w: [model_path(w.study, m, "metrics.json") for m in study_models(w.study)],
-        compiled=lambda w: [f"results/{w.study}/compiled/{m}/compiled.json" for m in study_models(w.study)],
+        compiled=lambda w: [layout.compiled_record(w.study, m) for m in study_models(w.study)],
     output:
-        "results/{study}/benchmark.json",
+        layout.benchmark_record("{study}"),
+    log:
+        layout.log("{study}", "benchmark"),
+    conda:
+        "../../envs/fhnkit.yaml"
+    threads: every_core
     params:
         bench=config["benchmark"],
         settings=lambda w: config["studies"][w.study],
         fhn=config["model"],
         seed=config["seed"],
         compile=config["compile"],
-    threads: every_core
-    log:
-        "logs/{study}/benchmark.log",
     script:
         "../scripts/benchmark.py"
 
 
 rule benchmark_table:
     input:
-        expand("results/{study}/benchmark.json", study=config["studies"]),
+        [layout.benchmark_record(study) for study in config["studies"]],
     output:
-        csv="results/analysis/benchmark.csv",
+        csv=layout.analysis_table("benchmark", "csv"),
         html=report_item(
-            "results/analysis/benchmark.html",
+            layout.analysis_table("benchmark", "html"),
             "../report/benchmark.rst",
             "inference",
             "Inference benchmark",
             kind="table",
         ),
     log:
-        "logs/analysis/benchmark_table.log",
+        layout.log("analysis", "benchmark_table"),
+    conda:
+        "../../envs/fhnkit.yaml"
     script:
         "../scripts/benchmark_table.py"

@@ -1,8 +1,29 @@
 # Shared by every stage: the validated config and the model grid, expanded at parse time.
 
+import os
 import sys
 
-from fhnkit.plan import ConfigError, data_determinants, derive_seed, expand_all, layout, resample_specs, validate_config
+from fhnkit.plan import (
+    ConfigError,
+    data_determinants,
+    derive_seed,
+    expand_all,
+    kind_of,
+    layout,
+    resample_specs,
+    validate_config,
+)
+
+# The conda environments of the rules (envs/*.yaml, used with `--sdm conda`) install fhnkit from
+# the checkout that holds this workflow: pip expands ${FHNKIT_CHECKOUT} in their `pip:` section.
+# (A relative path there would be taken from the copy of the file that Snakemake hands to conda,
+# in .snakemake/conda/ or under --conda-prefix, not from envs/.) Set here, so always this checkout.
+os.environ["FHNKIT_CHECKOUT"] = workflow.basedir
+
+
+envvars:
+    "FHNKIT_CHECKOUT",
+
 
 try:
     _validated = validate_config(config)
@@ -41,6 +62,16 @@ def model_path(study, model, name):
     return layout.model_file(study, model, name)
 
 
+def fhnkit_python():
+    """The Python that runs fhnkit in a shell command: the rule's conda environment's under
+    `--sdm conda`, else the one Snakemake runs in (where fhnkit is installed)."""
+    from snakemake.settings.types import DeploymentMethod
+
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+        return "python"
+    return sys.executable
+
+
 def all_model_outputs(name):
     """`name` (e.g. metrics.json) of every model of every study."""
     return [model_path(study, model, name) for study, model in MODELS]
@@ -77,11 +108,15 @@ def warn_failed_models():
         if path.exists() and json.loads(path.read_text()).get("status") == "failed":
             failed.append(f"{study}/{model}")
     if failed:
-        print(f"WARNING: {len(failed)} model(s) diverged and were recorded as failed: {', '.join(failed)}; "
-              "see results/analysis/failed_models.csv and the report's Tables.", file=sys.stderr)
+        print(
+            f"WARNING: {len(failed)} model(s) diverged and were recorded as failed: {', '.join(failed)}; "
+            f"see {layout.analysis_table('failed_models', 'csv')} and the report's Tables.",
+            file=sys.stderr,
+        )
 
 
 # --- used by benchmark.smk
+
 
 def study_models(study):
     return [model for s, model in MODELS if s == study]
@@ -107,8 +142,13 @@ REPORT_FORMATS = {"figure": "PNG", "table": "HTML", "table (CSV)": "CSV"}
 
 def report_item(path, caption, stage, item, study=ALL_STUDIES, kind="figure"):
     """`path` marked for the report under its stage (category) and study (subcategory, may be "{study}")."""
-    return report(path, caption=caption, category=REPORT_STAGES[stage], subcategory=study,
-                  labels={"item": item, "type": kind, "format": REPORT_FORMATS[kind]})
+    return report(
+        path,
+        caption=caption,
+        category=REPORT_STAGES[stage],
+        subcategory=study,
+        labels={"item": item, "type": kind, "format": REPORT_FORMATS[kind]},
+    )
 
 
 ANALYSIS_TABLES = {  # name: (title, stage)
@@ -127,11 +167,12 @@ def analysis_studies():
 
 
 def training_curves_path(study):
-    return f"results/figures/training_curves_{study}.png"
+    return layout.figure(f"training_curves_{study}")
 
 
 def itnn_models(study):
-    return [m for s, m in MODELS if s == study and SPECS[(s, m)]["class"] == "itnn"]
+    """The iterator networks (ITNNs) of `study`: what the rollout figure draws."""
+    return [m for s, m in MODELS if s == study and kind_of(SPECS[(s, m)]).iterator]
 
 
 def itnn_studies():
@@ -140,7 +181,7 @@ def itnn_studies():
 
 def continuous_models(study):
     """The DDNNs and PINNs of `study` (every variant): what the predictions figure draws from."""
-    return [m for s, m in MODELS if s == study and SPECS[(s, m)]["class"] in ("ddnn", "pinn")]
+    return [m for s, m in MODELS if s == study and kind_of(SPECS[(s, m)]).continuous]
 
 
 def prediction_studies():
@@ -154,28 +195,29 @@ def cut_studies():
 
 def analysis_outputs():
     """Every file of the analysis stage, for the workflow's target rule."""
-    tables = [f"results/analysis/{name}.{ext}" for name in ANALYSIS_TABLES for ext in ("csv", "html")]
-    tables += ["results/analysis/benchmark.csv", "results/analysis/benchmark.html"]
-    figures = ["results/figures/accuracy_vs_neurons.png", "results/figures/error_vs_inference.png",
-               "results/figures/iteration_cost.png"]
+    both = ("csv", "html")
+    tables = [layout.analysis_table(name, ext) for name in ANALYSIS_TABLES for ext in both]
+    tables += [layout.analysis_table("benchmark", ext) for ext in both]
+    figures = [layout.figure(name) for name in ("accuracy_vs_neurons", "error_vs_inference", "iteration_cost")]
     curves = [training_curves_path(study) for study in analysis_studies()]
-    curves += [f"results/figures/predictions_{study}.png" for study in prediction_studies()]
-    curves += [f"results/figures/error_cuts_{study}.png" for study in cut_studies()]
-    curves += [f"results/figures/rollout_{study}.png" for study in itnn_studies()]
-    curves += [f"results/figures/error_maps_{study}.png" for study in resample_studies()]
+    curves += [layout.figure(f"predictions_{study}") for study in prediction_studies()]
+    curves += [layout.figure(f"error_cuts_{study}") for study in cut_studies()]
+    curves += [layout.figure(f"rollout_{study}") for study in itnn_studies()]
+    curves += [layout.figure(f"error_maps_{study}") for study in resample_studies()]
     if resample_studies():
-        tables += ["results/analysis/resampling.csv", "results/analysis/resampling.html"]
+        tables += [layout.analysis_table("resampling", ext) for ext in both]
     if config["cost_sweep"]["enabled"]:  # architecture cost sweep (cost_sweep.smk)
-        tables += ["results/cost_sweep/timings.csv", "results/cost_sweep/timings.html"] + [
-            f"results/analysis/cost_anova_{r}.{ext}" for r in ("time", "speedup") for ext in ("csv", "html")]
-        figures += ["results/figures/inference_vs_neurons.png", "results/figures/compile_speedup.png"]
-    return ["results/summary.parquet", "results/summary.csv", "results/config.html", *tables, *figures, *curves]
+        tables += [layout.cost_sweep_file(f"timings.{ext}") for ext in both]
+        tables += [layout.analysis_table(f"cost_anova_{r}", ext) for r in ("time", "speedup") for ext in both]
+        figures += [layout.figure("inference_vs_neurons"), layout.figure("compile_speedup")]
+    summary = [layout.summary("parquet"), layout.summary("csv"), layout.config_page()]
+    return [*summary, *tables, *figures, *curves]
 
 
 def table_output(name):
     """The HTML page of an analysis table, marked for the report."""
     title, stage = ANALYSIS_TABLES[name]
-    return report_item(f"results/analysis/{name}.html", f"../report/{name}.rst", stage, title, kind="table")
+    return report_item(layout.analysis_table(name, "html"), f"../report/{name}.rst", stage, title, kind="table")
 
 
 # --- used by resample.smk
@@ -199,4 +241,4 @@ def resampled_chunks(wildcards):
     """The solved chunks of a study's high-error set: as many as `select_high_error` made (maybe none)."""
     chunks = checkpoints.select_high_error.get(study=wildcards.study).output.chunks
     names = glob_wildcards(f"{chunks}/{{chunk}}.parquet").chunk
-    return expand("results/{study}/resample/solved/{chunk}.parquet", study=wildcards.study, chunk=sorted(names))
+    return [layout.resample_file(wildcards.study, f"solved/{name}.parquet") for name in sorted(names)]

@@ -5,18 +5,20 @@
 
 rule compile:
     input:
-        metrics="results/{study}/models/{model}/metrics.json",
-        weights="results/{study}/models/{model}/weights.pt",
-        val="results/{study}/data/val.parquet",
+        metrics=layout.model_file("{study}", "{model}", "metrics.json"),
+        weights=layout.model_file("{study}", "{model}", "weights.pt"),
+        val=layout.dataset("{study}", "val"),
     output:
         # written last; the ONNX graph or TensorRT programs lie beside it
-        "results/{study}/compiled/{model}/compiled.json",
-    params:
-        settings=config["compile"],
+        layout.compiled_record("{study}", "{model}"),
+    log:
+        layout.log("{study}", "compile", "{model}"),
+    conda:
+        "../../envs/fhnkit.yaml"
     threads: config["compile"]["threads"]
     resources:
         gpu=0 if config["compile"]["device"] == "cpu" else 1,
-    log:
-        "logs/{study}/compile/{model}.log",
+    params:
+        settings=config["compile"],
     script:
         "../scripts/compile.py"

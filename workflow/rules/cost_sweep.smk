@@ -6,43 +6,45 @@
 
 rule cost_sweep:
     output:
-        parquet="results/cost_sweep/timings.parquet",
-        csv="results/cost_sweep/timings.csv",
+        parquet=layout.cost_sweep_file("timings.parquet"),
+        csv=layout.cost_sweep_file("timings.csv"),
         html=report_item(
-            "results/cost_sweep/timings.html",
+            layout.cost_sweep_file("timings.html"),
             "../report/cost_sweep_timings.rst",
             "inference",
             "Cost sweep timings",
             study="cost sweep",
             kind="table",
         ),
-    params:
-        config={key: config[key] for key in ("seed", "model", "benchmark", "compile", "cost_sweep")},
+    log:
+        layout.log("cost_sweep", "sweep"),
+    conda:
+        "../../envs/fhnkit.yaml"
     threads: every_core
     resources:
         gpu=0 if config["compile"]["device"] == "cpu" else 1,
-    log:
-        "logs/cost_sweep/sweep.log",
+    params:
+        config={key: config[key] for key in ("seed", "model", "benchmark", "compile", "cost_sweep")},
     script:
         "../scripts/cost_sweep.py"
 
 
 rule cost_sweep_analysis:
     input:
-        timings="results/cost_sweep/timings.parquet",
+        timings=layout.cost_sweep_file("timings.parquet"),
     output:
-        time_csv="results/analysis/cost_anova_time.csv",
+        time_csv=layout.analysis_table("cost_anova_time", "csv"),
         time_html=report_item(
-            "results/analysis/cost_anova_time.html",
+            layout.analysis_table("cost_anova_time", "html"),
             "../report/cost_anova_time.rst",
             "inference",
             "Cost ANOVA: time (eq. 4.3)",
             study="cost sweep",
             kind="table",
         ),
-        speedup_csv="results/analysis/cost_anova_speedup.csv",
+        speedup_csv=layout.analysis_table("cost_anova_speedup", "csv"),
         speedup_html=report_item(
-            "results/analysis/cost_anova_speedup.html",
+            layout.analysis_table("cost_anova_speedup", "html"),
             "../report/cost_anova_speedup.rst",
             "inference",
             "Cost ANOVA: speedup (eq. 4.3)",
@@ -50,23 +52,25 @@ rule cost_sweep_analysis:
             kind="table",
         ),
         time_figure=report_item(
-            "results/figures/inference_vs_neurons.png",
+            layout.figure("inference_vs_neurons"),
             "../report/inference_vs_neurons.rst",
             "inference",
             "Inference time vs neurons",
             study="cost sweep",
         ),
         speedup_figure=report_item(
-            "results/figures/compile_speedup.png",
+            layout.figure("compile_speedup"),
             "../report/compile_speedup.rst",
             "inference",
             "Compiled-over-eager speedup",
             study="cost sweep",
         ),
+    log:
+        layout.log("cost_sweep", "analysis"),
+    conda:
+        "../../envs/fhnkit.yaml"
     params:
         sweep=config["cost_sweep"],
         bench=config["benchmark"],
-    log:
-        "logs/cost_sweep/analysis.log",
     script:
         "../scripts/cost_sweep_analysis.py"

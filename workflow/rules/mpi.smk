@@ -13,12 +13,13 @@
 
 rule train_grid_mpi_config:
     output:
-        "results/mpi/config.yaml",
+        layout.mpi_file("config.yaml"),
+    log:
+        layout.log("mpi", "config"),
     params:
         config=config,  # the validated config of this run (a change rewrites the file)
-    log:
-        "logs/mpi/config.log",
     run:
+        # no conda: directive (Snakemake allows none with run:): this runs in Snakemake's own process
         import yaml
 
         with open(output[0], "w") as fh:
@@ -27,19 +28,21 @@ rule train_grid_mpi_config:
 
 rule train_grid_mpi:
     input:
-        config="results/mpi/config.yaml",
+        config=layout.mpi_file("config.yaml"),
         # every data set that some model trains or validates on (as the rule `train`'s inputs)
         data=sorted({path for spec in SPECS.values() for path in model_data(spec).values()}),
     output:
-        touch("results/mpi/train_grid.done"),
-    params:
-        python=sys.executable,  # the environment Snakemake runs in, where fhnkit is installed
+        touch(layout.mpi_file("train_grid.done")),
+    log:
+        layout.log("mpi", "train_grid"),
+    conda:
+        "../../envs/fhnkit-mpi.yaml"
     threads: every_core
     resources:
         mpi="mpiexec",
         tasks=lambda wildcards, threads: threads,
-    log:
-        "logs/mpi/train_grid.log",
+    params:
+        python=fhnkit_python(),  # where fhnkit is installed: this rule's conda env, or Snakemake's
     shell:
         "{resources.mpi} -n {resources.tasks} {params.python:q} -m fhnkit train-grid {input.config:q} "
-        "--results results --logs logs > {log:q} 2>&1"
+        f"--results {layout.RESULTS} --logs {layout.LOGS} > {{log:q}} 2>&1"

@@ -8,46 +8,52 @@ rule train_resample_model:
     input:
         unpack(resample_model_inputs),
     output:
-        weights="results/{study}/resample/{which}/weights.pt",
-        spec="results/{study}/resample/{which}/spec.json",
-        history="results/{study}/resample/{which}/history.parquet",
-        metrics="results/{study}/resample/{which}/metrics.json",
-    params:
-        spec=resample_model_spec,
+        weights=layout.resample_file("{study}", "{which}/weights.pt"),
+        spec=layout.resample_file("{study}", "{which}/spec.json"),
+        history=layout.resample_file("{study}", "{which}/history.parquet"),
+        metrics=layout.resample_file("{study}", "{which}/metrics.json"),
+    log:
+        layout.log("{study}", "resample", "train_{which}"),
+    conda:
+        "../../envs/fhnkit.yaml"
     threads: lambda w: resample_model_spec(w)["training"]["threads"]
     resources:
         gpu=lambda w: 0 if resample_model_spec(w)["training"]["device"] == "cpu" else 1,
-    log:
-        "logs/{study}/resample/train_{which}.log",
+    params:
+        spec=resample_model_spec,
     script:
         "../scripts/train.py"
 
 
 checkpoint select_high_error:
     input:
-        model="results/{study}/resample/base/metrics.json",
-        train="results/{study}/data/train.parquet",
+        model=layout.resample_file("{study}", "base/metrics.json"),
+        train=layout.dataset("{study}", "train"),
     output:
-        centers="results/{study}/resample/centers.parquet",
-        chunks=directory("results/{study}/resample/chunks"),
+        centers=layout.resample_file("{study}", "centers.parquet"),
+        chunks=directory(layout.resample_file("{study}", "chunks")),
+    log:
+        layout.log("{study}", "resample", "select"),
+    conda:
+        "../../envs/fhnkit.yaml"
     params:
         study=lambda w: config["studies"][w.study],
         seed=lambda w: derive_seed(config["seed"], w.study, "resample"),
-    log:
-        "logs/{study}/resample/select.log",
     script:
         "../scripts/select_high_error.py"
 
 
 rule solve_resample_chunk:
     input:
-        "results/{study}/resample/chunks/{chunk}.parquet",
+        layout.resample_file("{study}", "chunks/{chunk}.parquet"),
     output:
-        "results/{study}/resample/solved/{chunk}.parquet",
+        layout.resample_file("{study}", "solved/{chunk}.parquet"),
+    log:
+        layout.log("{study}", "resample", "solve_{chunk}"),
+    conda:
+        "../../envs/fhnkit.yaml"
     params:
         study=lambda w: config["studies"][w.study],
-    log:
-        "logs/{study}/resample/solve_{chunk}.log",
     script:
         "../scripts/solve_chunk.py"
 
@@ -56,52 +62,58 @@ rule resampled_set:
     input:
         resampled_chunks,
     output:
-        "results/{study}/resample/data.parquet",
+        layout.dataset("{study}", layout.RESAMPLED),
+    log:
+        layout.log("{study}", "resample", "merge"),
+    conda:
+        "../../envs/fhnkit.yaml"
     params:
         problem=lambda w: config["studies"][w.study]["problem"],
-    log:
-        "logs/{study}/resample/merge.log",
     script:
         "../scripts/resampled_set.py"
 
 
 rule error_maps:
     input:
-        base="results/{study}/resample/base/metrics.json",
-        retrained="results/{study}/resample/retrained/metrics.json",
-        centers="results/{study}/resample/centers.parquet",
-        val="results/{study}/data/val.parquet",
+        base=layout.resample_file("{study}", "base/metrics.json"),
+        retrained=layout.resample_file("{study}", "retrained/metrics.json"),
+        centers=layout.resample_file("{study}", "centers.parquet"),
+        val=layout.dataset("{study}", "val"),
     output:
-        maps="results/{study}/resample/error_maps.parquet",
-        row="results/{study}/resample/summary.json",
+        maps=layout.resample_file("{study}", "error_maps.parquet"),
+        row=layout.resample_file("{study}", "summary.json"),
         figure=report_item(
-            "results/figures/error_maps_{study}.png",
+            layout.figure("error_maps_{study}"),
             "../report/error_maps.rst",
             "resampling",
             "Error maps before/after resampling",
             study="{study}",
         ),
+    log:
+        layout.log("{study}", "resample", "error_maps"),
+    conda:
+        "../../envs/fhnkit.yaml"
     params:
         problem=lambda w: config["studies"][w.study]["problem"],
-    log:
-        "logs/{study}/resample/error_maps.log",
     script:
         "../scripts/error_maps.py"
 
 
 rule resampling_table:
     input:
-        expand("results/{study}/resample/summary.json", study=resample_studies()),
+        [layout.resample_file(study, "summary.json") for study in resample_studies()],
     output:
-        csv="results/analysis/resampling.csv",
+        csv=layout.analysis_table("resampling", "csv"),
         html=report_item(
-            "results/analysis/resampling.html",
+            layout.analysis_table("resampling", "html"),
             "../report/resampling.rst",
             "resampling",
             "High-error resampling",
             kind="table",
         ),
     log:
-        "logs/analysis/resampling.log",
+        layout.log("analysis", "resampling"),
+    conda:
+        "../../envs/fhnkit.yaml"
     script:
         "../scripts/resampling_table.py"

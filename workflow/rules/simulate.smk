@@ -6,16 +6,18 @@
 
 
 rule dataset:
-    cache: "omit-software"
     output:
-        "results/{study}/data/{split}.parquet",
+        layout.dataset("{study}", "{split}"),
+    log:
+        layout.log("{study}", "data_{split}"),
+    cache: "omit-software"
+    conda:
+        "../../envs/fhnkit.yaml"
     params:
         # everything that determines the bytes of the file (the study's name and the split are
         # written into its metadata): a change reruns the rule, and the cache key covers them all
         determinants=lambda w: data_determinants(config, w.study),
         study=lambda w: w.study,
         split=lambda w: w.split,
-    log:
-        "logs/{study}/data_{split}.log",
     script:
         "../scripts/dataset.py"

@@ -53,16 +53,16 @@ def accuracy_vs_neurons(summary: pd.DataFrame, path) -> Path:
 def rollout(model, val_df: pd.DataFrame, problem: str, path, title: str, n_show: int = 6) -> Path:
     """An iterator network fed back from (U0, W0) against the solver, for the validation trajectories
     with the largest and smallest rollout errors (thesis Fig. 36): U and W vs time."""
-    from ..nets.itnn import RolloutValidation, trajectories
-    from ..nets.itnn import rollout as run_rollout
+    from ..nets import rollout as run_rollout
+    from ..nets import trajectories
 
-    validation = RolloutValidation(val_df, problem, model.spec["itnn_dt"])
+    validation = model.rollout_validation(val_df)
     err = validation.errors(model).mean(axis=0)
     order = np.argsort(err)
     shown = list(order[-(n_show // 2):][::-1]) + list(order[: n_show - n_show // 2])
     times, U, W, _ = trajectories(val_df, problem)
     pred = run_rollout(model, validation.u0, validation.w0, validation.K, validation.n_steps).numpy()
-    t_net = model.spec["itnn_dt"] * np.arange(validation.n_steps + 1)
+    t_net = model.iterator_dt * np.arange(validation.n_steps + 1)
     fig, axes = plotting.new_figure(2, plotting.WIDE_PANEL_W)
     colours = sns.color_palette("colorblind", len(shown))
     for ax, var, truth in ((axes[0], 0, U), (axes[1], 1, W)):

@@ -22,7 +22,7 @@ class FHNParams:
     gamma: float = 0.8
 
     @classmethod
-    def from_mapping(cls, mapping: dict | None) -> "FHNParams":
+    def from_mapping(cls, mapping: dict | None) -> FHNParams:
         """Build from a config mapping, ignoring nothing: unknown keys are an error."""
         mapping = dict(mapping or {})
         known = {f.name for f in fields(cls)}

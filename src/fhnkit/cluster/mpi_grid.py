@@ -33,8 +33,9 @@ from pathlib import Path
 
 from ..plan import layout
 from ..plan.config import load_config
-from .devices import select_rank_device, visible_gpus
 from ..plan.grid import expand_study
+from ..plan.kinds import kind_of
+from .devices import select_rank_device, visible_gpus
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +86,7 @@ def cost(spec: dict) -> float:
     layers = [w for _, w in spec["layers"]]
     weights = sum(a * b for a, b in zip([4] + layers, layers + [2]))
     training = spec["training"]
-    points = spec["batch_size"]
-    if spec["class"] == "pinn":
-        batch = training.get("batch", {})
-        points += 3 * (batch.get("physics", 0) + batch.get("initial", 0))
+    points = spec["batch_size"] + 3 * kind_of(spec).collocation_points(training.get("batch", {}))
     return float(training["iterations"]) * weights * max(points, 1)
 
 

@@ -20,14 +20,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import roofline
 from ..artifacts import read_json, versions, write_json
-from ..plan.config import derive_seed
-from ..nets.mlp import load_model
 from ..cell.model import FHNParams
 from ..cell.problems import i_app, input_bounds, parameter_columns
 from ..datasets.sampling import sample_box
+from ..nets.mlp import load_model
+from ..plan.config import derive_seed
 from ..solvers.cpu import steps_for
+from . import roofline
 from .solver_bench import preallocated_euler
 from .timing import clock_for, time_interleaved
 
@@ -151,10 +151,10 @@ def device_peaks(device: str, threads: int) -> dict | None:
     """Roofline peaks of `device` (None with a logged reason where they cannot be known here)."""
     if device != "cuda":
         return roofline.cpu_peaks(threads)
-    from ..solvers.cuda import CudaUnavailable, _cupy
+    from ..solvers import CudaUnavailable, cupy_module
 
     try:
-        return roofline.gpu_peaks(_cupy())
+        return roofline.gpu_peaks(cupy_module())
     except CudaUnavailable as exc:  # torch alone does not expose the memory clock
         log.warning("GPU peaks unknown (%s): no roofline fractions", exc)
         return None
@@ -170,10 +170,10 @@ def _throughput(seconds: float, n_outputs: int, bytes_moved: float, flops: float
 def _work_of(model, settings: dict, sets: dict, times: np.ndarray, bench: dict, device: str):
     """The network's inputs on `device`, its work callable factory, evaluations per set and (bytes, FLOP)."""
     n_sets = sets["U0"].size
-    if "itnn_dt" in model.spec:  # an iterator network steps from the initial states: t_end / Δt outputs
-        cols = ["U0", "W0"] + (["K"] if "K" in model.spec["inputs"] else [])
+    if model.is_iterator:  # an iterator network steps from the initial states: t_end / Δt outputs
+        cols = ["U0", "W0"] + (["K"] if "K" in model.inputs else [])
         x = torch.stack([torch.as_tensor(sets[c], dtype=torch.float32, device=device) for c in cols], dim=1)
-        n_net = int(round(bench["t_end"] / model.spec["itnn_dt"]))
+        n_net = int(round(bench["t_end"] / model.iterator_dt))
         return x, (lambda net, c: _iterator_call(net, x, n_net, c)), n_net, \
             roofline.network_work(model.spec, n_sets, n_sets * n_net, n_sets * n_net)
     x = network_inputs(settings, sets, times, device)
@@ -240,7 +240,7 @@ def benchmark_model(model, settings: dict, fhn, bench: dict, root_seed: int, stu
     torch.set_num_threads(threads)
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     model = model.eval()
-    builds = builds or [CompiledModel("eager", "fp32", "cpu", model)]
+    builds = builds or [CompiledModel("eager", "fp32", "cpu", model, network=model)]
     primary = next((b for b in builds if b.backend != "eager" and b.precision == "fp32"), builds[0])
     seed = derive_seed(root_seed, study, "benchmark")
     sizes = [benchmark_size(model, builds, settings, fhn, bench, n, seed, max_chunk)

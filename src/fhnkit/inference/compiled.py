@@ -15,9 +15,9 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -34,16 +34,52 @@ class CompileMismatch(RuntimeError):
 
 @dataclass
 class CompiledModel:
-    """A callable (n, n_inputs) float32 tensor on `device` -> (n, n_outputs) float32 tensor on `device`."""
+    """A callable (n, n_inputs) float32 tensor on `device` -> (n, n_outputs) float32 tensor on `device`.
+
+    `network` is the trained network it was built from (a `fhnkit.nets.base.Surrogate`), when known:
+    the build then answers for it what kind of network it is (`spec`, `is_iterator`, `iterator_dt`,
+    `n_windows`), so that it can stand where a network is asked about itself.
+    """
 
     backend: str
     precision: str
     device: str
     run: Callable[[torch.Tensor], torch.Tensor]
     artifact: str | None = None  # file written by the build (ONNX graph, TensorRT program), if any
+    network: torch.nn.Module | None = field(default=None, repr=False, compare=False)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.run(x)
+
+    def _network(self):
+        if self.network is None:
+            raise AttributeError(f"{self.name} was built without its network: it cannot say what it computes")
+        return self.network
+
+    @property
+    def spec(self) -> dict:
+        """The spec of the network this build computes."""
+        return self._network().spec
+
+    @property
+    def inputs(self) -> list[str]:
+        """Names of the network's input columns, in order."""
+        return self._network().inputs
+
+    @property
+    def iterator_dt(self) -> float | None:
+        """Δt of one step of an iterator network; None for a continuous one."""
+        return self._network().iterator_dt
+
+    @property
+    def is_iterator(self) -> bool:
+        """Whether the network steps a state Δt ahead instead of answering the state at t."""
+        return self._network().is_iterator
+
+    @property
+    def n_windows(self) -> int:
+        """How many time windows the network's domain is split into."""
+        return self._network().n_windows
 
     @property
     def name(self) -> str:
@@ -175,7 +211,7 @@ def build(model, backend: str, precision: str, device: str, directory, max_batch
         run, artifact = _tensorrt(model, precision, directory, max_batch)
     else:
         raise ValueError(f"unknown backend {backend!r}; choose from {BACKENDS}")
-    return CompiledModel(backend, precision, device, run, artifact)
+    return CompiledModel(backend, precision, device, run, artifact, network=model)
 
 
 @torch.no_grad()
@@ -196,13 +232,7 @@ def check(compiled: CompiledModel, reference, x: torch.Tensor, tolerance: float)
 
 def validation_inputs(model, val_df, max_rows: int = 20000) -> torch.Tensor:
     """The inputs a model sees on its validation set (an ITNN's: its one-step states), at most `max_rows`."""
-    if "itnn_dt" in model.spec:
-        from ..nets.itnn import pairs
-
-        problem = "C" if "K" in model.spec["inputs"] else "B"
-        x = pairs(val_df, problem, model.spec["itnn_dt"])[0]
-    else:
-        x = torch.tensor(val_df[model.spec["inputs"]].to_numpy(np.float32))
+    x = model.examples(val_df)[0]
     return x[:: max(1, len(x) // max_rows)][:max_rows]
 
 
@@ -250,10 +280,10 @@ def load_builds(model, record: dict, directory, settings: dict) -> list[Compiled
             import torch_tensorrt
 
             program = torch_tensorrt.load(str(directory / entry["artifact"])).module()
-            out.append(CompiledModel(backend, precision, device, program, entry["artifact"]))
+            out.append(CompiledModel(backend, precision, device, program, entry["artifact"], network=model))
         elif backend == "onnxruntime":
             run = _onnx_session(model, directory / entry["artifact"], device, settings["threads"])
-            out.append(CompiledModel(backend, precision, device, run, entry["artifact"]))
+            out.append(CompiledModel(backend, precision, device, run, entry["artifact"], network=model))
         else:
             out.append(build(model, backend, precision, device, directory, settings["max_batch"],
                              settings["threads"]))

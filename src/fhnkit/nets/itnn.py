@@ -6,6 +6,9 @@ trajectory gives the pairs (U(t), W(t)[, K]) -> (U(t+Δt), W(t+Δt)).
 Validation is both one-step (the pairs of the validation trajectories) and
 by full rollout from (U0, W0) to the end of the trajectory, compared with the
 solver at every multiple of Δt (eq. 3.3 per point).
+
+A saved iterator network loads as an `IteratorMLP`, which knows its step Δt
+(`iterator_dt`) and its problem, and so builds its own pairs and rollouts.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .base import Surrogate
 from .evaluate import predict
+from .mlp import MLP
 
 STATE = ["U", "W"]
 
@@ -82,3 +87,30 @@ class RolloutValidation:
         """|dU| + |dW| at every (rollout step, trajectory), eq. 3.3."""
         pred = rollout(model, self.u0, self.w0, self.K, self.n_steps)
         return (pred - self.truth).abs().sum(dim=-1).numpy()
+
+
+class Iterator(Surrogate):
+    """What an iterator network does differently, for any network whose spec holds `itnn_dt` (its Δt)
+    and the inputs of `itnn_inputs`: one-step pairs as examples, validation by full rollouts."""
+
+    @property
+    def iterator_dt(self) -> float:
+        """Δt of one network step (the spec's `itnn_dt`)."""
+        return self.spec["itnn_dt"]
+
+    @property
+    def problem(self) -> str:
+        """The problem whose states the network steps: C when K is an input, else B."""
+        return "C" if "K" in self.spec["inputs"] else "B"
+
+    def examples(self, df: pd.DataFrame) -> tuple[torch.Tensor, torch.Tensor]:
+        """The one-step pairs (state, state Δt later) of the trajectories of a B/C data set (`pairs`)."""
+        return pairs(df, self.problem, self.iterator_dt)
+
+    def rollout_validation(self, df: pd.DataFrame) -> RolloutValidation:
+        """Full-rollout validation of this network on the trajectories of a B/C data set."""
+        return RolloutValidation(df, self.problem, self.iterator_dt)
+
+
+class IteratorMLP(Iterator, MLP):
+    """An MLP iterator network: what `fhnkit.nets.mlp.load_model` rebuilds for an ITNN."""

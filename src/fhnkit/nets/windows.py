@@ -2,7 +2,7 @@
 
 The time domain [0, t_max] is cut into n equal windows; each has its own
 network, scaled to its own window, and trained only on the points inside it.
-The networks are trained together, coupled by the continuity term of eq. 3.20:
+The networks are trained together, coupled by the continuity term of eq. 3.20 (`fhnkit.training.terms.ContinuityTerm`):
 at each interface t_k, the previous and the next window's networks must give
 the same state for the same parameters. `WindowedMLP` routes every input row
 to the network of its window, so it is used exactly like one MLP (training
@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .base import Surrogate
 from .mlp import MLP, make_spec
 
 
@@ -23,7 +24,7 @@ def window_edges(t_max: float, n_windows: int) -> list[float]:
     return [float(x) for x in np.linspace(0.0, float(t_max), n_windows + 1)]
 
 
-class WindowedMLP(nn.Module):
+class WindowedMLP(Surrogate):
     """One MLP per time window; a row with t in [t_k, t_{k+1}) goes to network k (t_max to the last).
 
     `spec` is the spec of the whole model: inputs, outputs, layers (of each window's network),
@@ -35,6 +36,11 @@ class WindowedMLP(nn.Module):
         self.spec = spec
         self.nets = nn.ModuleList(MLP(s) for s in spec["windows"])
         self.register_buffer("inner_edges", torch.tensor(spec["window_edges"][1:-1], dtype=torch.float32))
+
+    @property
+    def n_windows(self) -> int:
+        """Number of time windows, each with its own network."""
+        return len(self.nets)
 
     def window_of(self, t: torch.Tensor) -> torch.Tensor:
         """Index of the window of each time (an interface belongs to the later window)."""
@@ -61,30 +67,6 @@ def windowed_spec(inputs, outputs, layers, input_lo, input_hi, edges, output_ran
         nets.append(make_spec(inputs, outputs, layers, lo, hi, (y_lo + y_hi) / 2, np.maximum((y_hi - y_lo) / 2, 1e-3)))
     shared = {k: nets[0][k] for k in ("inputs", "outputs", "layers", "fhnkit_version")}
     return {**shared, "window_edges": [float(e) for e in edges], "windows": nets}
-
-
-class ContinuityTerm:
-    """Eq. 3.20: mean over a batch of parameter sets of |net_k(t_k, p) - net_{k+1}(t_k, p)|^2 at every
-    interface t_k, averaged over the interfaces."""
-
-    kind = "continuity"
-
-    def __init__(self, sampler, edges, batch_size: int, weight: float, name="continuity"):
-        self.sampler, self.edges = sampler, list(edges)
-        self.batch_size, self.weight, self.name = batch_size, weight, name
-
-    def loss(self, model: WindowedMLP, gen: torch.Generator) -> torch.Tensor:
-        x = self.sampler(self.batch_size, gen)
-        jumps = []
-        for k in range(1, len(self.edges) - 1):
-            x_k = x.clone()
-            x_k[:, 0] = self.edges[k]
-            jumps.append(((model.nets[k - 1](x_k) - model.nets[k](x_k)) ** 2).sum(dim=1).mean())
-        return torch.stack(jumps).mean()
-
-    def to(self, device):
-        self.sampler.to(device)
-        return self
 
 
 @torch.no_grad()

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..cell.problems import INPUTS, OUTPUTS, input_bounds
 from ..nets import itnn
 from ..nets.evaluate import sample_errors
-from ..cell.problems import INPUTS, OUTPUTS, input_bounds
 
 ERROR = "mean_err"
 
@@ -60,12 +60,11 @@ def rollout_errors(model, df: pd.DataFrame, problem: str, dt_net: float) -> pd.D
 def error_map(model, df: pd.DataFrame, problem: str, for_selection: bool) -> pd.DataFrame:
     """Errors of `model` over the parameter sets of `df`: what the selection ranks (`for_selection`:
     one-step states for an iterator) or what the report maps (whole trajectories, rollouts for an iterator)."""
-    dt_net = model.spec.get("itnn_dt")
-    if dt_net is None:
+    if not model.is_iterator:
         return trajectory_errors(model, df, problem)
     if for_selection:
-        return state_errors(model, df, problem, dt_net)
-    return rollout_errors(model, df, problem, dt_net)
+        return state_errors(model, df, problem, model.iterator_dt)
+    return rollout_errors(model, df, problem, model.iterator_dt)
 
 
 def select_high_error(errors: pd.DataFrame, rule: str, q: float, threshold: float) -> pd.DataFrame:

@@ -58,7 +58,7 @@ def compile_options(exact: bool) -> tuple[str, ...]:
     return ("-std=c++17",) + (("--fmad=false",) if exact else ())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _module(exact: bool):
     return cupy_module().RawModule(code=kernel_source(), options=compile_options(exact))
 

@@ -1,0 +1,30 @@
+"""The train stage: a model's loss terms (eq. 3.16), its training loop, checkpoints and validation.
+
+`train_model` is what the rule `train` (and each rank of `fhnkit train-grid`) runs: it writes
+`weights.pt`, `spec.json`, `history.parquet` and, last, `metrics.json` into the model's directory,
+resuming from a checkpoint where one exists.
+"""
+
+from . import checkpoint
+from .loss import build_terms, frame_tensor
+from .marching import MarchValidation
+from .terms import BoxSampler, ContinuityTerm, DataTerm, InitialTerm, PhysicsTerm
+from .train import TrainingDiverged, TrainingRun, fit, network_spec, train_model, training_device
+
+__all__ = [
+    "BoxSampler",
+    "ContinuityTerm",
+    "DataTerm",
+    "InitialTerm",
+    "MarchValidation",
+    "PhysicsTerm",
+    "TrainingDiverged",
+    "TrainingRun",
+    "build_terms",
+    "checkpoint",
+    "fit",
+    "frame_tensor",
+    "network_spec",
+    "train_model",
+    "training_device",
+]

@@ -14,11 +14,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..nets import itnn
 from ..cell.model import FHNParams
 from ..cell.problems import INPUTS, OUTPUTS, i_app, input_bounds, region_bounds
-from .terms import BoxSampler, DataTerm, InitialTerm, PhysicsTerm
-from ..nets.windows import ContinuityTerm, window_edges
+from ..nets import itnn
+from ..nets.windows import window_edges
+from ..plan.kinds import kind_of, n_windows
+from .terms import BoxSampler, ContinuityTerm, DataTerm, InitialTerm, PhysicsTerm
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def _current_fn(settings: dict):
 def _data_term(spec: dict, df: pd.DataFrame, batch_size: int, weight: float, name: str):
     """A data term on the rows of `df` (an ITNN's: on the one-step pairs of its trajectories)."""
     settings = spec["problem_settings"]
-    if spec["class"] == "itnn":
+    if kind_of(spec).iterator:
         inputs, targets = itnn.pairs(df, settings["problem"], spec["itnn"]["dt"])
     else:
         inputs, targets = frame_tensor(df, INPUTS[settings["problem"]]), frame_tensor(df, OUTPUTS)
@@ -51,7 +52,7 @@ def build_terms(spec: dict, train_df: pd.DataFrame, region_df: pd.DataFrame | No
     PINN; with the region on (DDNNa/PINNa), a physics term on the region and, when a region data set
     is given, a data term on it, each with its own weight and batch size; with a high-error set from
     resampling, a data term on it; with time windows, the continuity term (eq. 3.20)."""
-    settings, training = spec["problem_settings"], spec["training"]
+    settings, training, kind = spec["problem_settings"], spec["training"], kind_of(spec)
     weights, batch = training["weights"], training["batch"]
     terms = [_data_term(spec, train_df, spec["batch_size"], weights["data"], "data")]
     region = spec.get("region_settings") if spec.get("region") else None
@@ -63,16 +64,16 @@ def build_terms(spec: dict, train_df: pd.DataFrame, region_df: pd.DataFrame | No
             terms.append(_data_term(spec, resampled_df, resample["batch"], resample["weight"], "data_resampled"))
         else:
             log.warning("%s: the high-error set is empty (no point met the rule); no extra data term", spec["model"])
-    if spec["class"] == "itnn":  # an ITNN learns one-step pairs: no time derivative, no window
+    if not kind.continuous:  # an ITNN learns one-step pairs: no time derivative, no window
         return terms
     fhn, current = FHNParams.from_mapping(spec["fhn"]), _current_fn(settings)
-    if spec["class"] == "pinn":
+    if kind.physics:
         sampler = BoxSampler(*input_bounds(settings))
         terms.append(PhysicsTerm(sampler, fhn, current, batch["physics"], weights["physics"]))
         fixed = settings["initial_state"] if settings["problem"] == "A" else None
         terms.append(InitialTerm(sampler, batch["initial"], weights["initial"], fixed_state=fixed))
-    if spec.get("windows", 1) > 1:  # eq. 3.20 at every interface between consecutive windows
-        edges = window_edges(settings["t_max"], spec["windows"])
+    if n_windows(spec) > 1:  # eq. 3.20 at every interface between consecutive windows
+        edges = window_edges(settings["t_max"], n_windows(spec))
         terms.append(ContinuityTerm(BoxSampler(*input_bounds(settings)), edges, batch["continuity"],
                                     weights["continuity"]))
     if region is not None:

@@ -100,3 +100,27 @@ class InitialTerm:
     def to(self, device):
         self.sampler.to(device)
         return self
+
+
+class ContinuityTerm:
+    """Eq. 3.20: mean over a batch of parameter sets of |net_k(t_k, p) - net_{k+1}(t_k, p)|^2 at every
+    interface t_k, averaged over the interfaces."""
+
+    kind = "continuity"
+
+    def __init__(self, sampler, edges, batch_size: int, weight: float, name="continuity"):
+        self.sampler, self.edges = sampler, list(edges)
+        self.batch_size, self.weight, self.name = batch_size, weight, name
+
+    def loss(self, model, gen: torch.Generator) -> torch.Tensor:
+        x = self.sampler(self.batch_size, gen)
+        jumps = []
+        for k in range(1, len(self.edges) - 1):
+            x_k = x.clone()
+            x_k[:, 0] = self.edges[k]
+            jumps.append(((model.nets[k - 1](x_k) - model.nets[k](x_k)) ** 2).sum(dim=1).mean())
+        return torch.stack(jumps).mean()
+
+    def to(self, device):
+        self.sampler.to(device)
+        return self

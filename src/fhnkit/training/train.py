@@ -18,18 +18,17 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from . import checkpoint
-
-from ..nets import itnn
 from ..artifacts import versions, write_json, write_parquet
-from ..nets.evaluate import sample_errors
-from .marching import MarchValidation
-from ..nets.mlp import build_network, make_spec, n_params, save_model
 from ..cell.problems import INPUTS, OUTPUTS, input_bounds
-from .loss import build_terms, frame_tensor
+from ..nets import itnn
+from ..nets.evaluate import sample_errors
+from ..nets.mlp import build_network, make_spec, n_params, save_model
 from ..nets.windows import interface_jumps, window_edges, windowed_spec
+from ..plan.kinds import kind_of, n_windows
 from ..plan.layout import needs_region_data, needs_resampled_data
-
+from . import checkpoint
+from .loss import build_terms, frame_tensor
+from .marching import MarchValidation
 
 log = logging.getLogger(__name__)
 
@@ -45,28 +44,43 @@ class TrainingDiverged(RuntimeError):
 
 def network_spec(spec: dict, train_df: pd.DataFrame) -> dict:
     """Network spec: inputs scaled from the problem's box (an ITNN's from its training pairs),
-    outputs from the training targets' range."""
+    outputs from the training targets' range (per window with time windows)."""
+    if kind_of(spec).iterator:
+        return _iterator_network_spec(spec, train_df)
+    if n_windows(spec) > 1:
+        return _windowed_network_spec(spec, train_df)
     settings = spec["problem_settings"]
-    if spec["class"] == "itnn":
-        x, y = (t.double().numpy() for t in itnn.pairs(train_df, settings["problem"], spec["itnn"]["dt"]))
-        lo, hi = x.min(axis=0), np.maximum(x.max(axis=0), x.min(axis=0) + 1e-3)
-        y_lo, y_hi = y.min(axis=0), y.max(axis=0)
-        net = make_spec(itnn.itnn_inputs(settings["problem"]), OUTPUTS, spec["layers"], lo, hi,
-                        (y_lo + y_hi) / 2, np.maximum((y_hi - y_lo) / 2, 1e-3))
-        return {**net, "itnn_dt": spec["itnn"]["dt"]}
     lo, hi = input_bounds(settings)
     y = train_df[OUTPUTS].to_numpy(np.float64)
     y_lo, y_hi = y.min(axis=0), y.max(axis=0)
-    if spec.get("windows", 1) > 1:  # each window's network scaled to its own window and outputs
-        edges = window_edges(settings["t_max"], spec["windows"])
-        t = train_df["t"].to_numpy()
-        ranges = []
-        for a, b in zip(edges, edges[1:]):
-            inside = y[(t >= a) & (t <= b)]
-            ranges.append((inside.min(axis=0), inside.max(axis=0)) if len(inside) else (y_lo, y_hi))
-        return windowed_spec(INPUTS[settings["problem"]], OUTPUTS, spec["layers"], lo, hi, edges, ranges)
     scale = np.maximum((y_hi - y_lo) / 2, 1e-3)
     return make_spec(INPUTS[settings["problem"]], OUTPUTS, spec["layers"], lo, hi, (y_lo + y_hi) / 2, scale)
+
+
+def _iterator_network_spec(spec: dict, train_df: pd.DataFrame) -> dict:
+    """An ITNN's: inputs and outputs scaled from its one-step training pairs, plus its step `itnn_dt`."""
+    settings = spec["problem_settings"]
+    x, y = (t.double().numpy() for t in itnn.pairs(train_df, settings["problem"], spec["itnn"]["dt"]))
+    lo, hi = x.min(axis=0), np.maximum(x.max(axis=0), x.min(axis=0) + 1e-3)
+    y_lo, y_hi = y.min(axis=0), y.max(axis=0)
+    net = make_spec(itnn.itnn_inputs(settings["problem"]), OUTPUTS, spec["layers"], lo, hi,
+                    (y_lo + y_hi) / 2, np.maximum((y_hi - y_lo) / 2, 1e-3))
+    return {**net, "itnn_dt": spec["itnn"]["dt"]}
+
+
+def _windowed_network_spec(spec: dict, train_df: pd.DataFrame) -> dict:
+    """Time windows': each window's network scaled to its own window and to its outputs there."""
+    settings = spec["problem_settings"]
+    lo, hi = input_bounds(settings)
+    y = train_df[OUTPUTS].to_numpy(np.float64)
+    y_lo, y_hi = y.min(axis=0), y.max(axis=0)
+    edges = window_edges(settings["t_max"], n_windows(spec))
+    t = train_df["t"].to_numpy()
+    ranges = []
+    for a, b in zip(edges, edges[1:]):
+        inside = y[(t >= a) & (t <= b)]
+        ranges.append((inside.min(axis=0), inside.max(axis=0)) if len(inside) else (y_lo, y_hi))
+    return windowed_spec(INPUTS[settings["problem"]], OUTPUTS, spec["layers"], lo, hi, edges, ranges)
 
 
 def training_device(choice: str) -> torch.device:
@@ -96,14 +110,12 @@ class TrainingRun:
         self.rollout = self.march = None
         if march_df is not None:  # reused window after window up to the marching horizon
             self.march = MarchValidation(march_df, spec["problem"], spec["problem_settings"]["t_max"])
-        if spec["class"] == "itnn":  # one-step validation pairs, plus full rollouts (eq. 3.18)
-            self.val_x, self.val_y = itnn.pairs(val_df, spec["problem"], spec["itnn"]["dt"])
-            self.rollout = itnn.RolloutValidation(val_df, spec["problem"], spec["itnn"]["dt"])
-        else:
-            self.val_x = frame_tensor(val_df, INPUTS[spec["problem"]])
-            self.val_y = frame_tensor(val_df, OUTPUTS)
+        # the network's examples (an ITNN's: one-step pairs), plus an ITNN's full rollouts (eq. 3.18)
+        self.val_x, self.val_y = self.model.examples(val_df)
+        if self.model.is_iterator:
+            self.rollout = self.model.rollout_validation(val_df)
         self.val_params = None
-        if spec.get("windows", 1) > 1:  # the validation set's parameter sets, for the interface jumps
+        if self.model.n_windows > 1:  # the validation set's parameter sets, for the interface jumps
             columns = INPUTS[spec["problem"]][1:]
             self.val_params = (frame_tensor(val_df.drop_duplicates("traj"), columns) if columns
                                else torch.zeros((1, 0)))
@@ -124,7 +136,7 @@ class TrainingRun:
         self.iteration += 1
         bad = [k for k, v in values.items() if not math.isfinite(v)]
         if bad:
-            advice = "lower training.lr" + (" or training.weights.physics" if self.spec["class"] == "pinn" else "")
+            advice = "lower training.lr" + (" or training.weights.physics" if kind_of(self.spec).physics else "")
             raise TrainingDiverged(f"model {self.spec['study']}/{self.spec['model']} diverged at iteration "
                                    f"{self.iteration}: {', '.join(f'{k}={values[k]}' for k in bad)}; {advice}")
         total.backward()
@@ -246,7 +258,7 @@ def _metrics_base(run: TrainingRun) -> dict:
     metrics = {k: spec[k] for k in ("study", "problem", "model", "class", "arch", "layers", "depth", "neurons",
                                     "shape", "batch_size", "seed")}
     metrics["region"] = bool(spec.get("region"))
-    metrics["windows"] = int(spec.get("windows", 1))
+    metrics["windows"] = n_windows(spec)
     metrics.update(n_params=n_params(run.model), versions=versions(), config_hash=spec.get("config_hash"))
     return metrics
 
