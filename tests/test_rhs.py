@@ -217,3 +217,19 @@ def test_k_to_i_app_is_one_map_with_one_default():
     assert i_app({"problem": "B", "i_app": 0.1, "k_to_i_app": [0.08, 0.04]}) == 0.1
     with pytest.raises(ValueError, match="pass K"):
         i_app({"problem": "C", "k_to_i_app": [0.08, 0.04]})
+
+
+def test_kernel_cache_follows_the_rhs_source():
+    """numba re-validates a cached kernel against solvers/cpu.py only; a stamp of fhn_rhs's source
+    makes a kernel compiled against other equations (an edit of cell/model.py) be compiled again."""
+    from pathlib import Path
+
+    from fhnkit.solvers import cpu
+
+    kernel = cpu._euler_kernel
+    stamp = Path(kernel._cache.cache_path) / f"{kernel.py_func.__qualname__}.fhn_rhs.sha256"
+    assert cpu.forget_kernels_of_another_rhs(kernel) == []  # in step after the import
+    stamp.write_text("the stamp of another fhn_rhs")
+    assert cpu.forget_kernels_of_another_rhs(kernel) == ["_euler_kernel"]
+    assert stamp.read_text() != "the stamp of another fhn_rhs"
+    assert cpu.forget_kernels_of_another_rhs(kernel) == []

@@ -10,7 +10,10 @@ loop vectorises.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import math
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -19,8 +22,8 @@ from ..cell.model import FHNParams, fhn_rhs
 
 # The model's right-hand side, defined once in fhnkit.cell.model and compiled here for the kernels.
 # Inlined, without fastmath: the kernels do exactly its IEEE operations in its order.
-# (numba's on-disk cache is keyed on this file only: after editing `fhn_rhs`, touch this file
-# or clear __pycache__ so that the cached kernels are recompiled.)
+# numba's on-disk cache of the kernels is keyed on this file only, not on cell/model.py:
+# `forget_kernels_of_another_rhs` (called at the end of this module) keeps them in step with `fhn_rhs`.
 _rhs = numba.njit(inline="always")(fhn_rhs)
 
 _BLOCK = 1024  # cells per parallel block: a block's state stays in L1 for all steps
@@ -216,3 +219,33 @@ def solve(u0, w0, i_app, params: FHNParams, dt: float, n_steps: int, save_every:
         if backend == "cuda":
             raise CudaUnavailable(f"backend 'cuda' was asked for but {why}; use backend: cpu or auto")
     return euler(u0, w0, i_app, params, dt, n_steps, save_every, dtype, store_initial)
+
+
+def forget_kernels_of_another_rhs(*kernels) -> list[str]:
+    """Flush the on-disk cache of `kernels` where it was compiled against another `fhn_rhs`.
+
+    numba invalidates a cached kernel when the file that defines it changes (this one), but not
+    when a function it inlines from another file does: after an edit of `fhn_rhs` (or an upgrade
+    that changes only cell/model.py) it would go on running the old equations. A stamp of the
+    source of `fhn_rhs` beside each kernel's cache says which equations it holds. Returns the
+    names of the kernels whose cache was flushed."""
+    tag = hashlib.sha256(inspect.getsource(fhn_rhs).encode()).hexdigest()
+    flushed = []
+    for kernel in kernels:
+        cache = getattr(kernel, "_cache", None)  # numba's FunctionCache of a cache=True dispatcher
+        if cache is None or not hasattr(cache, "cache_path"):
+            continue
+        stamp = Path(cache.cache_path) / f"{kernel.py_func.__qualname__}.fhn_rhs.sha256"
+        try:
+            if stamp.is_file() and stamp.read_text() == tag:
+                continue
+            cache.flush()
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            stamp.write_text(tag)
+            flushed.append(kernel.py_func.__qualname__)
+        except OSError:  # a read-only install: numba then caches elsewhere or not at all
+            pass
+    return flushed
+
+
+forget_kernels_of_another_rhs(_euler_kernel, _rk4_kernel)
