@@ -10,10 +10,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "config" / "tiny.yaml"
+SNAKEFILE = REPO / "workflow" / "Snakefile"
+DEFAULT_CONFIG = REPO / "config" / "config.yaml"
 
 
 def snakemake(workdir: Path, *args, configfile: Path = TINY, check=True) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory",
            str(workdir), "--configfile", str(configfile), *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
     if check and proc.returncode != 0:

@@ -256,7 +256,7 @@ def test_derive_seed_deterministic_and_distinct():
 # --------------------------------------------------------------------------- shipped configs
 
 
-@pytest.mark.parametrize("relpath", ["config.yaml", "tests/config/tiny.yaml"])
+@pytest.mark.parametrize("relpath", ["config/config.yaml", "tests/config/tiny.yaml"])
 def test_shipped_configs_validate(relpath):
     cfg = load_config(ROOT / relpath)
     assert cfg["studies"]

@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import SNAKEFILE
 from fhnkit.cluster.devices import acquire_gpu, select_rank_device, visible_gpus
-
-REPO = Path(__file__).resolve().parents[1]
 
 # takes a slot, says which, then holds it until killed
 HOLDER = """
@@ -169,7 +168,7 @@ def test_concurrent_snakemake_training_jobs_use_distinct_gpus(tmp_path):
     env = {**os.environ, "FHNKIT_GPUS": "2", "FHNKIT_GPU_LOCK_DIR": str(tmp_path / "locks")}
     env.pop("CUDA_VISIBLE_DEVICES", None)
     targets = [f"results/A/models/ddnn_silu4_bs10_s{s}/metrics.json" for s in range(4)]
-    cmd = [sys.executable, "-m", "snakemake", *targets, "--snakefile", str(REPO / "Snakefile"), "--directory",
+    cmd = [sys.executable, "-m", "snakemake", *targets, "--snakefile", str(SNAKEFILE), "--directory",
            str(tmp_path), "--configfile", str(tmp_path / "config.yaml"), "--cores", "2", "--resources", "gpu=2"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import SNAKEFILE
 from fhnkit.artifacts import read_parquet_meta
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 DATA = {"problem": "A", "t_max": 20, "train": {"n": 10, "sampler": "grid"}, "val": {"n": 50}}
@@ -42,7 +42,7 @@ def config_with(name: str, training: dict) -> dict:
 
 
 def snakemake(workdir: Path, *args, check=True, **popen) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", *args, "--snakefile", str(REPO / "Snakefile"), "--directory",
+    cmd = [sys.executable, "-m", "snakemake", *args, "--snakefile", str(SNAKEFILE), "--directory",
            str(workdir), "--configfile", str(workdir / "config.yaml")]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     if check and proc.returncode != 0:
@@ -110,7 +110,7 @@ def test_after_a_kill_unlock_and_rerun_incomplete_finish_without_retraining(tmp_
     slow = {"iterations": 30000, "validate_every": 500, "checkpoint_every": 1000}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config_with("slow", slow)))
     targets = [f"{d}/metrics.json" for d in [*GOOD, SLOW]]
-    cmd = [sys.executable, "-m", "snakemake", *targets, "--snakefile", str(REPO / "Snakefile"), "--directory",
+    cmd = [sys.executable, "-m", "snakemake", *targets, "--snakefile", str(SNAKEFILE), "--directory",
            str(tmp_path), "--configfile", str(tmp_path / "config.yaml"), "--cores", "2"]
     with open(tmp_path / "killed.log", "w") as log:
         run = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

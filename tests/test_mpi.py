@@ -14,7 +14,8 @@ import pytest
 import torch
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import SNAKEFILE
+
 MODEL_FILES = ["history.parquet", "metrics.json", "spec.json", "weights.pt"]
 
 # six DDNNs of problem A (about a second each) and one that diverges with on_divergence: fail
@@ -67,7 +68,7 @@ def train_grid(workdir: Path, *args, launcher=(), env=None, timeout=600) -> subp
                           env={**os.environ, **(env or {})})
 
 
-def snakemake(workdir: Path, *args, snakefile: Path = REPO / "Snakefile", check=True) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args, snakefile: Path = SNAKEFILE, check=True) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(workdir),
            "--configfile", str(workdir / "config.yaml"), *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
@@ -169,16 +170,12 @@ def test_the_snakemake_rule_runs_train_grid_in_one_mpi_job(tmp_path):
     cfg = {**CONFIG, "studies": {"A": {**CONFIG["studies"]["A"], "grid": {**CONFIG["studies"]["A"]["grid"],
                                                                           "layers": [1]}}}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
-    snakefile = REPO / "Snakefile"
-    if "mpi.smk" not in snakefile.read_text():  # until the Snakefile includes the rule file
-        snakefile = tmp_path / "Snakefile"
-        snakefile.write_text(f'include: "{REPO / "Snakefile"}"\ninclude: "{REPO / "workflow/rules/mpi.smk"}"\n')
     snakemake(tmp_path, "--cores", "2", "train_grid_mpi", "--set-resources",
-              f'train_grid_mpi:mpi="{" ".join(launcher[:-2])}"', snakefile=snakefile)
+              f'train_grid_mpi:mpi="{" ".join(launcher[:-2])}"')
     log = (tmp_path / "logs/mpi/train_grid.log").read_text()
     assert "3 to train on 2 rank(s)" in log and "[rank 1/2] ok: " in log, log
     assert all((tmp_path / f"results/A/models/ddnn_silu4_bs10_s{s}/metrics.json").exists() for s in range(3))
-    proc = snakemake(tmp_path, "--cores", "2", "-n", "results/A/benchmark.json", snakefile=snakefile)
+    proc = snakemake(tmp_path, "--cores", "2", "-n", "results/A/benchmark.json")
     stats = proc.stdout[proc.stdout.index("Job stats"):]
     assert not re.search(r"^(train|dataset)\s", stats, re.M), stats
 

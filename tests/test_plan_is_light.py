@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, TINY, snakemake
+from conftest import DEFAULT_CONFIG, TINY, snakemake
 
 HEAVY = ("torch", "numba", "scipy")
 
@@ -42,7 +42,7 @@ def test_planning_layer_imports_nothing_heavy(blocked_env):
     assert proc.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("configfile", [REPO / "config.yaml", TINY], ids=["default", "tiny"])
+@pytest.mark.parametrize("configfile", [DEFAULT_CONFIG, TINY], ids=["default", "tiny"])
 def test_dag_builds_without_heavy_imports(blocked_env, tmp_path, configfile):
     proc = snakemake(tmp_path / "work", "-n", "--cores", "2", configfile=configfile, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]

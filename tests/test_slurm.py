@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO, SNAKEFILE
+
 TINY = REPO / "tests" / "config" / "tiny.yaml"
 PROFILE = REPO / "profiles" / "slurm"
 
@@ -91,7 +92,7 @@ def slurm_run(cluster, tmp_path_factory):
     that the dry run planned to submit: {rule: count})."""
     workdir = tmp_path_factory.mktemp("slurm")
     config = _small_config(workdir)
-    cmd = [sys.executable, "-m", "snakemake", "--profile", str(PROFILE), "--snakefile", str(REPO / "Snakefile"),
+    cmd = [sys.executable, "-m", "snakemake", "--profile", str(PROFILE), "--snakefile", str(SNAKEFILE),
            "--directory", str(workdir), "--configfile", str(config),
            # poll squeue every 5 s instead of the plugin's 40 s (a test of 11 short jobs), and keep
            # the SLURM log of every job, not only of failed ones
@@ -111,7 +112,7 @@ def slurm_run(cluster, tmp_path_factory):
         raise AssertionError(f"{' '.join(cmd)} failed:\n{log[-6000:]}\n{tails}")
     # the report with the same profile, as a cluster user would run it (it starts no job)
     report = subprocess.run([sys.executable, "-m", "snakemake", "--profile", str(PROFILE),
-                             "--snakefile", str(REPO / "Snakefile"),
+                             "--snakefile", str(SNAKEFILE),
                              "--directory", str(workdir), "--configfile", str(config),
                              "--report", str(workdir / "report.html")], capture_output=True, text=True, timeout=600)
     assert report.returncode == 0, report.stderr[-4000:]
@@ -253,7 +254,7 @@ def test_the_mpi_rule_through_the_profile_is_one_slurm_job_of_two_tasks(cluster,
     of 2 tasks (sbatch --ntasks=2) whose ranks srun starts through PMIx (the profile's `mpi`)."""
     _need_mpi4py()
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(MPI_CONFIG))
-    cmd = [sys.executable, "-m", "snakemake", "--profile", str(PROFILE), "--snakefile", str(REPO / "Snakefile"),
+    cmd = [sys.executable, "-m", "snakemake", "--profile", str(PROFILE), "--snakefile", str(SNAKEFILE),
            "--directory", str(tmp_path), "--configfile", str(tmp_path / "config.yaml"),
            "--slurm-init-seconds-before-status-checks", "5", "--verbose",
            "--set-threads", "train_grid_mpi=2", "--", "train_grid_mpi"]  # 2 ranks: the test node has 2 CPUs

@@ -14,7 +14,7 @@ import yaml
 
 # REPO, TINY, snakemake() and the session fixture tiny_run live in conftest.py (shared with
 # test_report_browser.py, so that one tiny run serves both).
-from conftest import REPO, TINY, snakemake
+from conftest import DEFAULT_CONFIG, SNAKEFILE, TINY, snakemake
 from fhnkit.artifacts import read_parquet_meta
 from fhnkit.plan.config import load_config
 from fhnkit.plan.grid import expand_all
@@ -166,9 +166,9 @@ def test_rerun_has_nothing_to_do(tiny_run):
 
 
 def test_default_config_builds_the_whole_dag(tmp_path):
-    proc = snakemake(tmp_path, "-n", "--cores", "2", configfile=REPO / "config.yaml")
+    proc = snakemake(tmp_path, "-n", "--cores", "2", configfile=DEFAULT_CONFIG)
     out = proc.stdout
-    config = load_config(REPO / "config.yaml")
+    config = load_config(DEFAULT_CONFIG)
     n_models, n_studies = len(expand_all(config)), len(config["studies"])
     n_extra_sets = sum(1 for s in config["studies"].values()
                        if True in s["grid"]["region"] and s.get("region") and s["region"]["data"]["n"] > 0)
@@ -212,7 +212,7 @@ def test_datasets_come_from_the_between_workflow_cache(tmp_path):
     env = {**os.environ, "SNAKEMAKE_OUTPUT_CACHE": str(cache)}
 
     def run(workdir, configfile=TINY):
-        cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+        cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory",
                str(workdir), "--configfile", str(configfile), "--cores", "1", target, "--cache", "dataset"]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
         assert proc.returncode == 0, proc.stderr[-3000:]

@@ -18,7 +18,7 @@ from fhnkit.plan import (
 # the checkout that holds this workflow: pip expands ${FHNKIT_CHECKOUT} in their `pip:` section.
 # (A relative path there would be taken from the copy of the file that Snakemake hands to conda,
 # in .snakemake/conda/ or under --conda-prefix, not from envs/.) Set here, so always this checkout.
-os.environ["FHNKIT_CHECKOUT"] = workflow.basedir
+os.environ["FHNKIT_CHECKOUT"] = os.path.dirname(os.path.abspath(workflow.basedir))  # workflow/ -> checkout
 
 
 envvars:

@@ -69,15 +69,16 @@ COMMANDS = [
      "example:\n  fhnkit validate config/config.yaml", [CONFIG]),
     ("grid", cmd_grid, "list the models of the architecture grid",
      "List every model of the grid: study, name, class, architecture, neurons, shape, batch size and seed.",
-     "examples:\n  fhnkit grid config.yaml\n  fhnkit grid config.yaml --study A_scarce --json", [CONFIG, STUDY, JSON]),
+     "examples:\n  fhnkit grid config/config.yaml\n  fhnkit grid config/config.yaml --study A_scarce --json",
+     [CONFIG, STUDY, JSON]),
     ("dataset", cmd_dataset, "solve and write a study's training or validation set",
      "Sample a study's parameter space (seeded) and solve it with the Euler kernel; write Parquet.",
-     "example:\n  fhnkit dataset config.yaml --study A --split train -o train.parquet",
+     "example:\n  fhnkit dataset config/config.yaml --study A --split train -o train.parquet",
      [CONFIG, STUDY, (("--split",), dict(choices=["train", "val"], required=True, help="which split")),
       (("-o", "--output"), dict(required=True, help="Parquet file to write"))]),
     ("spec", cmd_spec, "write one model's training spec as JSON",
      "Write the training spec of one model of the grid (see `fhnkit grid` for names), for `fhnkit train`.",
-     "example:\n  fhnkit spec config.yaml --study A --model pinn_silu8_bs10_s0 -o spec.json",
+     "example:\n  fhnkit spec config/config.yaml --study A --model pinn_silu8_bs10_s0 -o spec.json",
      [CONFIG, STUDY, (("--model", "-m"), dict(required=True, help="model name, as listed by `fhnkit grid`")),
       (("-o", "--output"), dict(required=True, help="JSON file to write"))]),
     ("train", cmd_train, "train one model from its spec",
@@ -97,9 +98,9 @@ COMMANDS = [
      "(RESULTS/{study}/models/{model}/, logs in LOGS/{study}/train/{model}.log); finished ones (metrics.json "
      "exists) are skipped, interrupted ones resume; missing data sets are made first. Without MPI it trains "
      "the models one after the other. Exit 1 when a model's training failed (not diverged-and-recorded).",
-     "examples:\n  mpirun -n 8 fhnkit train-grid config.yaml\n"
-     "  srun -n 16 fhnkit train-grid config.yaml --study B_S --study C\n"
-     "  fhnkit train-grid config.yaml --results results   (one process)\n"
+     "examples:\n  mpirun -n 8 fhnkit train-grid config/config.yaml\n"
+     "  srun -n 16 fhnkit train-grid config/config.yaml --study B_S --study C\n"
+     "  fhnkit train-grid config/config.yaml --results results   (one process)\n"
      "then: snakemake --cores all (takes the trained models as they are; see README, MPI)",
      [CONFIG, (("--study", "-s"), dict(action="append", help="train only this study (repeatable; default: all)")),
       (("--results",), dict(default="results", help="results directory (default: results)")),
@@ -120,7 +121,7 @@ COMMANDS = [
      "Euler solver on the config's benchmark work (the CUDA kernel and CUDA events on a GPU), with "
      "throughput and roofline fractions; the same numbers as the workflow's benchmark rule.",
      "examples:\n  fhnkit bench solver\n  fhnkit bench solver --cells 1000000 --precision float32 -o solver.json\n"
-     "  fhnkit bench network --config config.yaml --study B_S --model results/B_S/models/M \\\n"
+     "  fhnkit bench network --config config/config.yaml --study B_S --model results/B_S/models/M \\\n"
      "      --data results/B_S/data/val.parquet --gpu-cells 16000000 -o bench.json",
      [(("target",), dict(choices=["solver", "network"], help="what to benchmark")),
       (("--cells",), dict(type=int, help="CPU parameter sets (default: solver 4,000,000; network: the "
