@@ -22,7 +22,7 @@ from fhnkit.inference.compiled import (
     load_builds,
     plan,
 )
-from fhnkit.nets.mlp import load_model
+from fhnkit.nets import load_model
 from fhnkit.plan.config import validate_config
 from fhnkit.plan.grid import expand_study
 from fhnkit.training.train import train_model

@@ -12,8 +12,7 @@ import torch
 from fhnkit.cell.model import FHNParams
 from fhnkit.datasets.simulate import make_dataset
 from fhnkit.inference.benchmark import benchmark_model
-from fhnkit.nets import itnn
-from fhnkit.nets.mlp import load_model
+from fhnkit.nets import itnn, load_model
 from fhnkit.plan.config import ConfigError, validate_config
 from fhnkit.plan.grid import expand_study
 from fhnkit.training.train import train_model

@@ -22,9 +22,9 @@ import fhnkit.training.train as train_mod
 from fhnkit.artifacts import read_json, read_parquet_meta
 from fhnkit.cell.model import FHNParams, rhs
 from fhnkit.datasets.simulate import make_dataset, write_dataset
+from fhnkit.nets import ACTIVATIONS, MLP, build_network, load_model, make_spec, n_params, network_class, save_model
 from fhnkit.nets.base import Surrogate
 from fhnkit.nets.itnn import IteratorMLP
-from fhnkit.nets.mlp import ACTIVATIONS, MLP, build_network, load_model, make_spec, n_params, network_class, save_model
 from fhnkit.nets.windows import WindowedMLP
 from fhnkit.plan.config import validate_config
 from fhnkit.plan.grid import expand_study
@@ -125,7 +125,7 @@ def test_save_load_round_trip_without_training_code(tmp_path):
         assert torch.equal(load_model(tmp_path / "m")(x), expected)
     code = textwrap.dedent(f"""
         import sys, torch
-        from fhnkit.nets.mlp import load_model
+        from fhnkit.nets import load_model
         model = load_model({str(tmp_path / 'm')!r})
         assert not model.training
         with torch.no_grad():

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fhnkit.datasets.simulate import write_dataset
-from fhnkit.nets.mlp import MLP, load_model, make_spec
+from fhnkit.nets import MLP, load_model, make_spec
 from fhnkit.nets.windows import WindowedMLP, interface_jumps, window_edges, windowed_spec
 from fhnkit.plan.config import ConfigError, validate_config
 from fhnkit.plan.grid import expand_study

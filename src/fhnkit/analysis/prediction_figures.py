@@ -226,7 +226,7 @@ def study_predictions(summary: pd.DataFrame, study: str, model_dirs: dict, val: 
                       highlight: dict, u_threshold: float | None = None, train: pd.DataFrame | None = None) -> Path:
     """`predictions` of the best DDNN/PINN of each class variant of `study` (`select_prediction_models`),
     loaded from `model_dirs` (model name -> folder with spec.json and weights.pt) and run on `val`."""
-    from ..nets.mlp import load_model
+    from ..nets import load_model
 
     chosen = select_prediction_models(summary, study)
     evaluated = [(row.variant, row.model, validation_predictions(load_model(model_dirs[row.model]), val))

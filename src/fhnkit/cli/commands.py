@@ -158,8 +158,8 @@ def cmd_train_grid(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    from ..nets import load_model
     from ..nets.evaluate import evaluate_frame
-    from ..nets.mlp import load_model
 
     for name in ("spec.json", "weights.pt"):
         if not (Path(args.model) / name).is_file():

@@ -24,7 +24,7 @@ from ..artifacts import read_json, versions, write_json
 from ..cell.model import FHNParams
 from ..cell.problems import i_app, input_bounds, parameter_columns
 from ..datasets.sampling import sample_box
-from ..nets.mlp import load_model
+from ..nets import load_model
 from ..plan.config import derive_seed
 from ..solvers.cpu import steps_for
 from . import roofline

@@ -243,7 +243,7 @@ def compile_model(model_dir, val_path, out_dir, settings: dict, device: str | No
     import pandas as pd
 
     from ..artifacts import read_json, versions, write_json
-    from ..nets.mlp import load_model
+    from ..nets import load_model
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     metrics = read_json(model_dir / "metrics.json")

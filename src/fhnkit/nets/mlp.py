@@ -2,21 +2,16 @@
 
 A model is fully described by a JSON-able spec: input/output names, hidden
 layers as (activation, width), and the fixed affine maps that scale inputs
-to [-1, 1] and outputs back to model units. `load_model` rebuilds it from the
-spec and a weights file without any training code, as the network class the
-spec describes (`network_class`), each a `fhnkit.nets.base.Surrogate`.
+to [-1, 1] and outputs back to model units (`fhnkit.nets.files` saves and
+rebuilds a network from its spec and weights).
 """
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from .. import __version__
-from ..artifacts import write_json
 from .base import Surrogate
 
 
@@ -71,44 +66,3 @@ def make_spec(inputs, outputs, layers, input_lo, input_hi, output_offset, output
 def n_params(model: nn.Module) -> int:
     """Number of trainable values (weights and biases) of a network."""
     return sum(p.numel() for p in model.parameters())
-
-
-def save_model(model: Surrogate, directory) -> None:
-    """Write `spec.json` and `weights.pt` (a plain state_dict) into `directory`."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / ".weights.pt.tmp"
-    torch.save(model.state_dict(), tmp)
-    tmp.replace(directory / "weights.pt")
-    write_json(model.spec, directory / "spec.json")
-
-
-def network_class(spec: dict) -> type[Surrogate]:
-    """The network class a (saved) network spec describes: one MLP per time window (a spec with
-    `windows`), an iterator network (a spec with `itnn_dt`), else one MLP of (t, parameters).
-
-    The one place that tells network kinds apart by the keys of a spec; everything else asks the network.
-    """
-    if "windows" in spec:
-        from .windows import WindowedMLP
-
-        return WindowedMLP
-    if "itnn_dt" in spec:
-        from .itnn import IteratorMLP
-
-        return IteratorMLP
-    return MLP
-
-
-def build_network(spec: dict) -> Surrogate:
-    """The network a spec describes (`network_class`), freshly initialised."""
-    return network_class(spec)(spec)
-
-
-def load_model(directory, map_location="cpu") -> Surrogate:
-    """Rebuild a saved model from `spec.json` + `weights.pt`, in eval mode."""
-    directory = Path(directory)
-    spec = json.loads((directory / "spec.json").read_text())
-    model = build_network(spec)
-    model.load_state_dict(torch.load(directory / "weights.pt", map_location=map_location, weights_only=True))
-    return model.eval()

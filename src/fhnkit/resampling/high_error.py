@@ -130,7 +130,7 @@ def write_selection(model_dir, train_path, study: dict, settings: dict, seed: in
     from pathlib import Path
 
     from ..artifacts import versions, write_parquet
-    from ..nets.mlp import load_model
+    from ..nets import load_model
 
     model = load_model(model_dir)
     errors = error_map(model, pd.read_parquet(train_path), study["problem"], for_selection=True)
@@ -148,7 +148,7 @@ def write_selection(model_dir, train_path, study: dict, settings: dict, seed: in
 
 def compare_error_maps(base_dir, retrained_dir, val_df: pd.DataFrame, problem: str) -> pd.DataFrame:
     """Validation errors per trajectory of the base and the retrained model (column `model`: before, after)."""
-    from ..nets.mlp import load_model
+    from ..nets import load_model
 
     maps = [error_map(load_model(d), val_df, problem, for_selection=False).assign(model=which)
             for which, d in (("before", base_dir), ("after", retrained_dir))]

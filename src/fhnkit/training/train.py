@@ -20,9 +20,8 @@ from tqdm.auto import tqdm
 
 from ..artifacts import versions, write_json, write_parquet
 from ..cell.problems import INPUTS, OUTPUTS, input_bounds
-from ..nets import itnn
+from ..nets import build_network, itnn, make_spec, n_params, save_model
 from ..nets.evaluate import sample_errors
-from ..nets.mlp import build_network, make_spec, n_params, save_model
 from ..nets.windows import interface_jumps, window_edges, windowed_spec
 from ..plan.kinds import kind_of, n_windows
 from ..plan.layout import needs_region_data, needs_resampled_data
