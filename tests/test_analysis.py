@@ -21,7 +21,7 @@ def shape_of(widths: tuple[int, ...]) -> str:
     """Shape class of SPEC.md section 6 (test-local copy)."""
     if len(set(widths)) == 1:
         return "rectangle"
-    pairs = list(zip(widths, widths[1:]))
+    pairs = list(itertools.pairwise(widths))
     if all(a > b for a, b in pairs):
         return "funnel"
     if all(a < b for a, b in pairs):
@@ -50,7 +50,7 @@ def fake_summary(seed: int = 0, pinn_factor: float = 0.05, studies=("A_scarce",)
                     neurons = sum(widths)
                     base = SHAPE_ERR.get(shape, 3e-3) / np.sqrt(neurons / 16)
                     err = base * (pinn_factor if cls == "pinn" else 1) * rng.lognormal(0, noise)
-                    arch = "-".join(f"{a}{w}" for a, w in zip(acts, widths))
+                    arch = "-".join(f"{a}{w}" for a, w in zip(acts, widths, strict=True))
                     rows.append({
                         "study": study, "problem": study.split("_")[0],
                         "model": f"{cls}_{arch}_bs10_s0", "class": cls, "arch": arch,
@@ -104,7 +104,7 @@ def test_build_summary_joins_and_derives(tmp_path):
 
     assert list(df.columns) == an.SUMMARY_COLUMNS
     assert list(df.columns)[:3] == ["study", "problem", "model"] and list(df.columns[-2:]) == ["status", "error"]
-    assert list(zip(df["study"], df["model"])) == [("A_dense", "b"), ("A_scarce", "a"), ("A_scarce", "b")]
+    assert list(zip(df["study"], df["model"], strict=True)) == [("A_dense", "b"), ("A_scarce", "a"), ("A_scarce", "b")]
     ok = df.set_index(["study", "model"]).loc[("A_scarce", "b")]
     assert ok["mean_err"] == pytest.approx(0.001)
     assert ok["inference_time_s"] == pytest.approx(0.02)

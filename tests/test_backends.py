@@ -134,7 +134,7 @@ def test_format_backends_is_aligned(report):
     # every row starts its usable/version/detail columns at the same offsets
     col_usable = lines[0].index("usable")
     col_version = lines[0].index("version")
-    for line, (name, entry) in zip(lines[2:], report.items()):
+    for line, (name, entry) in zip(lines[2:], report.items(), strict=False):
         assert line.startswith(name)
         assert line[col_usable:].startswith("yes" if entry["usable"] else "no")
         assert line[col_version:].startswith(entry["version"] or "-")

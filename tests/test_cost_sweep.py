@@ -98,7 +98,7 @@ def test_timing_table_has_one_row_per_architecture_and_build(swept):
     assert meta["builds"][0] == "eager-fp32" and len(timings) == 4 * len(meta["builds"])
     assert set(timings["build"]) == set(meta["builds"])
     assert (timings["neurons"] == timings["width"] * timings["layers"]).all()
-    assert set(zip(timings["width"], timings["layers"])) == {(8, 1), (16, 1), (8, 2), (16, 2)}
+    assert set(zip(timings["width"], timings["layers"], strict=True)) == {(8, 1), (16, 1), (8, 2), (16, 2)}
     for column in ("inference_time_s", "eager_time_s", "solver_time_s"):  # seconds, positive and finite
         assert np.isfinite(timings[column]).all() and (timings[column] > 0).all(), column
     assert (timings["inference_time_iqr_s"] >= 0).all()
@@ -107,9 +107,9 @@ def test_timing_table_has_one_row_per_architecture_and_build(swept):
     assert np.allclose(timings["compile_speedup"], timings["eager_time_s"] / timings["inference_time_s"])
     assert np.allclose(timings["speedup"], timings["solver_time_s"] / timings["inference_time_s"])
     assert (timings["n_sets"] == 100).all() and (timings["n_points"] == 10).all()
-    assert (timings["n_params"] == [n_params(make_network(sweep_settings(small_config()["cost_sweep"]), "silu",
-                                                         w, n, 0)) for w, n in zip(timings["width"],
-                                                                                   timings["layers"])]).all()
+    settings = sweep_settings(small_config()["cost_sweep"])
+    shapes = zip(timings["width"], timings["layers"], strict=True)
+    assert (timings["n_params"] == [n_params(make_network(settings, "silu", w, n, 0)) for w, n in shapes]).all()
 
 
 def test_write_sweep_keeps_the_plan_with_the_table(swept, tmp_path):

@@ -69,7 +69,7 @@ def test_auto_backend_falls_back_to_the_cpu_kernel():
     u0 = np.linspace(0, 1, 9)
     got = solve(u0, 0.05, 0.1, FHNParams(), 0.01, 200, 20, backend="auto")
     want = euler(u0, 0.05, 0.1, FHNParams(), 0.01, 200, 20)
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
 
 

@@ -241,7 +241,7 @@ B_MODELS = [
 
 def test_select_prediction_models_takes_the_best_continuous_model_of_each_variant():
     chosen = figures.select_prediction_models(summary_of(B_MODELS), "S")
-    assert list(zip(chosen["variant"], chosen["model"])) == [
+    assert list(zip(chosen["variant"], chosen["model"], strict=True)) == [
         ("ddnn", "ddnn_tanh8_bs16_s1"), ("ddnna", "ddnna_tanh8_bs16_s0"), ("pinn, 2 windows", "pinn_tanh8_w2_bs16_s0")]
 
 
@@ -322,7 +322,7 @@ def test_predictions_of_a_study_whose_every_continuous_model_failed(tmp_path, ca
 
 def test_iteration_cost_a_box_per_variant_and_a_panel_per_study(tmp_path, captured):
     rows = [{"model": f"ddnn_{i}", "class": "ddnn", "iter_time_s": t, "batch_size": bs}
-            for i, (t, bs) in enumerate(zip((0.9e-4, 0.95e-4, 1.05e-4, 1.1e-4), (32, 128, 32, 128)))]
+            for i, (t, bs) in enumerate(zip((0.9e-4, 0.95e-4, 1.05e-4, 1.1e-4), (32, 128, 32, 128), strict=True))]
     rows += [{"model": f"pinn_{i}", "class": "pinn", "iter_time_s": t, "batch_size": 32}
              for i, t in enumerate((0.9e-3, 1e-3, 1.2e-3))]
     rows += [{"model": "ddnna_0", "class": "ddnn", "region": True, "iter_time_s": 3e-4, "batch_size": 32},

@@ -90,7 +90,7 @@ def test_itnn_trains_validates_on_rollouts_and_benchmarks(data, tmp_path):
     assert isinstance(model, itnn.IteratorMLP) and model.is_iterator and model.iterator_dt == 2.0
     assert model.problem == "B" and model.n_windows == 1
     pairs = itnn.pairs(sets["val"], "B", 2.0)
-    assert all(torch.equal(a, b) for a, b in zip(model.examples(sets["val"]), pairs))
+    assert all(torch.equal(a, b) for a, b in zip(model.examples(sets["val"]), pairs, strict=True))
     validation = itnn.RolloutValidation(sets["val"], "B", 2.0)
     assert validation.n_steps == 5 and validation.errors(model).shape == (5, 8)
     np.testing.assert_array_equal(model.rollout_validation(sets["val"]).errors(model), validation.errors(model))

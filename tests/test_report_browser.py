@@ -268,7 +268,7 @@ class Report:
 
     def row_labels(self) -> list[dict]:
         nav = self.nav()
-        return [dict(zip(nav["header"][:-1], cells[:-1])) for cells in nav["rows"]]
+        return [dict(zip(nav["header"][:-1], cells[:-1], strict=False)) for cells in nav["rows"]]
 
     def hint(self, category: str, subcategory: str | None = None) -> str:
         """Why a list may not render: Snakemake's toggle, where one of the category's lists makes one."""

@@ -194,10 +194,10 @@ def test_rhs_wrapper_is_fhn_rhs_with_the_params_and_works_on_tensors():
     u, w, c = random_inputs(500, np.float32, seed=15)[:3]
     p = PARAM_SETS[1]
     want = fhn_rhs(u, w, c, *(getattr(p, name) for name in NAMES))
-    for got, ref in zip(rhs(u, w, c, p), want):
+    for got, ref in zip(rhs(u, w, c, p), want, strict=True):
         assert_bitwise(got, ref, "rhs(u, w, i_app, p) on numpy")
     got_t = rhs(torch.from_numpy(u), torch.from_numpy(w), torch.from_numpy(c), p)
-    for got, ref in zip(got_t, want):
+    for got, ref in zip(got_t, want, strict=True):
         assert got.dtype == torch.float32
         assert_bitwise(got.numpy(), ref, "rhs on float32 torch tensors")
 

@@ -8,6 +8,7 @@ tolerances.
 from __future__ import annotations
 
 import contextlib
+import itertools
 
 import numba
 import numpy as np
@@ -154,7 +155,7 @@ def rk_reference():
 
 
 def _errors_at_t10(dt, rk_reference):
-    u0, w0, i_app = (np.array(x) for x in zip(*CONVERGENCE_CASES))
+    u0, w0, i_app = (np.array(x) for x in zip(*CONVERGENCE_CASES, strict=True))
     u, w = final_state(u0, w0, i_app, dt, 10.0)
     return np.maximum(np.abs(u - rk_reference[:, 0]), np.abs(w - rk_reference[:, 1]))
 
@@ -199,7 +200,7 @@ def test_autopacing_limit_cycle(i_app):
     assert len(periods) >= 5
     assert np.all((periods > 18.0) & (periods < 22.0)), periods
     assert np.ptp(periods) < 0.05  # a limit cycle: the period does not drift
-    peaks = np.array([u[a:b].max() for a, b in zip(idx[:-1], idx[1:])])
+    peaks = np.array([u[a:b].max() for a, b in itertools.pairwise(idx)])
     assert np.all((peaks >= 1.0) & (peaks <= 1.15)), peaks
 
 
@@ -261,7 +262,7 @@ def test_inputs_not_modified():
     u0, w0, i_app = random_cells(10)
     copies = [x.copy() for x in (u0, w0, i_app)]
     euler(u0, w0, i_app, PARAMS, 0.01, 100)
-    for x, c in zip((u0, w0, i_app), copies):
+    for x, c in zip((u0, w0, i_app), copies, strict=True):
         np.testing.assert_array_equal(x, c)
 
 
@@ -337,7 +338,7 @@ def test_deterministic_bytes():
     for dtype in (np.float32, np.float64):
         first = euler(u0, w0, i_app, PARAMS, 0.01, 300, save_every=5, dtype=dtype)
         second = euler(u0, w0, i_app, PARAMS, 0.01, 300, save_every=5, dtype=dtype)
-        for a, b in zip(first, second):
+        for a, b in zip(first, second, strict=True):
             assert a.tobytes() == b.tobytes()
 
 

@@ -28,7 +28,7 @@ def test_summary_has_one_row_per_model(tiny_run):
     assert summary.groupby("region").size().to_dict() == {False: 12, True: 4}
     assert summary.groupby("class").size().to_dict() == {"ddnn": 11, "pinn": 4, "itnn": 1}
     assert summary.groupby("windows").size().to_dict() == {1: 15, 2: 1}
-    assert set(zip(summary["study"], summary["model"])) == {(s["study"], s["model"]) for s in specs}
+    assert set(zip(summary["study"], summary["model"], strict=True)) == {(s["study"], s["model"]) for s in specs}
     failed = summary[summary["status"] != "ok"]
     assert list(failed["model"]) == ["ddnn_silu4_bs10_s0"] and list(failed["study"]) == ["diverges"]
     assert "diverged at iteration 1" in failed["error"].iloc[0]

@@ -31,7 +31,7 @@ def accuracy_vs_neurons(summary: pd.DataFrame, path) -> Path:
     studies = sorted(summary["study"].unique())
     fig, axes = plotting.new_figure(len(studies))
     ok = successful(summary)
-    for ax, study in zip(axes, studies):
+    for ax, study in zip(axes, studies, strict=False):
         data = ok[ok["study"] == study].assign(neurons_dodged=_dodge)
         n_failed = int((summary["study"] == study).sum()) - len(data)
         ax.set_title(study + (f" ({n_failed} failed)" if n_failed else ""), fontsize="medium")
@@ -66,13 +66,14 @@ def rollout(model, val_df: pd.DataFrame, problem: str, path, title: str, n_show:
     fig, axes = plotting.new_figure(2, plotting.WIDE_PANEL_W)
     colours = sns.color_palette("colorblind", len(shown))
     for ax, var, truth in ((axes[0], 0, U), (axes[1], 1, W)):
-        for colour, i in zip(colours, shown):
+        for colour, i in zip(colours, shown, strict=True):
             ax.plot(times, truth[i], color=colour, lw=1)
             ax.plot(t_net, np.r_[truth[i, 0], pred[:, i, var]], "o--", color=colour, ms=3, lw=0.8)
         ax.set(xlabel="t", ylabel="UW"[var])
     handles = [Line2D([], [], color="k", lw=1, label="solver"),
                Line2D([], [], color="k", ls="--", marker="o", ms=3, lw=0.8, label="ITNN rollout")]
-    handles += [Line2D([], [], color=c, lw=2, label=f"set {i}: error {err[i]:.2g}") for c, i in zip(colours, shown)]
+    handles += [Line2D([], [], color=c, lw=2, label=f"set {i}: error {err[i]:.2g}")
+                for c, i in zip(colours, shown, strict=True)]
     plotting.margin_legend(fig, handles)
     fig.suptitle(title)
     return plotting.save_figure(fig, path)
@@ -87,7 +88,7 @@ def error_maps(maps: pd.DataFrame, centers: pd.DataFrame, path, title: str) -> P
     fig, axes = plotting.new_figure(2)
     positive = maps["mean_err"][maps["mean_err"] > 0]
     norm = LogNorm(vmin=positive.min(), vmax=positive.max()) if len(positive) else None
-    for ax, which in zip(axes, ("before", "after")):
+    for ax, which in zip(axes, ("before", "after"), strict=True):
         data = maps[maps["model"] == which].sort_values("mean_err")  # the worst drawn on top
         colour = data["mean_err"].clip(lower=positive.min()) if norm else data["mean_err"]
         points = ax.scatter(data["U0"], data["W0"], c=colour, norm=norm, cmap="viridis", s=14)

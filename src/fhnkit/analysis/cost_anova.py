@@ -36,7 +36,7 @@ def _coefficients(data: pd.DataFrame, formula: str, terms) -> dict[str, str]:
     for term in terms:
         parts = term.split(":")
         names = [n for n in params.index
-                 if len(n.split(":")) == len(parts) and all(p in q for p, q in zip(parts, n.split(":")))]
+                 if len(n.split(":")) == len(parts) and all(p in q for p, q in zip(parts, n.split(":"), strict=True))]
         out[term] = "; ".join(f"{n[len(term):]}={params[n]:.4g}" if n != term else f"{params[n]:.4g}"
                               for n in names)
     return out

@@ -38,7 +38,7 @@ def error_vs_inference(summary: pd.DataFrame, path) -> Path:
     ok = successful(summary)
     ok = ok[np.isfinite(ok["inference_time_s"]) & (ok["inference_time_s"] > 0)]
     studies = sorted(summary["study"].unique())
-    colours = dict(zip(studies, sns.color_palette("colorblind", max(len(studies), 1))))
+    colours = dict(zip(studies, sns.color_palette("colorblind", max(len(studies), 1)), strict=False))
     if ok.empty:
         plotting.empty_panel(ax, "no timed, successful models")
     else:
@@ -56,7 +56,7 @@ def error_vs_inference(summary: pd.DataFrame, path) -> Path:
 
 def _layer_lines(ax, data: pd.DataFrame, y: str, layer_counts) -> None:
     """One line (with markers) per layer count of `data[y]` against neurons."""
-    colours = dict(zip(layer_counts, sns.color_palette("viridis", len(layer_counts))))
+    colours = dict(zip(layer_counts, sns.color_palette("viridis", len(layer_counts)), strict=True))
     for n, group in data.groupby("layers", sort=True):
         group = group.sort_values("neurons")
         ax.plot(group["neurons"], group[y], marker="o", ms=4, color=colours[n],
@@ -70,7 +70,7 @@ def inference_vs_neurons(timings: pd.DataFrame, path) -> Path:
     builds = list(dict.fromkeys(timings["build"]))
     fig, axes = plotting.new_figure(len(builds))
     layer_counts = sorted(timings["layers"].unique())
-    for ax, name in zip(axes, builds):
+    for ax, name in zip(axes, builds, strict=False):
         data = timings[timings["build"] == name]
         _layer_lines(ax, data, "inference_time_s", layer_counts)
         solver = float(data["solver_time_s"].median())
@@ -94,7 +94,7 @@ def compile_speedup(timings: pd.DataFrame, path, labels: dict[str, str] | None =
     builds = [b for b in dict.fromkeys(timings["build"]) if b != "eager-fp32"]
     fig, axes = plotting.new_figure(len(builds))
     layer_counts = sorted(timings["layers"].unique())
-    for ax, name in zip(axes, builds):
+    for ax, name in zip(axes, builds, strict=False):
         _layer_lines(ax, timings[timings["build"] == name], "compile_speedup", layer_counts)
         ax.axhline(1.0, color="grey", ls=":", lw=1.5, label="no speedup")
         ax.set(xlabel="neurons", ylabel="speedup over eager (median times)",

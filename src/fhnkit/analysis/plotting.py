@@ -24,7 +24,7 @@ WIDE_PANEL_W = 6.0
 MAX_COLS = 3
 # line styles of loss terms: distinct for up to eight terms (then repeated)
 LINE_STYLES = ["-", "--", ":", "-.", (0, (3, 1, 1, 1, 1, 1)), (0, (1, 4)), (0, (8, 2, 1, 2, 1, 2)), (0, (4, 4))]
-SHAPE_COLOURS = dict(zip(SHAPES, sns.color_palette("colorblind", len(SHAPES))))
+SHAPE_COLOURS = dict(zip(SHAPES, sns.color_palette("colorblind", len(SHAPES)), strict=True))
 
 
 def _grid(n_panels: int) -> tuple[int, int]:

@@ -119,9 +119,9 @@ def _trajectory_row(axes, pred: pd.DataFrame, errors: pd.DataFrame, chosen: np.n
     colours = TRAJECTORY_COLOURS[: len(drawn)] if len(drawn) <= len(TRAJECTORY_COLOURS) else sns.color_palette(
         "husl", len(drawn))
     alpha = float(np.clip(20 / max(len(others), 1), 0.1, 0.5))  # fainter the more there are
-    for ax, var in zip(axes, "UW"):
+    for ax, var in zip(axes, "UW", strict=False):
         _lines(ax, times, grid[f"{var}_pred"][others], colors="0.6", lw=0.5, alpha=alpha)
-        for colour, i in zip(colours, drawn):
+        for colour, i in zip(colours, drawn, strict=True):
             ax.plot(times, grid[f"{var}_pred"][i], color=colour, lw=1.4)
             ax.plot(times, grid[var][i], color=colour, lw=1.1, ls="--")
         ax.set(xlabel="t", ylabel=var)
@@ -138,7 +138,7 @@ def _point_row(axes, pred: pd.DataFrame, errors: pd.DataFrame, chosen: np.ndarra
     """Problem A, one trajectory: U(t), W(t) of the solver and the network, the high-error points marked,
     the training points shown; the error against t."""
     high = pred.loc[errors.index[chosen]]
-    for ax, var in zip(axes, "UW"):
+    for ax, var in zip(axes, "UW", strict=False):
         ax.plot(pred["t"], pred[var], color="k", lw=1.2, ls="--")
         ax.plot(pred["t"], pred[f"{var}_pred"], color="C0", lw=1.4)
         ax.scatter(high["t"], high[f"{var}_pred"], s=22, color=HIGH, zorder=3)
@@ -201,7 +201,7 @@ def predictions(evaluated: list[tuple[str, str, pd.DataFrame]], path, title: str
         return plotting.message_figure(path, title, empty_message)
     fig, blocks = _blocks(len(evaluated))
     per_point = False
-    for row, (label, model, pred) in zip(blocks, evaluated):
+    for row, (label, model, pred) in zip(blocks, evaluated, strict=True):
         errors = unit_errors(pred)
         chosen = high_error(errors["mean_err"], errors["max_err"], **highlight)
         per_point = "U0" not in errors

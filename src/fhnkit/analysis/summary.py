@@ -104,7 +104,7 @@ def build_summary(metric_files: list, bench_files: list) -> pd.DataFrame:
     orphans = orphans[orphans["_merge"] == "left_only"]
     if len(orphans):
         log.warning("ignoring %d bench.json without metrics.json: %s", len(orphans),
-                    list(zip(orphans["study"], orphans["model"])))
+                    list(zip(orphans["study"], orphans["model"], strict=True)))
     try:
         df = metrics.merge(bench, on=["study", "model"], how="left", validate="one_to_one")
     except pd.errors.MergeError as exc:

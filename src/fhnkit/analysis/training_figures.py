@@ -50,7 +50,7 @@ def training_curves(histories: dict[str, pd.DataFrame], path, title: str,
     if not histories:
         return plotting.message_figure(path, title, empty_message)
     fig, (ax_loss, ax_val) = plotting.new_figure(2)
-    colours = dict(zip(histories, sns.color_palette("tab10", len(histories))))
+    colours = dict(zip(histories, sns.color_palette("tab10", len(histories)), strict=True))
     terms = sorted({c for h in histories.values() for c in _loss_columns(h)},
                    key=lambda c: (c != "loss_total", c))
     loss_styles = {c: plotting.LINE_STYLES[i % len(plotting.LINE_STYLES)] for i, c in enumerate(terms)}
@@ -111,8 +111,8 @@ def iteration_cost(summary: pd.DataFrame, path) -> Path:
     timed = summary["status"].eq("ok") & (pd.to_numeric(summary["iter_time_s"]) > 0)
     ok = summary[timed].assign(variant=plotting.variant)
     sizes = sorted(ok["batch_size"].unique())
-    palette = dict(zip(sizes, sns.color_palette("viridis", len(sizes))))
-    for ax, study in zip(axes, studies):
+    palette = dict(zip(sizes, sns.color_palette("viridis", len(sizes)), strict=True))
+    for ax, study in zip(axes, studies, strict=False):
         data = ok[ok["study"] == study]
         n_failed = int((summary["study"] == study).sum()) - len(data)
         ax.set_title(study + (f" ({n_failed} failed)" if n_failed else ""), fontsize="medium")

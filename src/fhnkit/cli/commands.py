@@ -63,7 +63,7 @@ def cmd_simulate(args) -> int:
     n_t, n = U.shape
     names = ("U0", "W0", "I_app") + (("K",) if args.K is not None else ())
     df = pd.DataFrame({"set": np.repeat(np.arange(n), n_t), "t": np.tile(times, n),
-                       **{name: np.repeat(c, n_t) for name, c in zip(names, cols)},
+                       **{name: np.repeat(c, n_t) for name, c in zip(names, cols[: len(names)], strict=True)},
                        "U": U.T.reshape(-1), "W": W.T.reshape(-1)})
     if out is None:
         print(f"{n} parameter set(s) x {n_t} stored times (dt={args.dt}, every {args.save_every} steps)")
@@ -187,6 +187,8 @@ def cmd_env(args) -> int:
 def cmd_bench(args) -> int:
     if args.target == "network":
         return _bench_network(args)
+    if args.target == "train":
+        return _bench_train(args)
     from ..inference.solver_bench import bench_solvers, default_c_source, format_records
 
     c_source = None if args.no_c else Path(args.c_source) if args.c_source else default_c_source()
@@ -232,3 +234,27 @@ def _bench_network(args) -> int:
         write_json(result, args.output)
         print(f"wrote {args.output}")
     return 0
+
+
+def _bench_train(args) -> int:
+    """A study's models trained as a fleet and one at a time: model-iterations per second of each."""
+    from ..training.throughput import bench_train
+
+    if not args.config_path:
+        raise UserError("bench train needs the configuration: fhnkit bench train CONFIG --study S")
+    if args.iterations < 1:
+        raise UserError(f"--iterations must be at least 1, got {args.iterations}")
+    config = load_config(args.config_path)
+    study = _study(config, args.study)
+    result = bench_train(config, study, args.iterations, args.device, args.threads)
+    for rec in result["records"]:
+        print(f"{rec['mode']:>5}: {rec['models']} models x {rec['iterations']} iterations in {rec['wall_s']:.2f} s "
+              f"on {rec['device']} ({rec['threads']} threads, {rec['groups']} computations per iteration): "
+              f"{rec['model_iterations_per_s']:.0f} model-iterations/s")
+    skipped = f" (left out: {', '.join(result['skipped'])})" if result["skipped"] else ""
+    print(f"fleet / solo: {result['ratio']:.2f}x{skipped}")
+    if args.output:
+        write_json({**result, "versions": versions()}, args.output)
+        print(f"wrote {args.output}")
+    return 0
+

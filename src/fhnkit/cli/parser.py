@@ -111,7 +111,8 @@ COMMANDS = [
      [(("--model",), dict(required=True, help="directory written by `fhnkit train`")),
       (("--data",), dict(required=True, help="Parquet data set with the model's input columns and U, W")),
       JSON]),
-    ("bench", cmd_bench, "time the Euler solvers (bench solver) or a trained network (bench network)",
+    ("bench", cmd_bench, "time the Euler solvers (bench solver), a trained network (bench network) or training "
+                         "a study's models as a fleet against one at a time (bench train)",
      "solver: time every available Euler solver: the numba CPU kernel next to a hand-written C reference "
      "(gcc -O3 -march=native, OpenMP, SIMD; built on the fly) on the same inputs and threads, and the CUDA "
      "kernel with CUDA events and its fraction of the GPU's bandwidth and compute rooflines. Reports "
@@ -119,11 +120,16 @@ COMMANDS = [
      "network: compile one trained model as the compile stage does (TensorRT fp32/fp16 on a GPU, else ONNX "
      "Runtime, torch.compile; each checked against eager torch on --data) and time every build beside the "
      "Euler solver on the config's benchmark work (the CUDA kernel and CUDA events on a GPU), with "
-     "throughput and roofline fractions; the same numbers as the workflow's benchmark rule.",
+     "throughput and roofline fractions; the same numbers as the workflow's benchmark rule. "
+     "train: train a study's models for --iterations each, as a fleet (a few batched computations per "
+     "iteration) and one at a time, side by side in this process; reports model-iterations per second.",
      "examples:\n  fhnkit bench solver\n  fhnkit bench solver --cells 1000000 --precision float32 -o solver.json\n"
      "  fhnkit bench network --config config/config.yaml --study B_S --model results/B_S/models/M \\\n"
-     "      --data results/B_S/data/val.parquet --gpu-cells 16000000 -o bench.json",
-     [(("target",), dict(choices=["solver", "network"], help="what to benchmark")),
+     "      --data results/B_S/data/val.parquet --gpu-cells 16000000 -o bench.json\n"
+     "  fhnkit bench train config/config.yaml --study B_S --iterations 500 -o train.json",
+     [(("target",), dict(choices=["solver", "network", "train"], help="what to benchmark")),
+      (("config_path",), dict(nargs="?", metavar="CONFIG", help="train: the configuration")),
+      (("--iterations",), dict(type=int, default=200, help="train: iterations of every model (default: 200)")),
       (("--cells",), dict(type=int, help="CPU parameter sets (default: solver 4,000,000; network: the "
                                          "config's benchmark.n_sets)")),
       (("--gpu-cells",), dict(type=int, nargs="+", help="GPU parameter sets (default: solver 16M 32M 64M; "
@@ -142,7 +148,8 @@ COMMANDS = [
       (("--model",), dict(help="network: directory written by `fhnkit train` or the train rule")),
       (("--data",), dict(help="network: validation set Parquet the compiled builds are checked on")),
       (("--device",), dict(choices=["auto", "cpu", "cuda"], default="auto",
-                           help="network: where to compile and run (default: auto, a GPU when present)")),
+                           help="network: where to compile and run; train: where to train (default: auto, a GPU "
+                                "when present)")),
       (("--out-dir",), dict(help="network: keep the compiled builds here (default: a temporary directory)")),
       (("-o", "--output"), dict(help="write the records as JSON"))]),
     ("env", cmd_env, "which compute backends are usable here",

@@ -224,7 +224,7 @@ def format_backends(report: dict[str, Entry]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
 
     def line(row):
-        cells = "  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths))
+        cells = "  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=False))
         return f"{cells}  {row[3]}".rstrip()
 
     rule = "  ".join("-" * w for w in widths) + "  " + "-" * len(header[3])

@@ -84,7 +84,7 @@ def cost(spec: dict) -> float:
     times the work of one step (parameters times the points a step evaluates; a PINN also
     differentiates on its collocation points)."""
     layers = [w for _, w in spec["layers"]]
-    weights = sum(a * b for a, b in zip([4] + layers, layers + [2]))
+    weights = sum(a * b for a, b in zip([4] + layers, layers + [2], strict=True))
     training = spec["training"]
     points = spec["batch_size"] + 3 * kind_of(spec).collocation_points(training.get("batch", {}))
     return float(training["iterations"]) * weights * max(points, 1)

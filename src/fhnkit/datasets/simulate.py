@@ -102,7 +102,7 @@ def solve_parameter_sets(config: dict, study: dict, params: np.ndarray, t_end: f
     """Solve the parameter sets `params` ((n, d): U0, W0[, K] of a B/C study) with the configured solver on
     [0, t_end or t_max], stored on the study's time lattice; a row per (trajectory, time)."""
     cols = parameter_columns(study)
-    by_col = dict(zip(cols, np.asarray(params, float).reshape(-1, len(cols)).T))
+    by_col = dict(zip(cols, np.asarray(params, float).reshape(-1, len(cols)).T, strict=True))
     current = i_app(study, by_col.get("K"))
     current = np.broadcast_to(np.asarray(current, float), by_col["U0"].shape)
     n_steps = steps_for(study["t_max"], config["data_solver"]["dt"])

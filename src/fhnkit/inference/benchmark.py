@@ -42,7 +42,7 @@ def reference_sets(settings: dict, n_sets: int, seed: int) -> dict[str, np.ndarr
         u0, w0 = settings["initial_state"]
         return {"U0": np.full(n_sets, u0), "W0": np.full(n_sets, w0), "I_app": np.full(n_sets, i_app(settings))}
     lo, hi = (b[1:] for b in input_bounds(settings))
-    params = dict(zip(parameter_columns(settings), sample_box(n_sets, lo, hi, "uniform", seed).T))
+    params = dict(zip(parameter_columns(settings), sample_box(n_sets, lo, hi, "uniform", seed).T, strict=True))
     params["I_app"] = np.broadcast_to(np.asarray(i_app(settings, params.get("K")), float), (n_sets,)).copy()
     return params
 
@@ -290,7 +290,7 @@ def benchmark_study(model_dirs, settings: dict, fhn: dict, bench: dict, root_see
 
     records = []
     compiled_dirs = compiled_dirs or [None] * len(model_dirs)
-    for directory, compiled_dir in tqdm(list(zip(model_dirs, compiled_dirs)), desc=f"benchmark {study}",
+    for directory, compiled_dir in tqdm(list(zip(model_dirs, compiled_dirs, strict=True)), desc=f"benchmark {study}",
                                         mininterval=10.0):
         directory = Path(directory)
         if read_json(directory / "metrics.json").get("status") != "ok":

@@ -31,7 +31,7 @@ def frame_tensor(df: pd.DataFrame, columns) -> torch.Tensor:
 
 def _current_fn(settings: dict):
     if settings["problem"] == "C":
-        return lambda x: i_app(settings, x[:, 3])
+        return lambda x: i_app(settings, x[..., 3])
     value = float(settings["i_app"])
     return lambda x: value
 

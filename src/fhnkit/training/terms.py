@@ -1,9 +1,14 @@
 """Loss terms of the training objective (thesis eq. 3.5-3.16).
 
-Each term draws its own batch with the training run's torch.Generator and
-returns a scalar loss; the total loss is the weighted sum of the terms.
-Batches are drawn on the CPU (the generator lives there, so that a run draws
-the same batches on any device) and moved to the device of the term's data.
+Each term draws its own batch with the training run's torch.Generator (`draw`)
+and turns a network's outputs on it into a loss (`value`); `loss` is the two in
+one. The total loss is the weighted sum of the terms. Batches are drawn on the
+CPU (the generator lives there, so that a run draws the same batches on any
+device) and moved to the device of the term's data.
+
+`value` reduces over the last axes only, so that it also takes a stack of batches,
+one per model of a fleet (`fhnkit.training.fleet`): inputs (models, batch, n_in)
+evaluated by a stacked network give one loss per model.
 """
 
 from __future__ import annotations
@@ -22,10 +27,18 @@ class DataTerm:
         self.inputs, self.targets = inputs, targets
         self.batch_size, self.weight, self.name = min(batch_size, len(inputs)), weight, name
 
-    def loss(self, model, gen: torch.Generator) -> torch.Tensor:
+    def draw(self, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """A random batch of (inputs, targets), drawn with replacement."""
         idx = torch.randint(len(self.inputs), (self.batch_size,), generator=gen).to(self.inputs.device)
-        err = model(self.inputs[idx]) - self.targets[idx]
-        return 0.5 * (err ** 2).sum(dim=1).mean()
+        return self.inputs[idx], self.targets[idx]
+
+    def value(self, model, batch) -> torch.Tensor:
+        inputs, targets = batch
+        err = model(inputs) - targets
+        return 0.5 * (err ** 2).sum(dim=-1).mean(dim=-1)
+
+    def loss(self, model, gen: torch.Generator) -> torch.Tensor:
+        return self.value(model, self.draw(gen))
 
     def to(self, device):
         self.inputs, self.targets = self.inputs.to(device), self.targets.to(device)
@@ -61,14 +74,21 @@ class PhysicsTerm:
         self.sampler, self.params, self.current = sampler, params, current
         self.batch_size, self.weight, self.name = batch_size, weight, name
 
-    def loss(self, model, gen: torch.Generator) -> torch.Tensor:
-        x = self.sampler(self.batch_size, gen).requires_grad_(True)
+    def draw(self, gen: torch.Generator) -> torch.Tensor:
+        """Random collocation points in the term's box."""
+        return self.sampler(self.batch_size, gen)
+
+    def value(self, model, batch) -> torch.Tensor:
+        x = batch.requires_grad_(True)
         out = model(x)
-        u, w = out[:, 0], out[:, 1]
-        du_dt = torch.autograd.grad(u.sum(), x, create_graph=True)[0][:, 0]
-        dw_dt = torch.autograd.grad(w.sum(), x, create_graph=True)[0][:, 0]
+        u, w = out[..., 0], out[..., 1]
+        du_dt = torch.autograd.grad(u.sum(), x, create_graph=True)[0][..., 0]
+        dw_dt = torch.autograd.grad(w.sum(), x, create_graph=True)[0][..., 0]
         fu, fw = rhs(u, w, self.current(x), self.params)
-        return ((du_dt - fu) ** 2 + (dw_dt - fw) ** 2).mean()
+        return ((du_dt - fu) ** 2 + (dw_dt - fw) ** 2).mean(dim=-1)
+
+    def loss(self, model, gen: torch.Generator) -> torch.Tensor:
+        return self.value(model, self.draw(gen))
 
     def to(self, device):
         self.sampler.to(device)
@@ -87,15 +107,21 @@ class InitialTerm:
         self.sampler, self.batch_size, self.weight, self.name = sampler, batch_size, weight, name
         self.fixed = None if fixed_state is None else torch.as_tensor(fixed_state, dtype=torch.float32)
 
-    def loss(self, model, gen: torch.Generator) -> torch.Tensor:
+    def draw(self, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs at t = 0, the initial states they must give)."""
         if self.fixed is not None:
             x = torch.zeros((1, self.sampler.lo.numel()), device=self.sampler.device)
-            target = self.fixed[None, :].to(self.sampler.device)
-        else:
-            x = self.sampler(self.batch_size, gen)
-            x[:, 0] = 0.0
-            target = x[:, 1:3]
-        return ((model(x) - target) ** 2).sum(dim=1).mean()
+            return x, self.fixed[None, :].to(self.sampler.device)
+        x = self.sampler(self.batch_size, gen)
+        x[:, 0] = 0.0
+        return x, x[:, 1:3]
+
+    def value(self, model, batch) -> torch.Tensor:
+        x, target = batch
+        return ((model(x) - target) ** 2).sum(dim=-1).mean(dim=-1)
+
+    def loss(self, model, gen: torch.Generator) -> torch.Tensor:
+        return self.value(model, self.draw(gen))
 
     def to(self, device):
         self.sampler.to(device)

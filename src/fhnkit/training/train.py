@@ -8,6 +8,7 @@ in one process.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
@@ -76,7 +77,7 @@ def _windowed_network_spec(spec: dict, train_df: pd.DataFrame) -> dict:
     edges = window_edges(settings["t_max"], n_windows(spec))
     t = train_df["t"].to_numpy()
     ranges = []
-    for a, b in zip(edges, edges[1:]):
+    for a, b in itertools.pairwise(edges):
         inside = y[(t >= a) & (t <= b)]
         ranges.append((inside.min(axis=0), inside.max(axis=0)) if len(inside) else (y_lo, y_hi))
     return windowed_spec(INPUTS[settings["problem"]], OUTPUTS, spec["layers"], lo, hi, edges, ranges)

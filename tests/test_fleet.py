@@ -1,0 +1,161 @@
+"""A fleet trains many models as a few batched computations; each model must stay what it is alone.
+
+The models of a small problem B grid (different depths, widths, activations, seeds; DDNN and PINN)
+are trained for 200 iterations as a fleet and one at a time on the CPU, from the same specs and data,
+and their weights compared. Batched matrix products sum in another order than one model's, so
+the weights agree to a bound, not bit for bit; the bound is printed and asserted.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from fhnkit.datasets import write_dataset
+from fhnkit.plan import expand_study, validate_config
+from fhnkit.training import TrainingRun, fit
+from fhnkit.training.fleet import StackedGroup, fit_fleet, make_groups
+from fhnkit.training.stacked import StackedMLP
+
+ITERATIONS = 200
+BOUND = 1e-4  # max |fleet - alone| over every weight after 200 iterations (measured: see the test's output)
+
+
+def make_config(classes=("ddnn", "pinn"), layers=(1, 2), lr=0.005):
+    study = {"problem": "B", "t_max": 5, "times_per_trajectory": 11, "train": {"n": 30}, "val": {"n": 8},
+             "grid": {"layers": list(layers), "layer_configs": [["tanh", 8], ["silu", 16]], "classes": list(classes),
+                      "batch_size": [16], "seeds": [0, 1]},
+             "training": {"iterations": ITERATIONS, "validate_every": 50, "lr": lr,
+                          "batch": {"physics": 32, "initial": 8}}}
+    return validate_config({"data_solver": {"dt": 0.01}, "studies": {"S": study}})
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    cfg = make_config()
+    d = tmp_path_factory.mktemp("fleet")
+    data = {split: write_dataset(cfg, "S", split, d / f"{split}.parquet") for split in ("train", "val")}
+    return expand_study(cfg, "S"), data
+
+
+def runs_of(specs, data):
+    return [TrainingRun(copy.deepcopy(spec), data["train"], data["val"]) for spec in specs]
+
+
+def weights(run) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in run.model.state_dict().items()}
+
+
+def test_a_stacked_network_gives_each_models_outputs(grid):
+    specs, data = grid
+    same_depth = [s for s in specs if s["depth"] == 2 and s["class"] == "ddnn"]
+    runs = runs_of(same_depth, data)
+    stacked = StackedMLP([run.model for run in runs])
+    x = torch.rand((len(runs), 50, 3)) * torch.tensor([5.0, 1.0, 1.0])
+    with torch.no_grad():
+        together = stacked(x)
+        alone = torch.stack([run.model(x[i]) for i, run in enumerate(runs)])
+    assert together.shape == (len(runs), 50, 2)
+    assert torch.allclose(together, alone, atol=1e-6, rtol=1e-5)
+
+
+def test_the_grid_trains_as_a_handful_of_stacked_groups(grid):
+    specs, data = grid
+    groups = make_groups(runs_of(specs, data))
+    # DDNN and PINN (other loss terms) x depth 1 and 2: four batched computations for the whole grid
+    assert len(specs) == 2 * (2 + 4) * 2 and len(groups) == 4
+    assert all(isinstance(g, StackedGroup) for g in groups)
+
+
+def test_each_model_in_a_fleet_ends_as_when_trained_alone(grid, capsys):
+    specs, data = grid
+    alone_runs = runs_of(specs, data)
+    alone = []
+    for run in alone_runs:
+        fit(run, progress=False)
+        alone.append(weights(run))
+    fleet_runs = runs_of(specs, data)
+    histories = fit_fleet(fleet_runs)
+    worst = 0.0
+    for spec, run, history, want in zip(specs, fleet_runs, histories, alone, strict=True):
+        assert run.iteration == ITERATIONS and list(history["iteration"]) == [50, 100, 150, 200], spec["model"]
+        got = weights(run)
+        assert got.keys() == want.keys()
+        diff = max(float((got[k] - want[k]).abs().max()) for k in got)
+        worst = max(worst, diff)
+        assert diff < BOUND, (spec["model"], diff)
+        assert {"loss_total", "loss_data", "val_mean", "val_max", "lr", "iter_time_s"} <= set(history.columns)
+    with capsys.disabled():
+        print(f"\nfleet vs alone after {ITERATIONS} iterations, {len(specs)} models: max |dw| = {worst:.2e}")
+
+
+def test_the_batch_sequence_is_the_solo_one(grid):
+    """After a fleet run each model's generator has drawn exactly what it draws alone."""
+    specs, data = grid
+    specs = [copy.deepcopy(s) for s in specs[:3]]
+    for s in specs:
+        s["training"]["iterations"] = 30
+    fleet_runs, alone_runs = runs_of(specs, data), runs_of(specs, data)
+    fit_fleet(fleet_runs)
+    for run in alone_runs:
+        fit(run, progress=False)
+    for a, b in zip(fleet_runs, alone_runs, strict=True):
+        assert torch.equal(a.gen.get_state(), b.gen.get_state())
+
+
+def test_a_diverging_model_stops_alone_and_its_mates_go_on(grid):
+    specs, data = grid
+    specs = [copy.deepcopy(s) for s in specs if s["class"] == "ddnn" and s["depth"] == 1]
+    specs[0]["training"]["lr"] = 1e30  # this one diverges at once
+    for s in specs:
+        s["training"]["iterations"] = 60
+    runs = runs_of(specs, data)
+    results = fit_fleet(runs)
+    assert "diverged at iteration" in str(results[0]) and results[0].rows is not None
+    assert all(len(r) == 2 and np.isfinite(r["val_mean"]).all() for r in results[1:])
+    assert all(run.iteration == 60 for run in runs[1:])
+
+
+def test_each_model_keeps_its_own_learning_rate_schedule(grid):
+    """Two models of one group with different plateau patience: each ends with the learning rate
+    its ReduceLROnPlateau gives it alone."""
+    specs, data = grid
+    specs = [copy.deepcopy(s) for s in specs if s["class"] == "ddnn" and s["depth"] == 1][:2]
+    for s, patience in zip(specs, (5, 10_000), strict=True):
+        s["training"].update(iterations=100, validate_every=100)
+        s["training"]["plateau"].update(patience=patience, threshold=0.5, factor=0.5)
+    fleet_runs, alone_runs = runs_of(specs, data), runs_of(specs, data)
+    fit_fleet(fleet_runs)
+    for run in alone_runs:
+        fit(run, progress=False)
+    lrs = [run.optimizer.param_groups[0]["lr"] for run in fleet_runs]
+    assert lrs == [run.optimizer.param_groups[0]["lr"] for run in alone_runs]
+    assert lrs[0] < specs[0]["training"]["lr"] and lrs[1] == specs[1]["training"]["lr"]
+
+
+def test_bench_train_times_fleet_and_solo_side_by_side(tmp_path):
+    import json
+
+    from conftest import TINY
+    from fhnkit.cli import main
+
+    out = tmp_path / "train.json"
+    assert main(["bench", "train", str(TINY), "--study", "A_scarce", "--iterations", "20", "-o", str(out)]) == 0
+    result = json.loads(out.read_text())
+    fleet, solo = result["records"]
+    assert (fleet["mode"], solo["mode"]) == ("fleet", "solo")
+    for rec in (fleet, solo):
+        assert rec["models"] == 4 and rec["iterations"] == 20 and rec["device"] == "cpu" and rec["threads"] >= 1
+        assert rec["model_iterations_per_s"] == pytest.approx(4 * 20 / rec["wall_s"])
+    assert fleet["groups"] == 4 and solo["groups"] == 4  # (DDNN, PINN) x (1, 2 layers): one computation each
+    assert result["ratio"] == pytest.approx(fleet["model_iterations_per_s"] / solo["model_iterations_per_s"])
+
+
+def test_bench_train_refuses_a_missing_config(capsys):
+    from fhnkit.cli import main
+
+    assert main(["bench", "train", "--study", "B_S"]) == 2
+    assert "needs the configuration" in capsys.readouterr().err
