@@ -17,7 +17,8 @@ import torch
 from fhnkit.datasets import write_dataset
 from fhnkit.plan import expand_study, validate_config
 from fhnkit.training import TrainingRun, fit
-from fhnkit.training.fleet import StackedGroup, fit_fleet, make_groups
+from fhnkit.training.fleet import fit_fleet, make_groups
+from fhnkit.training.stacked_group import StackedGroup
 from fhnkit.training.stacked import StackedMLP
 
 ITERATIONS = 200
