@@ -18,8 +18,8 @@ from fhnkit.datasets import write_dataset
 from fhnkit.plan import expand_study, validate_config
 from fhnkit.training import TrainingRun, fit
 from fhnkit.training.fleet import fit_fleet, make_groups
-from fhnkit.training.stacked_group import StackedGroup
 from fhnkit.training.stacked import StackedMLP
+from fhnkit.training.stacked_group import StackedGroup
 
 ITERATIONS = 200
 BOUND = 1e-4  # max |fleet - alone| over every weight after 200 iterations (measured: see the test's output)
@@ -160,3 +160,38 @@ def test_bench_train_refuses_a_missing_config(capsys):
 
     assert main(["bench", "train", "--study", "B_S"]) == 2
     assert "needs the configuration" in capsys.readouterr().err
+
+
+def test_a_fleet_writes_each_model_as_train_model_does(grid, tmp_path):
+    """Same four files per model, the same spec.json bytes, the same metrics and history columns; a
+    finished model is left alone, and a diverging one is recorded without stopping the others."""
+    import json
+
+    import pandas as pd
+
+    from fhnkit.training import train_fleet, train_model
+
+    specs, data = grid
+    specs = [copy.deepcopy(s) for s in specs[:4]]
+    for s in specs:
+        s["training"].update(iterations=40, validate_every=20)
+    specs[1]["training"]["lr"] = 1e30  # diverges: recorded as failed
+    paths = {"train": tmp_path / "train.parquet", "val": tmp_path / "val.parquet"}
+    for split, path in paths.items():
+        data[split].to_parquet(path)
+    alone = [train_model(s, paths["train"], paths["val"], tmp_path / "alone" / s["model"], progress=False)
+             for s in specs]
+    (tmp_path / "fleet" / specs[3]["model"]).mkdir(parents=True)
+    (tmp_path / "fleet" / specs[3]["model"] / "metrics.json").write_text('{"status": "ok", "finished": "before"}')
+    fleet = train_fleet([(s, paths, tmp_path / "fleet" / s["model"]) for s in specs])
+    assert fleet[3] == {"status": "ok", "finished": "before"}  # finished: not trained again
+    assert fleet[1]["status"] == "failed" and fleet[1]["error"] == alone[1]["error"]  # same iteration, same terms
+    for s, a, f in zip(specs[:3], alone[:3], fleet[:3], strict=True):
+        one, many = tmp_path / "alone" / s["model"], tmp_path / "fleet" / s["model"]
+        assert sorted(p.name for p in many.iterdir()) == sorted(p.name for p in one.iterdir())
+        assert (many / "spec.json").read_bytes() == (one / "spec.json").read_bytes()
+        assert set(json.loads((many / "metrics.json").read_text())) == set(a) == set(f)
+        if a["status"] == "ok":
+            assert f["mean_err"] == pytest.approx(a["mean_err"], rel=1e-4)
+            h1, h2 = pd.read_parquet(one / "history.parquet"), pd.read_parquet(many / "history.parquet")
+            assert list(h1.columns) == list(h2.columns) and list(h1["iteration"]) == list(h2["iteration"])

@@ -8,11 +8,20 @@ times the two against each other (`fhnkit bench train`).
 """
 
 from . import checkpoint
-from .fleet import fit_fleet
+from .fleet import fit_fleet, train_fleet
 from .loss import build_terms, frame_tensor
 from .marching import MarchValidation
 from .terms import BoxSampler, ContinuityTerm, DataTerm, InitialTerm, PhysicsTerm
-from .train import TrainingDiverged, TrainingRun, fit, network_spec, train_model, training_device
+from .train import (
+    TrainingDiverged,
+    TrainingRun,
+    fit,
+    load_training_data,
+    network_spec,
+    train_model,
+    training_device,
+    write_finished,
+)
 
 __all__ = [
     "BoxSampler",
@@ -27,8 +36,11 @@ __all__ = [
     "checkpoint",
     "fit",
     "fit_fleet",
+    "train_fleet",
     "frame_tensor",
+    "load_training_data",
     "network_spec",
     "train_model",
     "training_device",
+    "write_finished",
 ]

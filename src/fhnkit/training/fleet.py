@@ -14,12 +14,15 @@ validation) without synchronising with the host (`stacked_group`).
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pandas as pd
+import torch
 
+from ..artifacts import read_json
 from .stacked import stack_key
 from .stacked_group import StackedGroup
-from .train import TrainingDiverged, TrainingRun
+from .train import TrainingDiverged, TrainingRun, load_training_data, record_divergence, write_finished
 
 
 def _term_key(run: TrainingRun) -> tuple:
@@ -104,3 +107,30 @@ def fit_fleet(runs: list[TrainingRun]) -> list[pd.DataFrame | TrainingDiverged]:
                     row.update(run.validation_row(), iter_time_s=share, wall_time_s=time.perf_counter() - start)
                     rows[id(run)].append(row)
     return [outcome.get(id(run), pd.DataFrame(rows[id(run)])) for run in runs]
+
+
+def train_fleet(jobs: list[tuple[dict, dict, object]]) -> list[dict | TrainingDiverged]:
+    """Train the models of `jobs` ([(spec, {split: data path}, model directory)]) as one fleet and write
+    each model's `weights.pt`, `spec.json`, `history.parquet` and `metrics.json` exactly as `train_model`
+    does. A model whose `metrics.json` exists is finished and left alone. Returns per job its metrics, or,
+    for a model that diverged with `training.on_divergence: fail`, the TrainingDiverged (no metrics)."""
+    cache: dict = {}
+    results: list = [None] * len(jobs)
+    todo = []
+    for k, (spec, paths, out_dir) in enumerate(jobs):
+        out_dir = Path(out_dir)
+        if (out_dir / "metrics.json").exists():
+            results[k] = read_json(out_dir / "metrics.json")
+            continue
+        todo.append((k, TrainingRun(spec, **load_training_data(spec, paths, cache)), out_dir))
+    if todo:
+        torch.set_num_threads(todo[0][1].spec["training"]["threads"])
+    outcomes = fit_fleet([run for _, run, _ in todo])
+    for (k, run, out_dir), outcome in zip(todo, outcomes, strict=True):
+        if not isinstance(outcome, TrainingDiverged):
+            results[k] = write_finished(run, outcome, out_dir, fleet={"models": len(todo)})
+        elif run.spec["training"]["on_divergence"] == "fail":
+            results[k] = outcome
+        else:
+            results[k] = record_divergence(run, outcome, out_dir)
+    return results

@@ -216,15 +216,9 @@ def train_model(spec: dict, train_path, val_path, out_dir, progress: bool = True
     """
     torch.set_num_threads(spec["training"]["threads"])
     out_dir = Path(out_dir)
-    train_df, val_df = pd.read_parquet(train_path), pd.read_parquet(val_path)
-    if needs_region_data(spec) and region_path is None:
-        raise ValueError(f"model {spec['model']} trains on its study's region data set: pass region_path")
-    region_df = pd.read_parquet(region_path) if needs_region_data(spec) else None
-    march_df = pd.read_parquet(march_path) if spec.get("marching") and march_path is not None else None
-    if needs_resampled_data(spec) and resampled_path is None:
-        raise ValueError(f"model {spec['model']} trains on its study's high-error set: pass resampled_path")
-    resampled_df = pd.read_parquet(resampled_path) if needs_resampled_data(spec) else None
-    run = TrainingRun(spec, train_df, val_df, region_df, march_df, resampled_df)
+    frames = load_training_data(spec, {"train": train_path, "val": val_path, "region": region_path,
+                                       "march": march_path, "resampled": resampled_path})
+    run = TrainingRun(spec, **frames)
     rows = checkpoint.restore(run, out_dir)
     try:
         history = fit(run, progress=progress, checkpoint_dir=out_dir, rows=rows)
@@ -232,10 +226,41 @@ def train_model(spec: dict, train_path, val_path, out_dir, progress: bool = True
         if spec["training"]["on_divergence"] == "fail":
             checkpoint.remove(out_dir)  # a rerun starts over (with whatever was changed to avoid the NaN)
             raise
-        return _record_divergence(run, exc, out_dir)
+        return record_divergence(run, exc, out_dir)
+    return write_finished(run, history, out_dir, resumed_at=rows[-1]["iteration"] if rows else None)
+
+
+def load_training_data(spec: dict, paths: dict, cache: dict | None = None) -> dict:
+    """The data frames a model trains and validates on (`TrainingRun`'s arguments), read from `paths`
+    ({split: path}, as `fhnkit.plan.layout.data_files`); frames already in `cache` ({path: frame}) are
+    shared, not read again."""
+    cache = {} if cache is None else cache
+
+    def read(split):
+        path = paths.get(split)
+        if path is None:
+            return None
+        if str(path) not in cache:
+            cache[str(path)] = pd.read_parquet(path)
+        return cache[str(path)]
+
+    if needs_region_data(spec) and paths.get("region") is None:
+        raise ValueError(f"model {spec['model']} trains on its study's region data set: pass region_path")
+    if needs_resampled_data(spec) and paths.get("resampled") is None:
+        raise ValueError(f"model {spec['model']} trains on its study's high-error set: pass resampled_path")
+    return {"train_df": read("train"), "val_df": read("val"),
+            "region_df": read("region") if needs_region_data(spec) else None,
+            "march_df": read("march") if spec.get("marching") else None,
+            "resampled_df": read("resampled") if needs_resampled_data(spec) else None}
+
+
+def write_finished(run: TrainingRun, history: pd.DataFrame, out_dir, resumed_at=None, **meta) -> dict:
+    """Write a trained model's `weights.pt`, `spec.json`, `history.parquet` and, last, `metrics.json`
+    (the validation errors of its last history row, median iteration time in s); returns the metrics."""
+    spec, out_dir = run.spec, Path(out_dir)
     save_model(run.model, out_dir)
-    meta = {"spec": spec, "versions": versions(), "resumed_at": rows[-1]["iteration"] if rows else None}
-    write_parquet(history, out_dir / "history.parquet", meta)
+    write_parquet(history, out_dir / "history.parquet",
+                  {"spec": spec, "versions": versions(), "resumed_at": resumed_at, **meta})
     last = history.iloc[-1]
     metrics = _metrics_base(run)
     # an ITNN is judged on full rollouts (its one-step errors stay in the history)
@@ -263,7 +288,7 @@ def _metrics_base(run: TrainingRun) -> dict:
     return metrics
 
 
-def _record_divergence(run: TrainingRun, exc: TrainingDiverged, out_dir: Path) -> dict:
+def record_divergence(run: TrainingRun, exc: TrainingDiverged, out_dir: Path) -> dict:
     """A diverged model is a result of the study: keep its last finite weights and its history, and
     mark it failed (status, message) so that the rest of the grid and the analysis go on."""
     log.error("%s", exc)
