@@ -195,3 +195,46 @@ def test_a_fleet_writes_each_model_as_train_model_does(grid, tmp_path):
             assert f["mean_err"] == pytest.approx(a["mean_err"], rel=1e-4)
             h1, h2 = pd.read_parquet(one / "history.parquet"), pd.read_parquet(many / "history.parquet")
             assert list(h1.columns) == list(h2.columns) and list(h1["iteration"]) == list(h2["iteration"])
+
+
+def test_a_killed_fleet_resumes_from_its_checkpoint_bit_identical(grid, tmp_path, monkeypatch):
+    import pandas as pd
+
+    from fhnkit.training import train_fleet
+    from fhnkit.training.stacked_group import StackedGroup as Group
+
+    specs, data = grid
+    specs = [copy.deepcopy(s) for s in specs if s["class"] == "pinn" and s["depth"] == 1]
+    for s in specs:
+        s["training"].update(iterations=60, validate_every=20, checkpoint_every=20)
+    paths = {"train": tmp_path / "train.parquet", "val": tmp_path / "val.parquet"}
+    for split, path in paths.items():
+        data[split].to_parquet(path)
+
+    def jobs(name):
+        return [(s, paths, tmp_path / name / s["model"]) for s in specs]
+
+    train_fleet(jobs("whole"), checkpoint_dir=tmp_path / "whole_ckpt")
+    advance = Group.advance
+
+    def killed_at_40(self, n):
+        if self.iteration >= 40:
+            raise KeyboardInterrupt("killed")
+        advance(self, n)
+
+    monkeypatch.setattr(Group, "advance", killed_at_40)
+    with pytest.raises(KeyboardInterrupt):
+        train_fleet(jobs("resumed"), checkpoint_dir=tmp_path / "ckpt")
+    assert len(list((tmp_path / "ckpt").glob("fleet-*.pt"))) == 1
+    assert not any((tmp_path / "resumed").glob("*/metrics.json"))
+    monkeypatch.setattr(Group, "advance", advance)
+    train_fleet(jobs("resumed"), checkpoint_dir=tmp_path / "ckpt")
+    assert not list((tmp_path / "ckpt").glob("fleet-*.pt"))  # removed once the group ended
+    timing = ["iter_time_s", "wall_time_s"]
+    for s in specs:
+        whole, resumed = tmp_path / "whole" / s["model"], tmp_path / "resumed" / s["model"]
+        a, b = torch.load(whole / "weights.pt"), torch.load(resumed / "weights.pt")
+        assert all(torch.equal(a[k], b[k]) for k in a), s["model"]
+        ha = pd.read_parquet(whole / "history.parquet").drop(columns=timing)
+        hb = pd.read_parquet(resumed / "history.parquet").drop(columns=timing)
+        pd.testing.assert_frame_equal(ha, hb)

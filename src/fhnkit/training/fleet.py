@@ -13,6 +13,10 @@ validation) without synchronising with the host (`stacked_group`).
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
 import time
 from pathlib import Path
 
@@ -20,9 +24,12 @@ import pandas as pd
 import torch
 
 from ..artifacts import read_json
+from . import checkpoint
 from .stacked import stack_key
 from .stacked_group import StackedGroup
-from .train import TrainingDiverged, TrainingRun, load_training_data, record_divergence, write_finished
+from .train import TrainingDiverged, TrainingRun, fit, load_training_data, record_divergence, write_finished
+
+log = logging.getLogger(__name__)
 
 
 def _term_key(run: TrainingRun) -> tuple:
@@ -86,33 +93,75 @@ def fit_fleet(runs: list[TrainingRun]) -> list[pd.DataFrame | TrainingDiverged]:
     does; returns per run its history, or the TrainingDiverged that stopped it (with `.rows`, its
     history until then). A row's `iter_time_s` is the run's share of its group's iteration time
     (the group's time per iteration / the models of the group)."""
-    rows: dict[int, list] = {id(run): [] for run in runs}
-    outcome: dict[int, TrainingDiverged] = {}
+    outcome: dict[int, pd.DataFrame | TrainingDiverged] = {}
     start = time.perf_counter()
     for group in make_groups(runs):
-        training = group.runs[0].spec["training"]
-        total, every = training["iterations"], training["validate_every"]
-        while group.iteration < total:
-            n = min(every - group.iteration % every, total - group.iteration)
-            t0 = time.perf_counter()
-            group.advance(n)
-            results = group.collect()
-            share = (time.perf_counter() - t0) / n / len(group.runs)
-            for run, result in zip(group.runs, results, strict=True):
-                if isinstance(result, TrainingDiverged):
-                    result.rows = rows[id(run)]
-                    outcome[id(run)] = result
-                elif result is not None:
-                    row = {"iteration": run.iteration, "lr": run.optimizer.param_groups[0]["lr"], **result}
-                    row.update(run.validation_row(), iter_time_s=share, wall_time_s=time.perf_counter() - start)
-                    rows[id(run)].append(row)
-    return [outcome.get(id(run), pd.DataFrame(rows[id(run)])) for run in runs]
+        outcome.update(zip(map(id, group.runs), fit_group(group, start), strict=True))
+    return [outcome[id(run)] for run in runs]
 
 
-def train_fleet(jobs: list[tuple[dict, dict, object]]) -> list[dict | TrainingDiverged]:
+def fit_group(group, start: float, checkpoint: Path | None = None) -> list[pd.DataFrame | TrainingDiverged]:
+    """Train one group (`make_groups`) to the end, block by block (a block ends at a validation); with
+    `checkpoint` (a stacked group only), its state is saved there every `training.checkpoint_every`
+    iterations and taken up again when the file is there (bit-identical on a CPU)."""
+    training = group.runs[0].spec["training"]
+    total, every = training["iterations"], training["validate_every"]
+    rows: list[list] = [[] for _ in group.runs]
+    stopped: list[TrainingDiverged | None] = [None] * len(group.runs)
+    if checkpoint is not None and checkpoint.is_file():
+        rows, stopped = _restore(group, checkpoint)
+    last_save = group.iteration
+    while group.iteration < total:
+        n = min(every - group.iteration % every, total - group.iteration)
+        t0 = time.perf_counter()
+        group.advance(n)
+        results = group.collect()
+        share = (time.perf_counter() - t0) / n / len(group.runs)
+        for j, (run, result) in enumerate(zip(group.runs, results, strict=True)):
+            if isinstance(result, TrainingDiverged):
+                stopped[j] = result
+            elif result is not None:
+                row = {"iteration": run.iteration, "lr": run.optimizer.param_groups[0]["lr"], **result}
+                row.update(run.validation_row(), iter_time_s=share, wall_time_s=time.perf_counter() - start)
+                rows[j].append(row)
+        due = group.iteration - last_save >= training["checkpoint_every"] and group.iteration < total
+        if checkpoint is not None and due:
+            _save(group, rows, stopped, checkpoint)
+            last_save = group.iteration
+    for j, exc in enumerate(stopped):
+        if exc is not None:
+            exc.rows = rows[j]
+    return [exc if exc is not None else pd.DataFrame(r) for exc, r in zip(stopped, rows, strict=True)]
+
+
+def _save(group: StackedGroup, rows: list, stopped: list, path: Path) -> None:
+    state = {"group": group.state_dict(), "rows": rows, "stopped": [None if e is None else str(e) for e in stopped]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _restore(group: StackedGroup, path: Path) -> tuple[list, list]:
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    group.load_state_dict(state["group"])
+    log.info("fleet group of %d models resumes from %s at iteration %d", len(group.runs), path, group.iteration)
+    return state["rows"], [None if e is None else TrainingDiverged(e) for e in state["stopped"]]
+
+
+def checkpoint_name(group) -> str:
+    """The file name of a group's checkpoint: the same models (names and config hashes) give the same name."""
+    key = json.dumps([(run.spec["model"], run.spec.get("config_hash")) for run in group.runs])
+    return f"fleet-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+
+
+def train_fleet(jobs: list[tuple[dict, dict, object]], checkpoint_dir=None) -> list[dict | TrainingDiverged]:
     """Train the models of `jobs` ([(spec, {split: data path}, model directory)]) as one fleet and write
     each model's `weights.pt`, `spec.json`, `history.parquet` and `metrics.json` exactly as `train_model`
-    does. A model whose `metrics.json` exists is finished and left alone. Returns per job its metrics, or,
+    does, a group's models as soon as the group ends. A model whose `metrics.json` exists is finished
+    and left alone. With `checkpoint_dir`, each stacked group saves its state there
+    (`checkpoint_name`) every `training.checkpoint_every` iterations: a killed fleet resumes where it
+    stopped. Returns per job its metrics, or,
     for a model that diverged with `training.on_divergence: fail`, the TrainingDiverged (no metrics)."""
     cache: dict = {}
     results: list = [None] * len(jobs)
@@ -125,12 +174,30 @@ def train_fleet(jobs: list[tuple[dict, dict, object]]) -> list[dict | TrainingDi
         todo.append((k, TrainingRun(spec, **load_training_data(spec, paths, cache)), out_dir))
     if todo:
         torch.set_num_threads(todo[0][1].spec["training"]["threads"])
-    outcomes = fit_fleet([run for _, run, _ in todo])
-    for (k, run, out_dir), outcome in zip(todo, outcomes, strict=True):
-        if not isinstance(outcome, TrainingDiverged):
-            results[k] = write_finished(run, outcome, out_dir, fleet={"models": len(todo)})
-        elif run.spec["training"]["on_divergence"] == "fail":
-            results[k] = outcome
-        else:
-            results[k] = record_divergence(run, outcome, out_dir)
+    out_dirs = {id(run): out_dir for _, run, out_dir in todo}
+    index = {id(run): k for k, run, _ in todo}
+    start = time.perf_counter()
+    for group in make_groups([run for _, run, _ in todo]):
+        if isinstance(group, StackedGroup):
+            path = None if checkpoint_dir is None else Path(checkpoint_dir) / checkpoint_name(group)
+            outcomes = fit_group(group, start, path)
+        else:  # one network per window: trained as alone, with its own checkpoint in its directory
+            run = group.runs[0]
+            try:
+                outcomes = [fit(run, progress=False, checkpoint_dir=out_dirs[id(run)],
+                                rows=checkpoint.restore(run, out_dirs[id(run)]))]
+            except TrainingDiverged as exc:
+                outcomes = [exc]
+            path = None
+        for run, outcome in zip(group.runs, outcomes, strict=True):
+            k, out_dir = index[id(run)], out_dirs[id(run)]
+            if not isinstance(outcome, TrainingDiverged):
+                results[k] = write_finished(run, outcome, out_dir, fleet={"models": len(group.runs)})
+            elif run.spec["training"]["on_divergence"] == "fail":
+                checkpoint.remove(out_dir)
+                results[k] = outcome
+            else:
+                results[k] = record_divergence(run, outcome, out_dir)
+        if path is not None:
+            path.unlink(missing_ok=True)
     return results

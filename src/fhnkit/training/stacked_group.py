@@ -151,3 +151,37 @@ class StackedGroup:
         advice = "lower training.lr" + (" or training.weights.physics" if kind_of(run.spec).physics else "")
         return TrainingDiverged(f"model {run.spec['study']}/{run.spec['model']} diverged at iteration "
                                 f"{iteration}: {bad}; {advice}")
+
+    # every tensor of the group's training state, by attribute name (the stacked weights are the net's)
+    _STATE = ("lr", "steps", "active", "diverged_at", "bad_values", "best", "bad")
+
+    def state_dict(self) -> dict:
+        """Everything that determines the rest of the group's training, at a block boundary: the stacked
+        weights and Adam moments, every model's rate, steps, plateau and divergence state, iteration and
+        batch generator state, and which models (by name and config hash) it holds."""
+        return {"models": [(run.spec["model"], run.spec.get("config_hash")) for run in self.runs],
+                "iteration": self.iteration, "net": self.net.state_dict(),
+                "moments": [(m.clone(), v.clone()) for m, v in self.moments],
+                "tensors": {name: getattr(self, name).clone() for name in self._STATE},
+                "generators": [run.gen.get_state() for run in self.runs],
+                "run_iterations": [run.iteration for run in self.runs]}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from `state_dict()` of a group of the same models; the runs' networks follow."""
+        models = [(run.spec["model"], run.spec.get("config_hash")) for run in self.runs]
+        if state["models"] != models:
+            raise ValueError("the checkpoint holds other models (or the same with another config)")
+        self.net.load_state_dict(state["net"])
+        with torch.no_grad():
+            for (m, v), (m0, v0) in zip(self.moments, state["moments"], strict=True):
+                m.copy_(m0)
+                v.copy_(v0)
+        for name in self._STATE:
+            setattr(self, name, state["tensors"][name].to(self.device))
+        self.iteration = state["iteration"]
+        lrs = self.lr.tolist()
+        for j, (run, gen, it) in enumerate(zip(self.runs, state["generators"], state["run_iterations"], strict=True)):
+            run.gen.set_state(gen)
+            run.iteration = it
+            run.optimizer.param_groups[0]["lr"] = lrs[j]
+            self.net.copy_into(j, run.model)
