@@ -238,3 +238,22 @@ def test_a_killed_fleet_resumes_from_its_checkpoint_bit_identical(grid, tmp_path
         ha = pd.read_parquet(whole / "history.parquet").drop(columns=timing)
         hb = pd.read_parquet(resumed / "history.parquet").drop(columns=timing)
         pd.testing.assert_frame_equal(ha, hb)
+
+
+def test_an_unreadable_fleet_checkpoint_is_ignored(grid, tmp_path, caplog):
+    from fhnkit.training import train_fleet
+    from fhnkit.training.fleet import checkpoint_name, make_groups
+
+    specs, data = grid
+    specs = [copy.deepcopy(s) for s in specs if s["class"] == "ddnn" and s["depth"] == 1]
+    for s in specs:
+        s["training"].update(iterations=20, validate_every=10)
+    paths = {"train": tmp_path / "train.parquet", "val": tmp_path / "val.parquet"}
+    for split, path in paths.items():
+        data[split].to_parquet(path)
+    (group,) = make_groups(runs_of(specs, data))
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / checkpoint_name(group)).write_bytes(b"truncated")
+    results = train_fleet([(s, paths, tmp_path / s["model"]) for s in specs], checkpoint_dir=tmp_path / "ckpt")
+    assert all(r["status"] == "ok" and r["iterations"] == 20 for r in results)
+    assert "ignoring fleet checkpoint" in caplog.text

@@ -109,7 +109,7 @@ def fit_group(group, start: float, checkpoint: Path | None = None) -> list[pd.Da
     rows: list[list] = [[] for _ in group.runs]
     stopped: list[TrainingDiverged | None] = [None] * len(group.runs)
     if checkpoint is not None and checkpoint.is_file():
-        rows, stopped = _restore(group, checkpoint)
+        rows, stopped = _restore(group, checkpoint) or (rows, stopped)
     last_save = group.iteration
     while group.iteration < total:
         n = min(every - group.iteration % every, total - group.iteration)
@@ -142,9 +142,15 @@ def _save(group: StackedGroup, rows: list, stopped: list, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _restore(group: StackedGroup, path: Path) -> tuple[list, list]:
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    group.load_state_dict(state["group"])
+def _restore(group: StackedGroup, path: Path) -> tuple[list, list] | None:
+    """The history rows and divergences of a matching checkpoint, its state loaded into `group`; None
+    (and a warning) for a file that cannot be read or holds other models: the group starts over."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        group.load_state_dict(state["group"])
+    except Exception as exc:  # a truncated file from an old crash, or another grid's fleet
+        log.warning("ignoring fleet checkpoint %s (%s): the group starts over", path, exc)
+        return None
     log.info("fleet group of %d models resumes from %s at iteration %d", len(group.runs), path, group.iteration)
     return state["rows"], [None if e is None else TrainingDiverged(e) for e in state["stopped"]]
 
