@@ -181,10 +181,14 @@ def test_a_fleet_writes_each_model_as_train_model_does(grid, tmp_path):
         data[split].to_parquet(path)
     alone = [train_model(s, paths["train"], paths["val"], tmp_path / "alone" / s["model"], progress=False)
              for s in specs]
-    (tmp_path / "fleet" / specs[3]["model"]).mkdir(parents=True)
-    (tmp_path / "fleet" / specs[3]["model"] / "metrics.json").write_text('{"status": "ok", "finished": "before"}')
+    finished = {"status": "ok", "finished": "before", "config_hash": specs[3]["config_hash"]}
+    stale = {"status": "ok", "finished": "before", "config_hash": "another spec"}
+    for spec, metrics in ((specs[3], finished), (specs[2], stale)):
+        (tmp_path / "fleet" / spec["model"]).mkdir(parents=True)
+        (tmp_path / "fleet" / spec["model"] / "metrics.json").write_text(json.dumps(metrics))
     fleet = train_fleet([(s, paths, tmp_path / "fleet" / s["model"]) for s in specs])
-    assert fleet[3] == {"status": "ok", "finished": "before"}  # finished: not trained again
+    assert fleet[3] == finished  # finished from the same spec: not trained again
+    assert fleet[2]["status"] == "ok" and fleet[2]["config_hash"] == specs[2]["config_hash"]  # another spec's
     assert fleet[1]["status"] == "failed" and fleet[1]["error"] == alone[1]["error"]  # same iteration, same terms
     for s, a, f in zip(specs[:3], alone[:3], fleet[:3], strict=True):
         one, many = tmp_path / "alone" / s["model"], tmp_path / "fleet" / s["model"]
@@ -257,3 +261,33 @@ def test_an_unreadable_fleet_checkpoint_is_ignored(grid, tmp_path, caplog):
     results = train_fleet([(s, paths, tmp_path / s["model"]) for s in specs], checkpoint_dir=tmp_path / "ckpt")
     assert all(r["status"] == "ok" and r["iterations"] == 20 for r in results)
     assert "ignoring fleet checkpoint" in caplog.text
+
+
+def test_models_are_cut_into_fleets_stackable_ones_together():
+    from fhnkit.plan import expand_study, study_fleets
+
+    cfg = make_config()
+    specs = expand_study(cfg, "S")
+    assert study_fleets(cfg, specs) == {}  # fleet: 1, one job per model
+    fleets = study_fleets({**cfg, "fleet": 5}, specs)
+    assert [len(v) for v in fleets.values()] == [5, 5, 5, 5, 4] and list(fleets) == ["f0", "f1", "f2", "f3", "f4"]
+    by_name = {s["model"]: s for s in specs}
+    first = [by_name[m] for m in fleets["f0"]]
+    assert {s["class"] for s in first} == {"ddnn"} and [s["depth"] for s in first] == sorted(s["depth"] for s in first)
+    assert sorted(m for ms in fleets.values() for m in ms) == sorted(by_name)
+
+
+def test_a_fleet_model_is_handed_over_only_when_finished_from_the_same_spec(tmp_path):
+    from fhnkit.cluster.handoff import take_from_fleet
+
+    src, dst = tmp_path / "fleet" / "m", tmp_path / "models" / "m"
+    src.mkdir(parents=True)
+    for name in ("weights.pt", "spec.json", "history.parquet"):
+        (src / name).write_text(name)
+    assert not take_from_fleet(src, dst, "abc")  # not finished: no metrics.json
+    (src / "metrics.json").write_text('{"config_hash": "other"}')
+    assert not take_from_fleet(src, dst, "abc") and not dst.exists()  # another spec's model
+    (src / "metrics.json").write_text('{"config_hash": "abc"}')
+    assert take_from_fleet(src, dst, "abc")
+    assert sorted(p.name for p in dst.iterdir()) == ["history.parquet", "metrics.json", "spec.json", "weights.pt"]
+    assert not any(src.iterdir())

@@ -8,9 +8,11 @@ from fhnkit.plan import (
     data_determinants,
     derive_seed,
     expand_all,
+    fleet_of,
     kind_of,
     layout,
     resample_specs,
+    study_fleets,
     validate_config,
 )
 
@@ -37,6 +39,11 @@ try:
 except ConfigError as err:
     sys.exit(f"{err}\nFix the config file and rerun.")
 MODELS = list(SPECS)
+# models trained together as fleets (config `fleet` > 1): {study: {fleet: [models]}}, and each model's fleet
+FLEETS = {
+    study: study_fleets(config, [s for (st, _), s in SPECS.items() if st == study]) for study in config["studies"]
+}
+FLEET_OF = {(study, model): fleet for study, fleets in FLEETS.items() for model, fleet in fleet_of(fleets).items()}
 
 
 wildcard_constraints:
@@ -45,6 +52,7 @@ wildcard_constraints:
     split="train|val|region|march",
     which="base|retrained",
     chunk="chunk_[0-9]+",
+    fleet="f[0-9]+",
 
 
 def every_core(wildcards=None):
@@ -89,7 +97,30 @@ def model_data(spec):
 
 
 def model_inputs(wildcards):
-    return model_data(model_spec(wildcards))
+    """A model's data sets, and the marker of its fleet (when fleets train it): ancient, so that a fleet
+    run again never makes the models that it handed over older than their input."""
+    inputs = model_data(model_spec(wildcards))
+    fleet = FLEET_OF.get((wildcards.study, wildcards.model))
+    if fleet is not None:
+        inputs["fleet"] = ancient(layout.fleet_marker(wildcards.study, fleet))
+    return inputs
+
+
+def fleet_specs(wildcards):
+    return [SPECS[(wildcards.study, m)] for m in FLEETS[wildcards.study][wildcards.fleet]]
+
+
+def fleet_inputs(wildcards):
+    """The data sets of every model of a fleet."""
+    return sorted({path for spec in fleet_specs(wildcards) for path in model_data(spec).values()})
+
+
+def fleet_resource(wildcards, what):
+    """threads or gpu of a fleet job: as a model's job (one GPU unless the device is the CPU)."""
+    training = fleet_specs(wildcards)[0]["training"]
+    if what == "threads":
+        return training["threads"]
+    return 0 if training["device"] == "cpu" else 1
 
 
 def study_settings(wildcards):

@@ -3,7 +3,8 @@
 
 rule train:
     input:
-        # train, val, and the region, march and resampled sets of the models that use them
+        # train, val, and the region, march and resampled sets of the models that use them; with fleets,
+        # the marker of the model's fleet (the job moves the model in from there, or trains it alone)
         unpack(model_inputs),
     output:
         weights=layout.model_file("{study}", "{model}", "weights.pt"),
@@ -23,3 +24,28 @@ rule train:
         spec=model_spec,
     script:
         "../scripts/train.py"
+
+
+# A fleet: up to `fleet` models of a study trained together in one job (fhnkit.training.train_fleet),
+# each as it would train alone. It leaves them in its own directory; each model's `train` job moves its
+# model into place, so that per-model targets, reruns and failures keep their meaning (a fleet's failure
+# never deletes a finished model: models are not outputs of this rule).
+rule train_fleet:
+    input:
+        fleet_inputs,
+    output:
+        touch(layout.fleet_marker("{study}", "{fleet}")),
+    log:
+        layout.log("{study}", "train", "fleet_{fleet}"),
+    conda:
+        "../../envs/fhnkit.yaml"
+    threads: lambda w: fleet_resource(w, "threads")
+    resources:
+        gpu=lambda w: fleet_resource(w, "gpu"),
+    params:
+        specs=fleet_specs,
+        data=lambda w: [model_data(spec) for spec in fleet_specs(w)],
+        dirs=lambda w: [layout.fleet_model_dir(w.study, w.fleet, s["model"]) for s in fleet_specs(w)],
+        checkpoints=lambda w: layout.fleet_dir(w.study, w.fleet),
+    script:
+        "../scripts/train_fleet.py"

@@ -2,14 +2,25 @@
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 from fhnkit.cluster import acquire_gpu
+from fhnkit.cluster.handoff import take_from_fleet
 from fhnkit.joblog import log_to
+from fhnkit.plan.layout import fleet_model_dir
 
 log_to(snakemake.log[0])
 
 spec = snakemake.params.spec
+out_dir = Path(snakemake.output.metrics).parent
+marker = snakemake.input.get("fleet")  # trained by a fleet: take the model from the fleet's directory
+if marker:
+    fleet_dir = fleet_model_dir(spec["study"], Path(marker).parent.name, spec["model"])
+    if take_from_fleet(fleet_dir, out_dir, spec.get("config_hash")):
+        logging.info("%s/%s: trained by its fleet, moved from %s", spec["study"], spec["model"], fleet_dir)
+        sys.exit(0)
+    logging.info("%s is not in %s (deleted since, or it failed there): training it alone", spec["model"], fleet_dir)
 # Before torch initialises CUDA: on a machine with several GPUs, take a free one for this job
 # (held until the job ends; Snakemake run locally does not assign GPUs itself).
 slot = acquire_gpu(spec["training"].get("device", "auto"))
@@ -19,7 +30,7 @@ logging.info("training %s/%s (%s, %s) on CUDA_VISIBLE_DEVICES=%s", spec["study"]
 from fhnkit.training import train_model  # noqa: E402 (after the GPU is chosen)
 
 inputs = snakemake.input
-metrics = train_model(spec, inputs.train, inputs.val, Path(snakemake.output.metrics).parent,
+metrics = train_model(spec, inputs.train, inputs.val, out_dir,
                       region_path=inputs.get("region"), march_path=inputs.get("march"),
                       resampled_path=inputs.get("resampled"))
 if metrics["status"] == "ok":

@@ -6,6 +6,7 @@ This is what Snakemake imports to build the DAG, so it stays light: no torch, nu
 
 from . import layout
 from .config import ConfigError, config_hash, derive_seed, load_config, load_schema, validate_config
+from .fleets import fleet_of, fleet_size, study_fleets
 from .grid import (
     arch_name,
     architectures,
@@ -30,6 +31,8 @@ __all__ = [
     "derive_seed",
     "expand_all",
     "expand_study",
+    "fleet_of",
+    "fleet_size",
     "kind_named",
     "kind_of",
     "layout",
@@ -39,5 +42,6 @@ __all__ = [
     "n_windows",
     "resample_specs",
     "shape_of",
+    "study_fleets",
     "validate_config",
 ]

@@ -83,6 +83,20 @@ def mpi_file(name: str, results: str = RESULTS) -> str:
     return f"{results}/mpi/{name}"
 
 
+def fleet_dir(study: str, fleet: str, results: str = RESULTS) -> str:
+    """Where a fleet job writes its models (`fleet_model_dir`), its checkpoints and, last, `fleet_marker`;
+    each model's own `train` job then moves the model to `model_dir`."""
+    return f"{results}/{study}/fleets/{fleet}"
+
+
+def fleet_model_dir(study: str, fleet: str, model: str, results: str = RESULTS) -> str:
+    return f"{fleet_dir(study, fleet, results)}/{model}"
+
+
+def fleet_marker(study: str, fleet: str, results: str = RESULTS) -> str:
+    return f"{fleet_dir(study, fleet, results)}/done"
+
+
 def log(*parts: str, logs: str = LOGS) -> str:
     """A job's log: `log("B_S", "train", model)` -> logs/B_S/train/<model>.log."""
     return f"{logs}/{'/'.join(parts)}.log"

@@ -164,8 +164,8 @@ def checkpoint_name(group) -> str:
 def train_fleet(jobs: list[tuple[dict, dict, object]], checkpoint_dir=None) -> list[dict | TrainingDiverged]:
     """Train the models of `jobs` ([(spec, {split: data path}, model directory)]) as one fleet and write
     each model's `weights.pt`, `spec.json`, `history.parquet` and `metrics.json` exactly as `train_model`
-    does, a group's models as soon as the group ends. A model whose `metrics.json` exists is finished
-    and left alone. With `checkpoint_dir`, each stacked group saves its state there
+    does, a group's models as soon as the group ends. A model whose `metrics.json` exists (from the same
+    spec: same config hash) is finished and left alone. With `checkpoint_dir`, each stacked group saves its state there
     (`checkpoint_name`) every `training.checkpoint_every` iterations: a killed fleet resumes where it
     stopped. Returns per job its metrics, or,
     for a model that diverged with `training.on_divergence: fail`, the TrainingDiverged (no metrics)."""
@@ -174,8 +174,9 @@ def train_fleet(jobs: list[tuple[dict, dict, object]], checkpoint_dir=None) -> l
     todo = []
     for k, (spec, paths, out_dir) in enumerate(jobs):
         out_dir = Path(out_dir)
-        if (out_dir / "metrics.json").exists():
-            results[k] = read_json(out_dir / "metrics.json")
+        done = read_json(out_dir / "metrics.json") if (out_dir / "metrics.json").is_file() else None
+        if done is not None and done.get("config_hash") == spec.get("config_hash"):
+            results[k] = done
             continue
         todo.append((k, TrainingRun(spec, **load_training_data(spec, paths, cache)), out_dir))
     if todo:
