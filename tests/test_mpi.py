@@ -199,3 +199,24 @@ def test_several_ranks_without_mpi4py_is_a_clear_error(tmp_path):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "pip install 'fhnkit[mpi]'" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_two_ranks_hand_out_fleets(tmp_path):
+    """With `fleet: 3` the six models of study A go out as two fleets of three (one per rank), each
+    written where the rule `train` writes it; a later grid run skips them all."""
+    launcher = mpirun()
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({**CONFIG, "fleet": 3}))
+    proc = train_grid(tmp_path, "--study", "A", launcher=launcher)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "6 to train on 2 rank(s) as 2 fleet(s) of at most 3" in proc.stdout, proc.stdout
+    done = re.findall(r"^\[rank (\d)/2\] ok: (\S+) ", proc.stdout, re.M)
+    assert sorted(model for _, model in done) == sorted(GOOD), proc.stdout
+    assert len({rank for rank, _ in done}) == 2  # both ranks trained a fleet
+    for model in GOOD:
+        metrics = json.loads((tmp_path / "results" / model.replace("/", "/models/") / "metrics.json").read_text())
+        assert metrics["status"] == "ok" and metrics["iterations"] == 1500
+    logs = sorted(p.name for p in (tmp_path / "logs/A/train").glob("fleet_*.log"))
+    assert logs == ["fleet_f0.log", "fleet_f1.log"]
+    again = train_grid(tmp_path, "--study", "A")
+    assert "6 finished (skipped), 0 to train" in again.stdout, again.stdout

@@ -147,7 +147,8 @@ def cmd_train(args) -> int:
 
 
 def cmd_train_grid(args) -> int:
-    from ..cluster.mpi_grid import MPIUnavailable, get_comm, run_grid
+    from ..cluster.mpi import MPIUnavailable, get_comm
+    from ..cluster.mpi_grid import run_grid
 
     try:
         comm = get_comm()

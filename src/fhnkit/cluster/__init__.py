@@ -6,7 +6,8 @@ Light on purpose (no torch): a training job takes its GPU here before torch is i
 
 from .backends import available_backends, format_backends
 from .devices import GpuSlot, NoFreeGpu, acquire_gpu, select_rank_device, visible_gpus
-from .mpi_grid import MPIUnavailable, run_grid
+from .mpi import MPIUnavailable
+from .mpi_grid import run_grid
 
 __all__ = [
     "GpuSlot",

@@ -2,7 +2,8 @@
 
 Where a cluster gives one large allocation rather than many small jobs, one MPI
 program can train every model of the grid: rank 0 hands out the unfinished
-models one at a time, most expensive first, to whichever rank asks (itself
+models one at a time (or, with the config's `fleet` > 1, fleets of a study's
+models trained together), most expensive first, to whichever rank asks (itself
 included), so that ranks stay busy until the queue is empty. Each rank trains
 on GPU `local_rank % n_gpus` of the GPUs it sees (`fhnkit.cluster.devices`), chosen
 before CUDA initialises.
@@ -24,29 +25,22 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import threading
 import time
 import traceback
-from collections import deque
 from contextlib import contextmanager
 from pathlib import Path
 
 from ..plan import layout
 from ..plan.config import load_config
+from ..plan.fleets import fleet_size, study_fleets
 from ..plan.grid import expand_study
 from ..plan.kinds import kind_of
 from .devices import select_rank_device, visible_gpus
+from .mpi import TAG_ASK, TAG_WORK, Dispatcher, local_rank, wait
 
 log = logging.getLogger(__name__)
 
-TAG_ASK, TAG_WORK = 11, 12
-POLL_S = 0.02
-# environment variables by which launchers announce more than one process
-LAUNCHER_SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS", "SLURM_STEP_NUM_TASKS")
 
-
-class MPIUnavailable(RuntimeError):
-    """Started by an MPI launcher with several processes, but mpi4py cannot be imported."""
 
 
 # --------------------------------------------------------------------------- the grid
@@ -163,6 +157,62 @@ def train_one(spec: dict, results: Path, logs: Path, rank: int) -> dict:
     return {**out, "status": status, "seconds": time.perf_counter() - t0, "error": metrics.get("error")}
 
 
+def work_units(config: dict, specs: list[dict], todo: list[int]) -> list[tuple[str | None, list[int]]]:
+    """The work handed out, most expensive first: one model at a time, (None, [i]), or with the config's
+    `fleet` > 1, fleets of a study's unfinished models, (fleet name, [i, ...]), as `study_fleets` cuts them."""
+    if fleet_size(config) <= 1:
+        units = [(None, [i]) for i in todo]
+    else:
+        units = []
+        for study in sorted({specs[i]["study"] for i in todo}):
+            index = {specs[i]["model"]: i for i in todo if specs[i]["study"] == study}
+            fleets = study_fleets(config, [specs[i] for i in index.values()])
+            units += [(name, [index[m] for m in models]) for name, models in fleets.items()]
+    return sorted(units, key=lambda u: (-sum(cost(specs[i]) for i in u[1]), specs[u[1][0]]["study"],
+                                        specs[u[1][0]]["model"]))
+
+
+def train_unit(unit: tuple[str | None, list[int]], specs: list[dict], results: Path, logs: Path, rank: int) -> list:
+    """Train one unit of `work_units`: a model alone (`train_one`) or a fleet (`train_fleet_unit`)."""
+    name, indices = unit
+    if name is None:
+        return [train_one(specs[i], results, logs, rank) for i in indices]
+    return train_fleet_unit(name, [specs[i] for i in indices], results, logs, rank)
+
+
+def train_fleet_unit(name: str, fleet: list[dict], results: Path, logs: Path, rank: int) -> list[dict]:
+    """Train a fleet of one study's models together (`fhnkit.training.train_fleet`), each written where
+    the rule `train` writes it, checkpoints in the study's fleet directory, one log for the fleet; never
+    raises for the models' own failures. Returns one dict per model, as `train_one`."""
+    from ..training.fleet import train_fleet
+
+    study = fleet[0]["study"]
+    t0 = time.perf_counter()
+    jobs = [(s, {split: data_path(results, study, split) for split in data_splits(s)}, model_dir(results, s))
+            for s in fleet]
+    base = [{"study": study, "model": s["model"], "rank": rank, "error": None} for s in fleet]
+    with _job_log(Path(layout.log(study, "train", f"fleet_{name}", logs=str(logs)))):
+        logger = logging.getLogger()
+        logger.info("training %d models of %s as fleet %s on MPI rank %d, host %s, CUDA_VISIBLE_DEVICES=%s",
+                    len(fleet), study, name, rank, os.uname().nodename,
+                    os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"))
+        try:
+            outcomes = train_fleet(jobs, checkpoint_dir=Path(layout.fleet_dir(study, name, str(results))))
+        except Exception as exc:  # noqa: BLE001 (one fleet's failure must not stop the grid)
+            logger.error("training failed: %s\n%s", exc, traceback.format_exc())
+            seconds, error = time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"
+            return [{**b, "status": "error", "seconds": seconds, "error": error} for b in base]
+    seconds = (time.perf_counter() - t0) / len(fleet)
+    out = []
+    for b, outcome in zip(base, outcomes, strict=True):
+        if isinstance(outcome, Exception):  # on_divergence: fail
+            out.append({**b, "status": "error", "seconds": seconds, "error": str(outcome)})
+        else:
+            status = "ok" if outcome["status"] == "ok" else "diverged"
+            out.append({**b, "status": status, "seconds": seconds, "error": outcome.get("error")})
+    return out
+
+
 def snakemake_incomplete(workdir: Path, specs: list[dict], results: Path) -> list[str]:
     """Output files of finished models that Snakemake still marks incomplete (its run was killed
     while training them): the next `snakemake` would refuse them until `--cleanup-metadata`."""
@@ -188,78 +238,6 @@ def snakemake_incomplete(workdir: Path, specs: list[dict], results: Path) -> lis
                         paths.append(str(d / name))
                         break
     return sorted(set(paths))
-
-
-# --------------------------------------------------------------------------- MPI
-
-
-def launched_with_several_ranks(env=None) -> bool:
-    env = os.environ if env is None else env
-    return any(env.get(v, "1").isdigit() and int(env.get(v, "1")) > 1 for v in LAUNCHER_SIZE_VARS)
-
-
-def get_comm():
-    """MPI.COMM_WORLD, or None when mpi4py is missing and no launcher started several processes."""
-    try:
-        from mpi4py import MPI
-    except ImportError as exc:
-        if launched_with_several_ranks():
-            raise MPIUnavailable(
-                f"started by an MPI launcher with several processes but mpi4py cannot be imported ({exc}); "
-                "install it with: pip install 'fhnkit[mpi]' (needs an MPI library, e.g. apt-get install "
-                "libopenmpi-dev), or run without mpirun/srun as one process") from exc
-        return None
-    return MPI.COMM_WORLD
-
-
-def local_rank(comm) -> int:
-    """This process's rank among the ranks on its node."""
-    if comm is None or comm.Get_size() == 1:
-        return 0
-    from mpi4py import MPI
-
-    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
-    rank = node.Get_rank()
-    node.Free()
-    return rank
-
-
-def _wait(request):
-    """Complete a nonblocking request, sleeping between tests (a blocking MPI wait spins on a core
-    that a training rank needs)."""
-    while True:
-        done, value = request.test()
-        if done:
-            return value
-        time.sleep(POLL_S)
-
-
-class _Dispatcher:
-    """Rank 0's work queue: its own main thread takes from it directly; a background thread answers
-    the other ranks' requests (each request carries the result of the asker's previous model)."""
-
-    def __init__(self, comm, order: list[int]):
-        self.comm, self.queue, self.lock = comm, deque(order), threading.Lock()
-        self.results: list[dict] = []
-        self.thread = threading.Thread(target=self._serve, name="fhnkit-dispatch", daemon=True)
-        self.error: BaseException | None = None
-
-    def take(self) -> int | None:
-        with self.lock:
-            return self.queue.popleft() if self.queue else None
-
-    def _serve(self):
-        try:
-            active = self.comm.Get_size() - 1
-            while active:
-                asker, result = _wait(self.comm.irecv(tag=TAG_ASK))
-                if result is not None:
-                    self.results.append(result)
-                job = self.take()
-                self.comm.send(job, dest=asker, tag=TAG_WORK)
-                active -= job is None
-        except BaseException as exc:  # noqa: BLE001 (re-raised in the main thread)
-            self.error = exc
 
 
 def run_grid(config_path, studies=None, results="results", logs=None, comm=None, out=None) -> dict:
@@ -303,25 +281,25 @@ def _run_grid(config_path, studies, results, logs, comm, out) -> dict:
         written = make_missing_datasets(config, [s for s in specs if not is_finished(results, s)], results, logs)
         for path in written:
             say(f"wrote data set {path}")
-        todo = sorted((i for i, s in enumerate(specs) if not is_finished(results, s)),
-                      key=lambda i: (-cost(specs[i]), specs[i]["study"], specs[i]["model"]))
+        todo = work_units(config, specs, [i for i, s in enumerate(specs) if not is_finished(results, s)])
         skipped = [f"{s['study']}/{s['model']}" for s in specs if is_finished(results, s)]
-        say(f"{len(specs)} models: {len(skipped)} finished (skipped), {len(todo)} to train on {size} rank(s); "
-            f"GPUs visible: {','.join(visible_gpus()) or 'none'}")
+        as_fleets = f" as {len(todo)} fleet(s) of at most {fleet_size(config)}" if fleet_size(config) > 1 else ""
+        say(f"{len(specs)} models: {len(skipped)} finished (skipped), {sum(len(u[1]) for u in todo)} to train on "
+            f"{size} rank(s){as_fleets}; GPUs visible: {','.join(visible_gpus()) or 'none'}")
     if comm is not None and size > 1:
-        _wait(comm.Ibarrier())  # the data sets exist before any rank trains
+        wait(comm.Ibarrier())  # the data sets exist before any rank trains
     if gpu is not None:
         say(f"on GPU {gpu} (CUDA_VISIBLE_DEVICES={gpu})")
 
     mine: list[dict] = []
     if rank == 0:
-        dispatcher = _Dispatcher(comm, todo)
+        dispatcher = Dispatcher(comm, todo)
         if size > 1:
             dispatcher.thread.start()
-        while (i := dispatcher.take()) is not None:
-            result = train_one(specs[i], results, logs, rank)
-            mine.append(result)
-            say(f"{result['status']}: {result['study']}/{result['model']} ({result['seconds']:.1f} s)")
+        while (unit := dispatcher.take()) is not None:
+            for result in train_unit(unit, specs, results, logs, rank):
+                mine.append(result)
+                say(f"{result['status']}: {result['study']}/{result['model']} ({result['seconds']:.1f} s)")
         if size > 1:
             while dispatcher.thread.is_alive():
                 dispatcher.thread.join(timeout=0.1)
@@ -349,9 +327,10 @@ def _run_grid(config_path, studies, results, logs, comm, out) -> dict:
     result = None
     while True:
         comm.send((rank, result), dest=0, tag=TAG_ASK)
-        i = _wait(comm.irecv(source=0, tag=TAG_WORK))
-        if i is None:
+        unit = wait(comm.irecv(source=0, tag=TAG_WORK))
+        if unit is None:
             return {"results": mine}
-        result = train_one(specs[i], results, logs, rank)
-        mine.append(result)
-        say(f"{result['status']}: {result['study']}/{result['model']} ({result['seconds']:.1f} s)")
+        result = train_unit(unit, specs, results, logs, rank)
+        mine.extend(result)
+        for r in result:
+            say(f"{r['status']}: {r['study']}/{r['model']} ({r['seconds']:.1f} s)")
