@@ -26,7 +26,7 @@ def save(run, rows: list[dict], directory) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"config_hash": run.spec.get("config_hash"), "model": run.spec["model"], "iteration": run.iteration,
              "weights": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
-             "scheduler": run.scheduler.state_dict(), "generator": run.gen.get_state(), "rows": rows}
+             "scheduler": run.scheduler.state_dict(), "generators": [gen.get_state() for gen in run.gens], "rows": rows}
     tmp = path.with_name(f".{NAME}.tmp{os.getpid()}")
     torch.save(state, tmp)
     os.replace(tmp, path)
@@ -46,10 +46,15 @@ def restore(run, directory) -> list[dict] | None:
     if state.get("config_hash") != run.spec.get("config_hash") or state.get("model") != run.spec["model"]:
         log.warning("ignoring checkpoint %s: it belongs to another spec", path)
         return None
+    if len(state.get("generators", [])) != len(run.gens):  # written before each loss term had its own generator
+        log.warning("ignoring checkpoint %s: written by an older fhnkit (one batch generator per model); "
+                    "the model starts over", path)
+        return None
     run.model.load_state_dict(state["weights"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
-    run.gen.set_state(state["generator"])
+    for gen, gen_state in zip(run.gens, state["generators"], strict=True):
+        gen.set_state(gen_state)
     run.iteration = state["iteration"]
     log.info("resuming %s from its checkpoint at iteration %d", run.spec["model"], run.iteration)
     return state["rows"]

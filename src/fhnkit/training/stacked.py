@@ -2,13 +2,24 @@
 
 Model i's layer l is the top-left corner of a zero-padded weight tensor of shape
 (models, widest output, widest input): one `baddbmm` evaluates every model's layer.
-A padded unit's activation is masked to 0, so it contributes nothing downstream and
-its weights get no gradient: padding never changes a model's outputs or gradients
-(only the floating-point order of a matrix product's sums). Each model keeps its own
-activation per layer, input/output scaling and weights.
+A padded unit adds nothing downstream and its weights get no gradient, so they stay 0:
+its input weights and bias are 0, so its activation is act(0), which is 0 for every
+activation but the sigmoid (whose padded units are masked to 0), and the next layer's
+weights from it are 0. Padding never changes a model's outputs or gradients (only the
+floating-point order of a matrix product's sums). Each model keeps its own activation
+per layer, input/output scaling and weights.
+
+All weights and biases live in one (models, values per model) tensor, `flat`, and their
+gradients in another, `flat_grad` (the parameters are views of them): an optimiser
+updates every model with a handful of operations (`fhnkit.training.stacked_group`).
+Models are ordered by their activations (`activation_order`), so that a layer applies
+each activation to a contiguous run of models (no activation is computed twice).
 """
 
 from __future__ import annotations
+
+import itertools
+import warnings
 
 import torch
 from torch import nn
@@ -29,6 +40,16 @@ def stack_key(net: nn.Module) -> tuple | None:
     return (type(net).__name__, len(linears), linears[0].in_features, linears[-1].out_features)
 
 
+def activation_order(nets: list[MLP]) -> list[int]:
+    """Indices of `nets` sorted by their hidden layers' activations (stable): each layer's models
+    with one activation then form as few contiguous runs as the grid allows."""
+    return sorted(range(len(nets)), key=lambda i: [act for act, _ in nets[i].spec["layers"]])
+
+
+def _zero_preserving(name: str) -> bool:
+    return bool(ACTIVATIONS[name]()(torch.zeros(1)).item() == 0.0)
+
+
 class StackedMLP(nn.Module):
     """`len(nets)` MLPs of equal depth, inputs and outputs, evaluated together on (models, batch, n_in)."""
 
@@ -40,55 +61,74 @@ class StackedMLP(nn.Module):
         layers = [_linears(net) for net in nets]
         n_models, depth = len(nets), len(layers[0])
         device = layers[0][0].weight.device
+        shapes = [(max(ls[d].out_features for ls in layers), max(ls[d].in_features for ls in layers))
+                  for d in range(depth)]
+        per_model = sum(n_out * n_in + n_out for n_out, n_in in shapes)
+        self.flat = torch.zeros((n_models, per_model), device=device)
+        self.flat_grad = torch.zeros_like(self.flat)
         self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
-        for depth_i in range(depth):
-            n_out = max(ls[depth_i].out_features for ls in layers)
-            n_in = max(ls[depth_i].in_features for ls in layers)
-            weight = torch.zeros((n_models, n_out, n_in), device=device)
-            bias = torch.zeros((n_models, n_out), device=device)
-            for i, ls in enumerate(layers):
-                lin = ls[depth_i]
-                weight[i, : lin.out_features, : lin.in_features] = lin.weight.detach()
-                bias[i, : lin.out_features] = lin.bias.detach()
-            self.weights.append(nn.Parameter(weight))
-            self.biases.append(nn.Parameter(bias))
-        # per hidden layer: which units exist (1) or pad (0), and which activation each model applies
-        self.unit_masks = []
-        self.activations = []
+        start = 0
+        for n_out, n_in in shapes:
+            for shape, params in (((n_out, n_in), self.weights), ((n_out,), self.biases)):
+                size = shape[0] * (shape[1] if len(shape) > 1 else 1)
+                param = nn.Parameter(self.flat[:, start:start + size].view(n_models, *shape))
+                param.grad = self.flat_grad[:, start:start + size].view(n_models, *shape)
+                params.append(param)
+                start += size
+        with torch.no_grad():
+            for depth_i, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
+                for i, ls in enumerate(layers):
+                    lin = ls[depth_i]
+                    weight[i, : lin.out_features, : lin.in_features] = lin.weight.detach()
+                    bias[i, : lin.out_features] = lin.bias.detach()
+        # per hidden layer: the runs of consecutive models sharing an activation, and, where an
+        # activation does not map 0 to 0, which units exist (1) or pad (0)
+        self.activation_runs, self.unit_masks = [], []
         for depth_i in range(depth - 1):
-            width = self.weights[depth_i].shape[1]
-            mask = torch.zeros((n_models, 1, width), device=device)
-            for i, net in enumerate(nets):
-                mask[i, 0, : net.spec["layers"][depth_i][1]] = 1.0
-            self.unit_masks.append(mask)
             names = [net.spec["layers"][depth_i][0] for net in nets]
-            self.activations.append([(name, ACTIVATIONS[name](),
-                                      torch.tensor([n == name for n in names], device=device).view(-1, 1, 1))
-                                     for name in sorted(set(names))])
+            runs = [(name, len(list(group))) for name, group in itertools.groupby(names)]
+            self.activation_runs.append([(ACTIVATIONS[name](), count) for name, count in runs])
+            mask = None
+            if not all(_zero_preserving(name) for name, _ in runs):
+                mask = torch.zeros((n_models, 1, shapes[depth_i][0]), device=device)
+                for i, net in enumerate(nets):
+                    mask[i, 0, : net.spec["layers"][depth_i][1]] = 1.0
+            self.unit_masks.append(mask)
         for name in ("input_offset", "input_scale", "output_offset", "output_scale"):
             self.register_buffer(name, torch.stack([getattr(net, name) for net in nets]).unsqueeze(1))
 
     @property
     def n_models(self) -> int:
-        return self.weights[0].shape[0]
+        return self.flat.shape[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (models, batch, n_inputs) in model units -> (models, batch, n_outputs) in model units."""
         z = (x - self.input_offset) / self.input_scale
         for depth_i, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
             z = torch.baddbmm(bias.unsqueeze(1), z, weight.transpose(1, 2))
-            if depth_i < len(self.activations):
-                z = self._activate(depth_i, z) * self.unit_masks[depth_i]
+            if depth_i < len(self.activation_runs):
+                z = self._activate(depth_i, z)
         return z * self.output_scale + self.output_offset
 
     def _activate(self, depth_i: int, z: torch.Tensor) -> torch.Tensor:
-        acts = self.activations[depth_i]
-        if len(acts) == 1:
-            return acts[0][1](z)
-        out = torch.zeros_like(z)
-        for _, act, which in acts:
-            out = torch.where(which, act(z), out)
-        return out
+        runs, mask = self.activation_runs[depth_i], self.unit_masks[depth_i]
+        if len(runs) == 1:
+            out = runs[0][0](z)
+        else:
+            parts = torch.split(z, [count for _, count in runs])
+            out = torch.cat([act(part) for (act, _), part in zip(runs, parts, strict=True)])
+        return out if mask is None else out * mask
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Zero every model's gradients (they stay views of `flat_grad`, whatever `set_to_none` says)."""
+        self.flat_grad.zero_()
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Accumulate the gradients of `loss` into `flat_grad`."""
+        with warnings.catch_warnings():
+            # the gradients are strided views of flat_grad, on purpose (one optimiser step for all)
+            warnings.filterwarnings("ignore", message="grad and param do not obey the gradient layout contract")
+            loss.backward()
 
     @torch.no_grad()
     def copy_into(self, i: int, net: MLP) -> None:

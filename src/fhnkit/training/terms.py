@@ -1,10 +1,13 @@
 """Loss terms of the training objective (thesis eq. 3.5-3.16).
 
-Each term draws its own batch with the training run's torch.Generator (`draw`)
-and turns a network's outputs on it into a loss (`value`); `loss` is the two in
-one. The total loss is the weighted sum of the terms. Batches are drawn on the
-CPU (the generator lives there, so that a run draws the same batches on any
-device) and moved to the device of the term's data.
+Each term draws its batches with its own torch.Generator (`draw`; the training run
+gives every term one, so that a term's batch sequence does not depend on the other
+terms) and turns a network's outputs on a batch into a loss (`value`); `loss` is the
+two in one. The total loss is the weighted sum of the terms. Batches are drawn on
+the CPU (the generator lives there, so that a run draws the same batches on any
+device) and moved to the device of the term's data. `draw_block(gen, n)` draws the
+next n batches at once, stacked: the very batches n calls of `draw` would give
+(torch's CPU generator fills a tensor element after element, tests/test_terms.py).
 
 `value` reduces over the last axes only, so that it also takes a stack of batches,
 one per model of a fleet (`fhnkit.training.fleet`): inputs (models, batch, n_in)
@@ -18,6 +21,11 @@ import torch
 from ..cell.model import FHNParams, rhs
 
 
+def first(block):
+    """The first batch of a block (a tensor, or a tuple of tensors)."""
+    return tuple(part[0] for part in block) if isinstance(block, tuple) else block[0]
+
+
 class DataTerm:
     """Mean over a random batch of 1/2 * |prediction - solver|^2 (eq. 3.7)."""
 
@@ -27,10 +35,14 @@ class DataTerm:
         self.inputs, self.targets = inputs, targets
         self.batch_size, self.weight, self.name = min(batch_size, len(inputs)), weight, name
 
+    def draw_block(self, gen: torch.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """n random batches of (inputs, targets), drawn with replacement: (n, batch, columns) each."""
+        idx = torch.randint(len(self.inputs), (n, self.batch_size), generator=gen).to(self.inputs.device)
+        return self.inputs[idx], self.targets[idx]
+
     def draw(self, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """A random batch of (inputs, targets), drawn with replacement."""
-        idx = torch.randint(len(self.inputs), (self.batch_size,), generator=gen).to(self.inputs.device)
-        return self.inputs[idx], self.targets[idx]
+        return first(self.draw_block(gen, 1))
 
     def value(self, model, batch) -> torch.Tensor:
         inputs, targets = batch
@@ -53,8 +65,10 @@ class BoxSampler:
         self.hi = torch.as_tensor(hi, dtype=torch.float32)
         self.device = torch.device("cpu")
 
-    def __call__(self, n: int, gen: torch.Generator) -> torch.Tensor:
-        return (self.lo + torch.rand((n, self.lo.numel()), generator=gen) * (self.hi - self.lo)).to(self.device)
+    def __call__(self, n: int, gen: torch.Generator, blocks: int | None = None) -> torch.Tensor:
+        """n points (n, inputs); with `blocks`, that many sets of n at once (blocks, n, inputs)."""
+        shape = (n, self.lo.numel()) if blocks is None else (blocks, n, self.lo.numel())
+        return (self.lo + torch.rand(shape, generator=gen) * (self.hi - self.lo)).to(self.device)
 
     def to(self, device):
         self.device = torch.device(device)
@@ -74,9 +88,13 @@ class PhysicsTerm:
         self.sampler, self.params, self.current = sampler, params, current
         self.batch_size, self.weight, self.name = batch_size, weight, name
 
+    def draw_block(self, gen: torch.Generator, n: int) -> torch.Tensor:
+        """n batches of random collocation points in the term's box: (n, batch, inputs)."""
+        return self.sampler(self.batch_size, gen, blocks=n)
+
     def draw(self, gen: torch.Generator) -> torch.Tensor:
         """Random collocation points in the term's box."""
-        return self.sampler(self.batch_size, gen)
+        return first(self.draw_block(gen, 1))
 
     def value(self, model, batch) -> torch.Tensor:
         x = batch.requires_grad_(True)
@@ -107,14 +125,18 @@ class InitialTerm:
         self.sampler, self.batch_size, self.weight, self.name = sampler, batch_size, weight, name
         self.fixed = None if fixed_state is None else torch.as_tensor(fixed_state, dtype=torch.float32)
 
+    def draw_block(self, gen: torch.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """n batches of (inputs at t = 0, the initial states they must give): (n, batch, columns) each."""
+        if self.fixed is not None:
+            x = torch.zeros((n, 1, self.sampler.lo.numel()), device=self.sampler.device)
+            return x, self.fixed.to(self.sampler.device).expand(n, 1, -1)
+        x = self.sampler(self.batch_size, gen, blocks=n)
+        x[..., 0] = 0.0
+        return x, x[..., 1:3]
+
     def draw(self, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(inputs at t = 0, the initial states they must give)."""
-        if self.fixed is not None:
-            x = torch.zeros((1, self.sampler.lo.numel()), device=self.sampler.device)
-            return x, self.fixed[None, :].to(self.sampler.device)
-        x = self.sampler(self.batch_size, gen)
-        x[:, 0] = 0.0
-        return x, x[:, 1:3]
+        return first(self.draw_block(gen, 1))
 
     def value(self, model, batch) -> torch.Tensor:
         x, target = batch

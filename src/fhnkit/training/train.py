@@ -105,8 +105,10 @@ class TrainingRun:
         torch.manual_seed(spec["torch_seed"])
         self.device = training_device(training["device"])
         self.model = build_network(network_spec(spec, train_df)).to(self.device)
-        self.gen = torch.Generator().manual_seed(spec["torch_seed"] + 1)  # on the CPU: same batches anywhere
         self.terms = [term.to(self.device) for term in build_terms(spec, train_df, region_df, resampled_df)]
+        # one generator per term, on the CPU (the same batches on any device); a term's batches do not
+        # depend on the other terms, so they can be drawn a block at a time (`fhnkit.training.stacked_group`)
+        self.gens = [torch.Generator().manual_seed(spec["torch_seed"] + 1 + i) for i in range(len(self.terms))]
         self.rollout = self.march = None
         if march_df is not None:  # reused window after window up to the marching horizon
             self.march = MarchValidation(march_df, spec["problem"], spec["problem_settings"]["t_max"])
@@ -129,7 +131,7 @@ class TrainingRun:
     def step(self) -> dict[str, float]:
         """One Adam step on the weighted sum of the terms; returns each term's loss."""
         self.optimizer.zero_grad(set_to_none=True)
-        losses = {f"loss_{t.name}": t.loss(self.model, self.gen) for t in self.terms}
+        losses = {f"loss_{t.name}": t.loss(self.model, gen) for t, gen in zip(self.terms, self.gens, strict=True)}
         total = sum(t.weight * losses[f"loss_{t.name}"] for t in self.terms)
         values = {k: float(v.detach()) for k, v in losses.items()}
         values["loss_total"] = float(total.detach())
