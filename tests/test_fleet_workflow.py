@@ -1,17 +1,24 @@
 """Fleets in the workflow (config `fleet` > 1), with real Snakemake runs: a fleet job trains its models
 together, each model's own `train` job moves its model into place, and the per-model targets keep their
-meaning (a deleted model is trained again alone, touching no other model's files)."""
+meaning (a deleted model is trained again alone, touching no other model's files); a diverging model
+does not stop its fleet mates; a killed fleet job loses nothing finished and resumes bit-identical."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
+import pandas as pd
 import pytest
 import yaml
 
-from conftest import snakemake
+from conftest import SNAKEFILE, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -76,3 +83,75 @@ def test_a_deleted_model_is_trained_again_alone_touching_no_other(fleet_run):
     assert json.loads((workdir / "results/S/models" / MODELS[2] / "metrics.json").read_text())["status"] == "ok"
     proc = snakemake(workdir, "--cores", "2", "-n", *targets(), configfile=workdir / "config.yaml")
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_a_diverging_model_is_recorded_and_its_fleet_mates_finish(tmp_path):
+    """A PINN whose physics weight overflows float32 diverges at its first iteration; in the same fleet job
+    the DDNNs train on, the job succeeds, and the PINN is recorded as failed (on_divergence: record)."""
+    config = json.loads(json.dumps(CONFIG))
+    config["fleet"] = 4
+    config["studies"]["S"]["training"]["weights"] = {"physics": 1e39}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    proc = snakemake(tmp_path, "--cores", "2", *targets(), configfile=tmp_path / "config.yaml")
+    assert job_counts(proc.stdout + proc.stderr).get("train_fleet") == 1
+    status = {m: json.loads((tmp_path / "results/S/models" / m / "metrics.json").read_text()) for m in MODELS}
+    assert all(status[m]["status"] == "ok" for m in MODELS if m.startswith("ddnn")), status
+    for model in (m for m in MODELS if m.startswith("pinn")):
+        assert status[model]["status"] != "ok" and "diverged at iteration 1" in status[model]["error"]
+    log = (tmp_path / "logs/S/train/fleet_f0.log").read_text()
+    assert "recorded as failed" in log and "ddnn_tanh8_bs16_s0: mean error" in log
+
+
+LONG = json.loads(json.dumps(CONFIG))
+LONG["fleet"] = 4
+LONG["studies"]["S"]["training"].update(iterations=3000, validate_every=100, checkpoint_every=100)
+
+
+def _weights(path):
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def test_a_killed_fleet_job_resumes_and_ends_bit_identical(tmp_path):
+    """The fleet job is killed (SIGKILL to Snakemake and its jobs) once a group has checkpointed; after
+    `--unlock` a plain rerun resumes it: the models a group had finished before the kill are kept (not
+    trained again), and every model ends with exactly the weights and history of an uninterrupted run."""
+    import torch
+
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    for workdir in (whole, killed):
+        workdir.mkdir()
+        (workdir / "config.yaml").write_text(yaml.safe_dump(LONG))
+    snakemake(whole, "--cores", "2", *targets(), configfile=whole / "config.yaml")
+
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(killed),
+           "--configfile", str(killed / "config.yaml"), "--cores", "2", *targets()]
+    job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    fleet_dir = killed / "results/S/fleets/f0"
+    deadline = time.monotonic() + 600
+    # kill once a later group has checkpointed, so that an earlier one has finished its models
+    while not (list(fleet_dir.glob("*/metrics.json")) and list(fleet_dir.glob("fleet-*.pt"))):
+        assert job.poll() is None, "the fleet finished before it could be killed: make LONG longer"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    finished = {p.parent.name: p.read_bytes() for p in fleet_dir.glob("*/history.parquet")
+                if (p.parent / "metrics.json").is_file()}
+    assert finished and not (killed / "results/S/models").exists()
+
+    snakemake(killed, "--unlock", configfile=killed / "config.yaml")
+    snakemake(killed, "--cores", "2", *targets(), configfile=killed / "config.yaml")
+    log = (killed / "logs/S/train/fleet_f0.log").read_text()
+    assert "resumes from" in log
+    for model, history in finished.items():  # moved into place, not trained again (its wall times would differ)
+        assert f"{model} finished before (same config): kept" in log
+        assert (killed / "results/S/models" / model / "history.parquet").read_bytes() == history
+    timing = ["iter_time_s", "wall_time_s"]
+    for model in MODELS:
+        a, b = (w / "results/S/models" / model for w in (whole, killed))
+        wa, wb = _weights(a / "weights.pt"), _weights(b / "weights.pt")
+        assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa), model
+        pd.testing.assert_frame_equal(pd.read_parquet(a / "history.parquet").drop(columns=timing),
+                                      pd.read_parquet(b / "history.parquet").drop(columns=timing))

@@ -176,6 +176,7 @@ def train_fleet(jobs: list[tuple[dict, dict, object]], checkpoint_dir=None) -> l
         out_dir = Path(out_dir)
         done = read_json(out_dir / "metrics.json") if (out_dir / "metrics.json").is_file() else None
         if done is not None and done.get("config_hash") == spec.get("config_hash"):
+            log.info("%s finished before (same config): kept as it is", spec["model"])
             results[k] = done
             continue
         todo.append((k, TrainingRun(spec, **load_training_data(spec, paths, cache)), out_dir))

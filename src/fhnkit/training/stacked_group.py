@@ -1,12 +1,14 @@
 """The runs of one fleet group trained as one stacked network, with everything on the device.
 
-Per iteration there is one forward, one backward and one Adam update for the whole group, and
-no host synchronisation: losses, each model's Adam step count and learning rate, its
-ReduceLROnPlateau state and its divergence stay on the device; batches are drawn on the CPU by
-each run's own generator (the solo batch sequence), a block of iterations at a time, and sent
-in one copy. The host reads the state back only between blocks (`collect`), when the models are
-validated. A model whose loss becomes NaN or infinite is frozen in that very iteration, before
-its update, as a run alone stops: its weights stay the last finite ones.
+Per iteration there is one forward, one backward and one Adam update for the whole group (over
+the stacked net's one weight tensor), and no host synchronisation: every model's losses,
+learning rate, ReduceLROnPlateau state and whether it is still training stay on the device.
+Batches are drawn on the CPU by each run's own generators (the batches it draws alone), a block
+of iterations at a time with one call per term and run, and sent in one copy per term. The host
+reads the block's losses back only between blocks (`collect`), when the models are validated,
+and finds there where a model diverged. A model whose loss becomes NaN or infinite is frozen in
+that very iteration, before its update, as a run alone stops: its weights stay the last finite
+ones.
 """
 
 from __future__ import annotations
