@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import qmc
 
 
 def sample_box(n: int, lo, hi, sampler: str, seed: int) -> np.ndarray:
@@ -17,6 +16,8 @@ def sample_box(n: int, lo, hi, sampler: str, seed: int) -> np.ndarray:
     if sampler == "uniform":
         unit = np.random.default_rng(seed).random((n, d))
     elif sampler == "lhs":
+        from scipy.stats import qmc  # scipy is slow to import: only where a set is drawn by LHS
+
         unit = qmc.LatinHypercube(d=d, rng=np.random.default_rng(seed)).random(n)
     elif sampler == "grid":
         per_dim = int(np.ceil(n ** (1.0 / d) - 1e-9))

@@ -6,31 +6,14 @@ same work, interleaved, with throughput and roofline fractions), `run_sweep` the
 `bench_solvers` measures the solvers alone (`fhnkit bench solver`).
 """
 
-from . import roofline, timing
-from .benchmark import benchmark_model, benchmark_study, compile_and_benchmark, reference_sets
-from .compiled import BACKENDS, CompiledModel, CompileMismatch, compile_model, load_builds
-from .cost_sweep import TIMING_COLUMNS, run_sweep, sweep_bench, sweep_grid, sweep_settings, write_sweep
-from .solver_bench import bench_solvers, default_c_source, format_records
+from ..lazy import lazy_exports
 
-__all__ = [
-    "BACKENDS",
-    "TIMING_COLUMNS",
-    "CompileMismatch",
-    "CompiledModel",
-    "bench_solvers",
-    "benchmark_model",
-    "benchmark_study",
-    "compile_and_benchmark",
-    "compile_model",
-    "default_c_source",
-    "format_records",
-    "load_builds",
-    "reference_sets",
-    "roofline",
-    "run_sweep",
-    "sweep_bench",
-    "sweep_grid",
-    "sweep_settings",
-    "timing",
-    "write_sweep",
-]
+# imported on first use: a compile job loads torch and the builds, not numba, scipy and the benchmark
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    ".roofline": [],
+    ".timing": [],
+    ".benchmark": ["benchmark_model", "benchmark_study", "compile_and_benchmark", "reference_sets"],
+    ".compiled": ["BACKENDS", "CompiledModel", "CompileMismatch", "compile_model", "load_builds"],
+    ".cost_sweep": ["TIMING_COLUMNS", "run_sweep", "sweep_bench", "sweep_grid", "sweep_settings", "write_sweep"],
+    ".solver_bench": ["bench_solvers", "default_c_source", "format_records"],
+})
