@@ -146,6 +146,7 @@ def test_more_jobs_than_slots_fail_clearly_after_the_wait(tmp_path, procs):
 
 CONFIG = {
     "seed": 5,
+    "fleet": 1,  # one training job per model: four jobs competing for two GPU slots
     "data_solver": {"dt": 0.01, "precision": "float64"},
     "studies": {"A": {"problem": "A", "t_max": 20, "train": {"n": 10, "sampler": "grid"}, "val": {"n": 50},
                       "grid": {"layers": [1], "layer_configs": [["silu", 4]], "classes": ["ddnn"],

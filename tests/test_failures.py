@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 DATA = {"problem": "A", "t_max": 20, "train": {"n": 10, "sampler": "grid"}, "val": {"n": 50}}
 GRID = {"layers": [1], "layer_configs": [["silu", 4]], "classes": ["ddnn"], "batch_size": [10]}
-BASE = {"seed": 13, "data_solver": {"dt": 0.01, "precision": "float64"},
+BASE = {"seed": 13, "fleet": 1, "data_solver": {"dt": 0.01, "precision": "float64"},
         "studies": {"A": {**DATA, "grid": {**GRID, "seeds": [0, 1]},
                           "training": {"iterations": 200, "validate_every": 100}}}}
 GOOD = [f"results/A/models/ddnn_silu4_bs10_s{s}" for s in (0, 1)]

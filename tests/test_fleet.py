@@ -270,7 +270,8 @@ def test_models_are_cut_into_fleets_stackable_ones_together():
 
     cfg = make_config()
     specs = expand_study(cfg, "S")
-    assert study_fleets(cfg, specs) == {}  # fleet: 1, one job per model
+    assert len(study_fleets(cfg, specs)) == 1  # the default (fleet: 64): the 24 models in one fleet
+    assert study_fleets({**cfg, "fleet": 1}, specs) == {}  # fleet: 1, one job per model
     fleets = study_fleets({**cfg, "fleet": 5}, specs)
     assert [len(v) for v in fleets.values()] == [5, 5, 5, 5, 4] and list(fleets) == ["f0", "f1", "f2", "f3", "f4"]
     by_name = {s["model"]: s for s in specs}

@@ -21,6 +21,7 @@ MODEL_FILES = ["history.parquet", "metrics.json", "spec.json", "weights.pt"]
 # six DDNNs of problem A (about a second each) and one that diverges with on_divergence: fail
 CONFIG = {
     "seed": 11,
+    "fleet": 1,  # one model per task; test_two_ranks_hand_out_fleets sets its own
     "data_solver": {"dt": 0.01, "precision": "float64"},
     "benchmark": {"n_sets": 200, "repeats": 1, "warmup": 0, "threads": 1},
     "studies": {
