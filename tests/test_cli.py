@@ -223,7 +223,9 @@ def test_bench_network_compiles_checks_and_times_the_trained_model(chain, tmp_pa
     assert record["model"] == "pinn_silu8_bs10_s0" and record["n_sets"] == 300 and record["threads"] == 2
     assert len(record["inference_time_s"]["samples"]) == 2
     (size,) = record["sizes"]
-    assert "eager-fp32" in size["builds"] and record["compiled"]["builds"][0]["check"]["max_err"] <= 1e-4
+    reference, *others = record["compiled"]["builds"]
+    assert "eager-fp32" in size["builds"] and reference["check"]["reference"] and others
+    assert all(b["check"]["max_err"] <= b["check"]["tolerance"] for b in others)
     assert "speedup" in text and "eager-fp32" in text and "roofline peaks: 2 CPU threads" in text
     assert (tmp_path / "builds" / "compiled.json").is_file()
     err = user_error(capsys, 2, "bench", "network", "--config", chain / "c.yaml", "--model", chain / "model")

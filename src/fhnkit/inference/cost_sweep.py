@@ -114,7 +114,7 @@ def run_sweep(config: dict, device: str | None = None, progress: bool = True) ->
     from ..cell.model import FHNParams
     from ..nets.mlp import n_params
     from .benchmark import benchmark_model
-    from .compiled import build, check, default_device, plan
+    from .compiled import REFERENCE, build, check, default_device, plan
 
     sweep, compile_settings = config["cost_sweep"], config["compile"]
     settings, bench = sweep_settings(sweep), sweep_bench(config)
@@ -131,7 +131,7 @@ def run_sweep(config: dict, device: str | None = None, progress: bool = True) ->
         for backend, precision in builds:
             c = build(model, backend, precision, device, Path(tmp) / f"w{width}_l{layers}",
                       compile_settings["max_batch"], compile_settings["threads"])
-            if (backend, precision) != ("eager", "fp32"):  # checked as the compile stage checks
+            if (backend, precision) != REFERENCE:  # checked as the compile stage checks
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     check(c, make_network(settings, sweep["activation"], width, layers, seed), x_check,
