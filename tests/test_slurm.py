@@ -82,7 +82,7 @@ def _job_stats(dry_run_output: str) -> dict[str, int]:
 
 # rules that ask for a GPU with this config (the profile's benchmark; train with device auto) and
 # rules that never do
-GPU_RULES = {"train", "benchmark"}
+GPU_RULES = {"train_fleet", "train", "benchmark"}
 CPU_RULES = {"dataset", "summarise", "analyse", "figures", "config_page"}
 
 
@@ -164,8 +164,11 @@ def test_gpu_jobs_got_a_gpu_from_slurm(slurm_run):
     CUDA_VISIBLE_DEVICES (the training log records it); SLURM's record shows what each job asked."""
     workdir, log, _ = slurm_run
     jobs = _submitted(log)
-    for train_log in (workdir / "logs" / "A_scarce" / "train").glob("*.log"):
-        assert re.search(r"CUDA_VISIBLE_DEVICES=[01]\b", train_log.read_text()), train_log
+    train_logs = sorted((workdir / "logs" / "A_scarce" / "train").glob("*.log"))
+    assert any(log.name.startswith("fleet_") for log in train_logs), train_logs  # fleets: the default
+    for train_log in train_logs:  # a fleet trains on its GPU; a model's own job trains (or takes it from its fleet)
+        text = train_log.read_text()
+        assert re.search(r"CUDA_VISIBLE_DEVICES=[01]\b", text) or "trained by its fleet" in text, train_log
     gpu_rules = {rule for rule, c in _sbatch_calls(log) if "--gpus=1" in c}
     assert gpu_rules >= GPU_RULES and not gpu_rules & CPU_RULES, gpu_rules
     # SLURM's own record of the jobs it still remembers (MinJobAge = 300 s)
@@ -205,6 +208,7 @@ def _need_mpi4py():
 # four small DDNNs of problem A, trained by `fhnkit train-grid` over 2 MPI ranks
 MPI_CONFIG = {
     "seed": 11,
+    "fleet": 1,  # one model per task
     "data_solver": {"dt": 0.01, "precision": "float64"},
     "benchmark": {"n_sets": 200, "repeats": 1, "warmup": 0, "threads": 1},
     "studies": {"A": {"problem": "A", "t_max": 20, "train": {"n": 10, "sampler": "grid"}, "val": {"n": 50},
