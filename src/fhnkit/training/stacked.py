@@ -13,7 +13,7 @@ All weights and biases live in one (models, values per model) tensor, `flat`, an
 gradients in another, `flat_grad` (the parameters are views of them): an optimiser
 updates every model with a handful of operations (`fhnkit.training.stacked_group`).
 Models are ordered by their activations (`activation_order`), so that a layer applies
-each activation to a contiguous run of models (no activation is computed twice).
+each activation to contiguous runs of models (no activation is computed twice).
 """
 
 from __future__ import annotations
@@ -41,9 +41,23 @@ def stack_key(net: nn.Module) -> tuple | None:
 
 
 def activation_order(nets: list[MLP]) -> list[int]:
-    """Indices of `nets` sorted by their hidden layers' activations (stable): each layer's models
-    with one activation then form as few contiguous runs as the grid allows."""
-    return sorted(range(len(nets)), key=lambda i: [act for act, _ in nets[i].spec["layers"]])
+    """Indices of `nets` in reflected Gray-code order of their hidden layers' activations: models
+    sharing the first layer's activation are contiguous, and within them, alternately forwards and
+    backwards, those sharing the next; on a full grid neighbours differ in one layer only, so the
+    layers together have as few runs of one activation as an order allows (3 x 3 x 3: 29, where
+    sorting gives 39)."""
+    keys = [[act for act, _ in net.spec["layers"]] for net in nets]
+
+    def order(members: list[int], depth: int) -> list[int]:
+        if len(members) <= 1 or depth >= len(keys[members[0]]):
+            return members
+        out = []
+        for k, value in enumerate(sorted({keys[i][depth] for i in members})):
+            sub = order([i for i in members if keys[i][depth] == value], depth + 1)
+            out += sub[::-1] if k % 2 else sub
+        return out
+
+    return order(list(range(len(nets))), 0)
 
 
 def _zero_preserving(name: str) -> bool:

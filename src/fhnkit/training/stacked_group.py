@@ -62,6 +62,7 @@ class StackedGroup:
         self.best = torch.full((n,), math.inf, **f64)
         self.bad = torch.zeros(n, **f64)
         self.exp_avg, self.exp_avg_sq = torch.zeros_like(self.net.flat), torch.zeros_like(self.net.flat)
+        self._step = torch.zeros_like(self.net.flat)  # one Adam step at rate 1 (scratch)
         self.iteration = runs[0].iteration
         self.adam_steps = 0  # every active model has taken this many Adam steps (they start together)
         self.diverged_at = [-1] * n  # per run: the iteration whose loss was not finite, or -1
@@ -93,16 +94,17 @@ class StackedGroup:
 
     @torch.no_grad()
     def _adam(self) -> None:
-        """torch.optim.Adam's update (its single-tensor form) of every model at once (the rows of the
-        stacked net's `flat`), each with its own rate; a frozen model's row stays as it is."""
+        """torch.optim.Adam's update of every model at once (the rows of the stacked net's `flat`), each
+        with its own rate; a frozen model's row stays as it is. torch's fused Adam kernel (one pass over
+        weights, gradients and moments) computes every model's step at rate 1 into `_step`, which is
+        then added at each model's rate (the same update up to the rounding of one product)."""
         self.adam_steps += 1
-        bias1, bias2 = 1.0 - BETA1 ** self.adam_steps, 1.0 - BETA2 ** self.adam_steps
-        step_size = torch.where(self.active, self.lr / bias1, 0.0).float()[:, None]
         grad = torch.where(self.active[:, None], self.net.flat_grad, 0.0)  # a frozen model's may be NaN
-        self.exp_avg.lerp_(grad, 1 - BETA1)
-        self.exp_avg_sq.mul_(BETA2).addcmul_(grad, grad, value=1 - BETA2)
-        denom = (self.exp_avg_sq.sqrt() / math.sqrt(bias2)).add_(EPS)
-        self.net.flat.addcdiv_(self.exp_avg * step_size, denom, value=-1.0)
+        self._step.zero_()
+        torch._fused_adam_([self._step], [grad], [self.exp_avg], [self.exp_avg_sq], [],
+                           [torch.tensor(float(self.adam_steps), device=self.device)], lr=1.0, beta1=BETA1,
+                           beta2=BETA2, weight_decay=0.0, eps=EPS, amsgrad=False, maximize=False)
+        self.net.flat.addcmul_(self._step, torch.where(self.active, self.lr, 0.0).float()[:, None])
 
     def _plateau(self, loss: torch.Tensor) -> None:
         """ReduceLROnPlateau (mode min, relative threshold, no cooldown) of every model; a frozen
