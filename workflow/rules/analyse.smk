@@ -125,7 +125,7 @@ rule rollout_figure:
     conda:
         "../../envs/fhnkit.yaml"
     params:
-        problem=lambda w: config["studies"][w.study]["problem"],
+        problem=lambda w: study_config(w)["problem"],
     script:
         "../scripts/rollout_figure.py"
 
@@ -151,7 +151,7 @@ rule predictions_figure:
     params:
         highlight=config["analysis"]["predictions"],
         a=config["model"]["a"],
-        problem=lambda w: config["studies"][w.study]["problem"],
+        problem=lambda w: study_config(w)["problem"],
     script:
         "../scripts/predictions_figure.py"
 

@@ -19,7 +19,7 @@ rule benchmark:
     threads: every_core
     params:
         bench=config["benchmark"],
-        settings=lambda w: config["studies"][w.study],
+        settings=study_config,
         fhn=config["model"],
         seed=config["seed"],
         compile=config["compile"],

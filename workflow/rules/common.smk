@@ -3,6 +3,7 @@
 import os
 import sys
 
+from fhnkit.plan.data_check import damaged_datasets, remake_dataset
 from fhnkit.plan import (
     ConfigError,
     data_determinants,
@@ -11,6 +12,7 @@ from fhnkit.plan import (
     fleet_of,
     kind_of,
     layout,
+    read_config_file,
     resample_specs,
     study_fleets,
     validate_config,
@@ -28,6 +30,8 @@ envvars:
 
 
 try:
+    for _path in workflow.configfiles:  # what Snakemake's YAML reading lets pass: duplicate keys
+        read_config_file(_path)
     _validated = validate_config(config)
 except ConfigError as err:
     sys.exit(f"{err}\nFix the config file (see workflow/schemas/config.schema.yaml) and rerun.")
@@ -39,6 +43,29 @@ try:
 except ConfigError as err:
     sys.exit(f"{err}\nFix the config file and rerun.")
 MODELS = list(SPECS)
+
+_MODELS_OF = {study: [m for s, m in MODELS if s == study] for study in config["studies"]}
+
+
+class UnknownTarget(ValueError):
+    """A requested file of a study or model that this config does not have."""
+
+
+def study_config(wildcards):
+    """The config of the wildcards' study; one the config lacks is refused, saying which it has."""
+    if (why := layout.unknown_target(_MODELS_OF, wildcards.study)) is not None:
+        raise UnknownTarget(why)
+    return config["studies"][wildcards.study]
+
+# A damaged data set is made again (byte-identical) before the DAG is built, even for a dry run,
+# so that nothing trained on it is rerun (fhnkit.plan.data_check).
+for _study, _split, _path, _problem in damaged_datasets(config):
+    print(f"fhnkit: data set {_path} {_problem}: making it again from the config (byte-identical; the "
+          "models trained on it are kept)", file=sys.stderr)
+    try:
+        remake_dataset(config, _study, _split, _path)
+    except RuntimeError as err:
+        sys.exit(f"fhnkit: {err}")
 # models trained together as fleets (config `fleet` > 1): {study: {fleet: [models]}}, and each model's fleet
 FLEETS = {
     study: study_fleets(config, [s for (st, _), s in SPECS.items() if st == study]) for study in config["studies"]
@@ -85,7 +112,18 @@ def all_model_outputs(name):
     return [model_path(study, model, name) for study, model in MODELS]
 
 
+def finished_work():
+    """Every model's files and build record. The target rule lists them, so that a plain rerun makes
+    again any of them that was deleted, and then what follows from it (Snakemake alone remakes a
+    missing file only where a target it must make needs it)."""
+    names = ("weights.pt", "spec.json", "history.parquet", "metrics.json")
+    files = [model_path(study, model, name) for study, model in MODELS for name in names]
+    return files + [layout.compiled_record(study, model) for study, model in MODELS]
+
+
 def model_spec(wildcards):
+    if (why := layout.unknown_target(_MODELS_OF, wildcards.study, wildcards.model)) is not None:
+        raise UnknownTarget(why)
     return SPECS[(wildcards.study, wildcards.model)]
 
 
@@ -107,6 +145,7 @@ def model_inputs(wildcards):
 
 
 def fleet_specs(wildcards):
+    study_config(wildcards)
     return [SPECS[(wildcards.study, m)] for m in FLEETS[wildcards.study][wildcards.fleet]]
 
 

@@ -37,7 +37,7 @@ checkpoint select_high_error:
     conda:
         "../../envs/fhnkit.yaml"
     params:
-        study=lambda w: config["studies"][w.study],
+        study=study_config,
         seed=lambda w: derive_seed(config["seed"], w.study, "resample"),
     script:
         "../scripts/select_high_error.py"
@@ -53,7 +53,7 @@ rule solve_resample_chunk:
     conda:
         "../../envs/fhnkit.yaml"
     params:
-        study=lambda w: config["studies"][w.study],
+        study=study_config,
     script:
         "../scripts/solve_chunk.py"
 
@@ -68,7 +68,7 @@ rule resampled_set:
     conda:
         "../../envs/fhnkit.yaml"
     params:
-        problem=lambda w: config["studies"][w.study]["problem"],
+        problem=lambda w: study_config(w)["problem"],
     script:
         "../scripts/resampled_set.py"
 
@@ -94,7 +94,7 @@ rule error_maps:
     conda:
         "../../envs/fhnkit.yaml"
     params:
-        problem=lambda w: config["studies"][w.study]["problem"],
+        problem=lambda w: study_config(w)["problem"],
     script:
         "../scripts/error_maps.py"
 

@@ -13,6 +13,7 @@ from ..cell.model import FHNParams
 from ..cell.problems import OUTPUTS, i_app_of_k
 from ..plan.config import load_config
 from ..plan.grid import expand_study
+from ..provenance import check_fits, check_problem, finished_model
 
 
 class UserError(Exception):
@@ -36,6 +37,7 @@ def _study(config: dict, name: str | None) -> str:
 
 
 def cmd_simulate(args) -> int:
+    from ..cell.stability import euler_stable_dt
     from ..solvers.cpu import euler, steps_for  # numba: imported only when needed
 
     out = Path(args.output) if args.output else None
@@ -51,6 +53,12 @@ def cmd_simulate(args) -> int:
     sizes = {"--u0": len(args.u0), "--w0": len(args.w0), "--i-app/--K": len(current)}
     if len(set(sizes.values()) - {1}) > 1:
         raise UserError(f"--u0, --w0 and --i-app/--K take 1 value or n values each, got {sizes}")
+    u_lo, u_hi = min(0.0, *args.u0), max(1.0, *args.u0)
+    bound = euler_stable_dt(params, u_lo, u_hi)
+    if args.dt > bound:
+        raise UserError(f"--dt {args.dt} is beyond the explicit Euler stability bound {bound:.3g} for these "
+                        f"parameters and states (U in [{u_lo:g}, {u_hi:g}]): the solution would blow up; use a "
+                        f"smaller --dt")
     try:
         n_steps = steps_for(args.t_end, args.dt)
         if args.save_every < 1 or n_steps % args.save_every:
@@ -138,6 +146,12 @@ def cmd_train(args) -> int:
     missing = [k for k in keys if not isinstance(spec, dict) or k not in spec]
     if missing:
         raise UserError(f"{args.spec} is not a model spec (missing {missing}); write one with `fhnkit spec`")
+    done = Path(args.out) / "metrics.json"
+    if done.exists() and not args.force:
+        raise UserError(f"{args.out} already holds a finished model ({done}); choose another --out, or pass "
+                        "--force to replace it")
+    if args.force:
+        done.unlink(missing_ok=True)  # what is in --out no longer counts as finished
     m = train_model(spec, args.train, args.val, args.out, progress=not args.no_progress)
     if m["status"] == "failed":
         raise UserError(f"{m['error']} (recorded as failed in {args.out}/metrics.json)", code=3)
@@ -162,10 +176,9 @@ def cmd_evaluate(args) -> int:
     from ..nets import load_model
     from ..nets.evaluate import evaluate_frame
 
-    for name in ("spec.json", "weights.pt"):
-        if not (Path(args.model) / name).is_file():
-            raise UserError(f"{args.model} is not a trained model directory (no {name}); see `fhnkit train`")
+    record = finished_model(args.model)
     model = load_model(args.model)
+    check_fits(f"the model in {args.model}", record["problem"], args.data)
     df = pd.read_parquet(args.data)
     missing = [c for c in model.spec["inputs"] + OUTPUTS if c not in df.columns]
     if missing:
@@ -216,12 +229,11 @@ def _bench_network(args) -> int:
     missing = [name for name in ("model", "data", "config") if getattr(args, name) is None]
     if missing:
         raise UserError(f"bench network needs {', '.join('--' + m for m in missing)}; see fhnkit bench --help")
-    if not (Path(args.model) / "weights.pt").is_file():
-        raise UserError(f"{args.model} is not a trained model directory (no weights.pt); see `fhnkit train`")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device cuda, but torch {torch.__version__} sees no CUDA device; use --device auto or cpu")
     config = load_config(args.config)
     study = _study(config, args.study)
+    check_problem(args.model, finished_model(args.model), study, config["studies"][study]["problem"])
     overrides = {"n_sets": args.cells, "threads": args.threads, "repeats": args.repeats, "warmup": args.warmup,
                  "gpu_n_sets": args.gpu_cells}
     result = compile_and_benchmark(args.model, args.data, config, study, overrides, args.device, args.out_dir)

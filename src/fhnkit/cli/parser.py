@@ -7,6 +7,7 @@ option value: one message on stderr, no traceback), 3 a diverged training run.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import textwrap
 
@@ -16,6 +17,7 @@ import yaml
 from .. import __version__
 from ..cell.problems import K_TO_I_APP
 from ..plan import ConfigError
+from ..provenance import MismatchError, ModelFileError
 from .commands import (
     UserError,
     cmd_bench,
@@ -32,8 +34,31 @@ from .commands import (
 
 CONFIG = (("config",), dict(metavar="CONFIG", help="YAML configuration file"))
 STUDY = (("--study", "-s"), dict(help="study name (optional when the config has one study)"))
+def _number(kind, low=None, above=None, name="a number"):
+    """An argparse type: a finite `kind` (int or float) >= low or > above, else a usage error saying so."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {name}") from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text} is not a finite number")
+        if (low is not None and value < low) or (above is not None and value <= above):
+            bound = f">= {low}" if low is not None else f"> {above}"
+            raise argparse.ArgumentTypeError(f"{text} is not allowed: must be {bound}")
+        return value
+
+    return parse
+
+
+COUNT = _number(int, low=1, name="a whole number")  # sizes, steps, threads, repeats
+NONNEGATIVE = _number(int, low=0, name="a whole number")
+POSITIVE = _number(float, above=0.0)  # times, steps in model time units
+FINITE = _number(float)
+
 JSON = (("--json",), dict(action="store_true", help="print JSON instead of a table"))
-FLOAT = dict(type=float, nargs="+")
+FLOAT = dict(type=FINITE, nargs="+")
 
 COMMANDS = [
     ("simulate", cmd_simulate, "solve the FHN model with explicit Euler",
@@ -48,15 +73,15 @@ COMMANDS = [
       (("--i-app",), dict(FLOAT, help="applied current I_app, dimensionless (default: 0)")),
       (("--K",), dict(FLOAT, help="problem C parameter K in [0, 1], dimensionless; replaces --i-app by "
                                    "I_app = base + span*K")),
-      (("--k-to-i-app",), dict(type=float, nargs=2, default=list(K_TO_I_APP), metavar=("BASE", "SPAN"),
+      (("--k-to-i-app",), dict(type=FINITE, nargs=2, default=list(K_TO_I_APP), metavar=("BASE", "SPAN"),
                                help="problem C map of K to I_app, dimensionless (default: %(default)s)")),
-      (("--dt",), dict(type=float, default=0.01, help="Euler time step, model time units (default: 0.01)")),
-      (("--t-end",), dict(type=float, default=20.0, help="final time, model time units (default: 20)")),
-      (("--save-every",), dict(type=int, default=10, help="store the state every N steps, plus t=0 "
+      (("--dt",), dict(type=POSITIVE, default=0.01, help="Euler time step, model time units (default: 0.01)")),
+      (("--t-end",), dict(type=POSITIVE, default=20.0, help="final time, model time units (default: 20)")),
+      (("--save-every",), dict(type=COUNT, default=10, help="store the state every N steps, plus t=0 "
                                                           "(steps; default: 10)")),
       (("--precision",), dict(choices=["float32", "float64"], default="float64",
                               help="arithmetic precision (default: float64)")),
-      *[((f"--{name}",), dict(type=float, default=value, metavar=name,
+      *[((f"--{name}",), dict(type=FINITE if name == "a" else POSITIVE, default=value, metavar=name,
                               help=f"FHN parameter {name}, {unit} (default: {value})"))
         for name, value, unit in (("k", 10.0, "1/model time unit"), ("a", 0.4, "dimensionless"),
                                   ("epsilon", 0.2, "1/model time unit"), ("beta", 0.2, "dimensionless"),
@@ -71,10 +96,11 @@ COMMANDS = [
      "List every model of the grid: study, name, class, architecture, neurons, shape, batch size and seed.",
      "examples:\n  fhnkit grid config/config.yaml\n  fhnkit grid config/config.yaml --study A_scarce --json",
      [CONFIG, STUDY, JSON]),
-    ("dataset", cmd_dataset, "solve and write a study's training or validation set",
-     "Sample a study's parameter space (seeded) and solve it with the Euler kernel; write Parquet.",
-     "example:\n  fhnkit dataset config/config.yaml --study A --split train -o train.parquet",
-     [CONFIG, STUDY, (("--split",), dict(choices=["train", "val"], required=True, help="which split")),
+    ("dataset", cmd_dataset, "solve and write one of a study's data sets",
+     "Sample a study's parameter space (seeded) and solve it with the config's data solver "
+     "(data_solver: RK4 in float64 by default); write Parquet.",
+     "example:\n  fhnkit dataset config/config.yaml --study A_scarce --split train -o train.parquet",
+     [CONFIG, STUDY, (("--split",), dict(choices=["train", "val", "region", "march"], required=True, help="which set")),
       (("-o", "--output"), dict(required=True, help="Parquet file to write"))]),
     ("spec", cmd_spec, "write one model's training spec as JSON",
      "Write the training spec of one model of the grid (see `fhnkit grid` for names), for `fhnkit train`.",
@@ -90,6 +116,7 @@ COMMANDS = [
       (("--train",), dict(required=True, help="training set Parquet from `fhnkit dataset`")),
       (("--val",), dict(required=True, help="validation set Parquet from `fhnkit dataset`")),
       (("--out",), dict(required=True, help="output directory of the trained model")),
+      (("--force",), dict(action="store_true", help="replace a finished model already in --out")),
       (("--no-progress",), dict(action="store_true", help="no progress bar"))]),
     ("train-grid", cmd_train_grid, "train a whole grid, spread over MPI ranks",
      "Train every unfinished model of the config's grid (or of --study): run under `mpirun -n N` or `srun`, "
@@ -129,18 +156,18 @@ COMMANDS = [
      "  fhnkit bench train config/config.yaml --study B_S --iterations 500 -o train.json",
      [(("target",), dict(choices=["solver", "network", "train"], help="what to benchmark")),
       (("config_path",), dict(nargs="?", metavar="CONFIG", help="train: the configuration")),
-      (("--iterations",), dict(type=int, default=200, help="train: iterations of every model (default: 200)")),
-      (("--cells",), dict(type=int, help="CPU parameter sets (default: solver 4,000,000; network: the "
+      (("--iterations",), dict(type=COUNT, default=200, help="train: iterations of every model (default: 200)")),
+      (("--cells",), dict(type=COUNT, help="CPU parameter sets (default: solver 4,000,000; network: the "
                                          "config's benchmark.n_sets)")),
-      (("--gpu-cells",), dict(type=int, nargs="+", help="GPU parameter sets (default: solver 16M 32M 64M; "
+      (("--gpu-cells",), dict(type=COUNT, nargs="+", help="GPU parameter sets (default: solver 16M 32M 64M; "
                                                         "network: benchmark.gpu_n_sets)")),
-      (("--steps",), dict(type=int, default=100, help="solver: Euler steps of dt = 0.1 (default: 100, to t = 10)")),
-      (("--save-every",), dict(type=int, default=10, help="solver: store every N steps (default: 10: 10 points)")),
+      (("--steps",), dict(type=COUNT, default=100, help="solver: Euler steps of dt = 0.1 (default: 100, to t = 10)")),
+      (("--save-every",), dict(type=COUNT, default=10, help="solver: store every N steps (default: 10: 10 points)")),
       (("--precision",), dict(choices=["float32", "float64"], nargs="+", default=["float32", "float64"],
                               help="solver: precisions to time (default: both)")),
-      (("--threads",), dict(type=int, help="CPU threads (default: solver 2; network: benchmark.threads)")),
-      (("--repeats",), dict(type=int, help="timed repeats (default: solver 7; network: benchmark.repeats)")),
-      (("--warmup",), dict(type=int, help="untimed runs first (default: solver 2; network: benchmark.warmup)")),
+      (("--threads",), dict(type=COUNT, help="CPU threads (default: solver 2; network: benchmark.threads)")),
+      (("--repeats",), dict(type=COUNT, help="timed repeats (default: solver 7; network: benchmark.repeats)")),
+      (("--warmup",), dict(type=NONNEGATIVE, help="untimed runs first (default: solver 2; network: benchmark.warmup)")),
       (("--c-source",), dict(help="solver: C reference source (default: fhnkit/inference/fhn_euler_ref.c)")),
       (("--no-c",), dict(action="store_true", help="solver: skip the C reference")),
       (("--config",), dict(help="network: the configuration the model was trained with")),
@@ -203,8 +230,8 @@ def _user_error_code(exc: Exception, command: str) -> int | None:
     """Exit status of an exception caused by the user's input, None for anything else."""
     if isinstance(exc, UserError):
         return exc.code
-    if isinstance(exc, (ConfigError, yaml.YAMLError, OSError, pa.ArrowException)):
-        return 2  # bad config, unreadable or missing file, not a Parquet file
+    if isinstance(exc, (ConfigError, yaml.YAMLError, OSError, pa.ArrowException, MismatchError, ModelFileError)):
+        return 2  # bad config, unreadable or missing file, not a Parquet file, model and data that do not fit
     if isinstance(exc, ValueError) and command in ("validate", "grid", "dataset", "spec"):
         return 2  # raised from the config: a grid above max_models, a data set that cannot be built
     return None

@@ -26,6 +26,7 @@ from ..cell.problems import i_app, input_bounds, parameter_columns
 from ..datasets.sampling import sample_box
 from ..nets import load_model
 from ..plan.config import derive_seed
+from ..provenance import check_problem, finished_model
 from ..solvers.cpu import steps_for
 from . import roofline
 from .solver_bench import preallocated_euler
@@ -293,7 +294,9 @@ def benchmark_study(model_dirs, settings: dict, fhn: dict, bench: dict, root_see
     for directory, compiled_dir in tqdm(list(zip(model_dirs, compiled_dirs, strict=True)), desc=f"benchmark {study}",
                                         mininterval=10.0):
         directory = Path(directory)
-        if read_json(directory / "metrics.json").get("status") != "ok":
+        record = finished_model(directory)
+        check_problem(directory, record, study, settings["problem"])
+        if record.get("status") != "ok":
             continue  # a diverged model has no inference worth timing
         model = load_model(directory)
         builds = None

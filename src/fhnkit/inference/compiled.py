@@ -256,11 +256,12 @@ def compile_model(model_dir, val_path, out_dir, settings: dict, device: str | No
     their checks, what was skipped and why. Raises CompileMismatch when a build disagrees."""
     import pandas as pd
 
-    from ..artifacts import read_json, versions, write_json
+    from ..artifacts import versions, write_json
     from ..nets import load_model
+    from ..provenance import check_fits, finished_model
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
-    metrics = read_json(model_dir / "metrics.json")
+    metrics = finished_model(model_dir)
     record = {"model": metrics["model"], "study": metrics["study"], "config_hash": metrics.get("config_hash"),
               "versions": versions(), "builds": [], "skipped": {}}
     if metrics.get("status") != "ok":  # a diverged model has nothing worth compiling
@@ -272,6 +273,7 @@ def compile_model(model_dir, val_path, out_dir, settings: dict, device: str | No
         raise RuntimeError(f"compile.device is cuda but torch {torch.__version__} sees no CUDA device; set "
                            "compile.device to auto or cpu, or install a CUDA build of torch on a GPU machine")
     model = load_model(model_dir)
+    check_fits(f"model {metrics['study']}/{metrics['model']}", metrics["problem"], val_path)
     x = validation_inputs(model, pd.read_parquet(val_path))
     builds, record["skipped"] = plan(settings["backends"], settings["precisions"], device)
     for backend, precision in builds:

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from ..artifacts import write_json
+from ..provenance import ModelFileError
 from .base import Surrogate
 from .itnn import IteratorMLP
 from .mlp import MLP
@@ -47,9 +48,23 @@ def build_network(spec: dict) -> Surrogate:
 
 
 def load_model(directory, map_location="cpu") -> Surrogate:
-    """Rebuild a saved model from `spec.json` + `weights.pt`, in eval mode."""
+    """Rebuild a saved model from `spec.json` + `weights.pt`, in eval mode. A missing, unreadable or
+    damaged file, or weights that do not fit the spec, raise ModelFileError naming the file."""
     directory = Path(directory)
-    spec = json.loads((directory / "spec.json").read_text())
-    model = build_network(spec)
-    model.load_state_dict(torch.load(directory / "weights.pt", map_location=map_location, weights_only=True))
+    spec_path, weights_path = directory / "spec.json", directory / "weights.pt"
+    for path in (spec_path, weights_path):
+        if not path.is_file():
+            raise ModelFileError(f"{path} is missing: {directory} holds no saved model (see `fhnkit train`)")
+    try:
+        spec = json.loads(spec_path.read_text())
+        model = build_network(spec)
+    except (ValueError, KeyError, TypeError, IndexError) as err:
+        raise ModelFileError(f"{spec_path} is damaged or not a network spec ({type(err).__name__}: {err}); "
+                             "train the model again") from None
+    try:
+        state = torch.load(weights_path, map_location=map_location, weights_only=True)
+        model.load_state_dict(state)
+    except Exception as err:  # noqa: BLE001 (torch raises many types for a damaged file)
+        raise ModelFileError(f"{weights_path} is damaged or does not fit {spec_path} ({type(err).__name__}: "
+                             f"{str(err).splitlines()[0] if str(err) else ''}); train the model again") from None
     return model.eval()

@@ -5,7 +5,15 @@ This is what Snakemake imports to build the DAG, so it stays light: no torch, nu
 """
 
 from . import layout
-from .config import ConfigError, config_hash, derive_seed, load_config, load_schema, validate_config
+from .config import (
+    ConfigError,
+    config_hash,
+    derive_seed,
+    load_config,
+    load_schema,
+    read_config_file,
+    validate_config,
+)
 from .fleets import fleet_of, fleet_size, study_fleets
 from .grid import (
     arch_name,
@@ -39,6 +47,7 @@ __all__ = [
     "load_config",
     "load_schema",
     "model_name",
+    "read_config_file",
     "n_windows",
     "resample_specs",
     "shape_of",

@@ -12,6 +12,9 @@ import contextlib
 import copy
 import hashlib
 import json
+import math
+import os
+import re
 from pathlib import Path
 
 import jsonschema
@@ -22,6 +25,24 @@ SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
 
 class ConfigError(ValueError):
     """A configuration that does not satisfy the schema; the message names each bad key."""
+
+
+# JSON Schema counts 3.0 as an integer; a count written as a float is refused (Python cannot count with it)
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)))
+
+
+def _non_finite(node, path: str = "") -> list[str]:
+    """`key.path: not a finite number` for every NaN or infinity in the config (a schema's bounds let NaN pass)."""
+    if isinstance(node, float) and not math.isfinite(node):
+        return [f"{path or '<top level>'}: {node} is not a finite number"]
+    if isinstance(node, dict):
+        return [p for k, v in node.items() for p in _non_finite(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(node, list):
+        return [p for i, v in enumerate(node) for p in _non_finite(v, f"{path}[{i}]")]
+    return []
 
 
 def load_schema() -> dict:
@@ -67,6 +88,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         bounds = {k: schema[k] for k in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum") if k in schema}
         return f"{path}: {error.message}; allowed range {bounds}"
+    if error.validator == "type" and "integer" in str(error.validator_value) and isinstance(error.instance, float):
+        return f"{path}: {error.instance!r} is not a whole number; write it without a decimal point"
     if error.validator == "enum":
         return f"{path}: {error.instance!r} is not allowed; choose one of {schema.get('enum')}"
     return f"{path}: {error.message}"
@@ -80,11 +103,11 @@ def validate_config(config: dict) -> dict:
     schema = load_schema()
     config = copy.deepcopy(config if config is not None else {})
     _fill_defaults(config, schema, schema)
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = _Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
-    problems = [_describe(e) for e in errors]
+    problems = _non_finite(config) + [_describe(e) for e in errors]
     # where the structure is broken, the schema errors above already say where
-    with contextlib.suppress(KeyError, TypeError, ValueError, ZeroDivisionError):
+    with contextlib.suppress(KeyError, TypeError, ValueError, ZeroDivisionError, OverflowError):
         problems += _semantic_problems(config)
     if problems:
         raise ConfigError("invalid fhnkit configuration:\n  " + "\n  ".join(problems))
@@ -93,8 +116,17 @@ def validate_config(config: dict) -> dict:
 
 def _semantic_problems(config: dict) -> list[str]:
     """Checks a JSON schema cannot express (ordered ranges, divisible time steps)."""
-    problems = []
+    problems = _resource_problems(config) + _stability_problems(config)
+    known = set(config["studies"])
+    for name in known:
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
+            problems.append(f"studies: {name!r} cannot name a study: a name is a letter, then letters, digits or _")
+    unknown = sorted(set(config["analysis"].get("ttest_studies") or []) - known)
+    if unknown:
+        problems.append(f"analysis.ttest_studies: {unknown} are not studies of this config; "
+                        f"choose from {sorted(known)}")
     for name, study in config["studies"].items():
+        problems += _grid_problems(name, study["grid"])
         for key, (lo, hi) in study["ranges"].items():
             if not lo < hi:
                 problems.append(f"studies.{name}.ranges.{key}: lower bound {lo} must be below upper bound {hi}")
@@ -103,11 +135,93 @@ def _semantic_problems(config: dict) -> list[str]:
             problems.append(f"studies.{name}.grid.windows: itnn models have no time input to split into windows; "
                             "use windows: [1] or add ddnn/pinn classes")
         dt = config["data_solver"]["dt"]
-        if abs(round(study["t_max"] / dt) * dt - study["t_max"]) > 1e-9 * study["t_max"]:
+        steps = round(study["t_max"] / dt)
+        if abs(steps * dt - study["t_max"]) > 1e-9 * study["t_max"]:
             problems.append(f"studies.{name}.t_max: {study['t_max']} is not a multiple of data_solver.dt={dt}")
+        elif study["problem"] != "A" and steps % (study["times_per_trajectory"] - 1):
+            intervals = study["times_per_trajectory"] - 1
+            divisors = [d for d in range(1, min(steps, 100000) + 1) if steps % d == 0]
+            fits = sorted(sorted(divisors, key=lambda d: abs(d - intervals))[:4])
+            fits = [d + 1 for d in fits]
+            problems.append(f"studies.{name}.times_per_trajectory: {intervals + 1} evenly spaced points need the "
+                            f"{steps} solver steps of t_max/data_solver.dt to be a multiple of {intervals}; "
+                            f"allowed e.g. {fits}")
     bench = config["benchmark"]
     if bench["t_end"] / bench["n_points"] / bench["dt"] % 1 > 1e-9:
         problems.append("benchmark: t_end / n_points must be a multiple of dt (the solver stores every n-th step)")
+    return problems
+
+
+GRID_AXES = ("layers", "layer_configs", "classes", "batch_size", "seeds", "region", "windows")
+
+
+def grid_size(grid: dict) -> int:
+    """How many models a study's grid expands to (`grid.expand_study`), counted without enumerating them."""
+    configs = {tuple(c) for c in grid["layer_configs"]}
+    architectures = sum(len(configs) ** depth for depth in set(grid["layers"]))
+    windows = sum(sum(1 for w in set(grid["windows"]) if cls != "itnn" or w <= 1) for cls in set(grid["classes"]))
+    return windows * len(set(grid["region"])) * architectures * len(set(grid["batch_size"])) * len(set(grid["seeds"]))
+
+
+def _grid_problems(name: str, grid: dict) -> list[str]:
+    """Values given twice on an axis (they would name one model twice), and grids above max_models."""
+    problems = []
+    for axis in GRID_AXES:
+        values = [json.dumps(v) for v in grid.get(axis, [])]
+        twice = sorted({v for v in values if values.count(v) > 1})
+        if twice:
+            problems.append(f"studies.{name}.grid.{axis}: {', '.join(twice)} given more than once")
+    size = grid_size(grid)
+    if size > grid["max_models"]:
+        problems.append(f"studies.{name}.grid expands to {size} models, above grid.max_models={grid['max_models']}; "
+                        "shrink the grid (e.g. grid.layers lists depths, not widths) or raise max_models")
+    return problems
+
+
+RK4_REACH = 2.785  # fourth-order Runge-Kutta is stable for dt*|lambda| up to 2.785 on the negative real axis
+
+
+def _stability_problems(config: dict) -> list[str]:
+    """Solver steps beyond the explicit stability bound of the model's fastest decaying mode over the
+    states the studies start from and reach (U in [0, 1] and their u0 ranges): their solutions blow up."""
+    from ..cell.model import FHNParams
+    from ..cell.stability import euler_stable_dt
+
+    lows, highs = [0.0], [1.0]
+    for study in config["studies"].values():
+        u0 = study["ranges"].get("u0") or [study["initial_state"][0]] * 2
+        lows.append(u0[0])
+        highs.append(u0[1])
+    bound = euler_stable_dt(FHNParams.from_mapping(config["model"]), min(lows), max(highs))
+    solver = config["data_solver"]
+    reach = RK4_REACH / 2.0 if solver["method"] == "rk4" else 1.0
+    problems = []
+    if solver["dt"] > bound * reach:
+        problems.append(f"data_solver.dt: {solver['dt']} is beyond the {solver['method']} stability bound "
+                        f"{bound * reach:.3g} for these model parameters (the data would blow up to NaN); lower dt "
+                        "or check model")
+    if config["benchmark"]["dt"] > bound:
+        problems.append(f"benchmark.dt: {config['benchmark']['dt']} is beyond the explicit Euler stability bound "
+                        f"{bound:.3g} for these model parameters; lower it or check model")
+    return problems
+
+
+def _resource_problems(config: dict) -> list[str]:
+    """Data sets that cannot fit in this machine's memory when a job loads one (rows x columns x 8 bytes,
+    about 3 copies: the Parquet read, the frame, the tensors)."""
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return []
+    problems = []
+    for name, study in config["studies"].items():
+        per_set = 1 if study["problem"] == "A" else study["times_per_trajectory"]
+        for split in ("train", "val"):
+            need = 3 * 8 * 8 * study[split]["n"] * per_set
+            if need > memory:
+                problems.append(f"studies.{name}.{split}.n: {study[split]['n']} sets x {per_set} time points need "
+                                f"about {need / 2**30:.1f} GiB of memory to load, this machine has "
+                                f"{memory / 2**30:.1f} GiB; make the set smaller")
     return problems
 
 
@@ -148,10 +262,46 @@ def _marching_problems(name: str, study: dict) -> list[str]:
     return []
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise ConfigError(f"key {key!r} is given twice in one mapping (lines {seen[key]} and "
+                                  f"{key_node.start_mark.line + 1}); YAML would silently keep only the last")
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_config_file(path) -> dict:
+    """The mapping in YAML file `path`, unvalidated; a missing or unreadable file, broken YAML, a
+    duplicate key or a top level that is not a mapping raise ConfigError naming the file."""
+    try:
+        with open(path) as fh:
+            data = yaml.load(fh, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the config file: {err.strerror or err}") from None
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config is a mapping of keys (seed, studies, ...), not {type(data).__name__}")
+    return data
+
+
 def load_config(path) -> dict:
-    """Read a YAML config file and validate it (see `validate_config`)."""
-    with open(path) as fh:
-        return validate_config(yaml.safe_load(fh))
+    """Read a YAML config file and validate it (see `read_config_file`, `validate_config`)."""
+    try:
+        return validate_config(read_config_file(path))
+    except ConfigError as err:
+        message = str(err)
+        raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}") from None
 
 
 def config_hash(config: dict) -> str:

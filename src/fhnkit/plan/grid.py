@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 
 from .. import __version__
-from .config import ConfigError, config_hash, derive_seed
+from .config import ConfigError, config_hash, derive_seed, grid_size
 
 PROBLEM_KEYS = ("problem", "t_max", "ranges", "i_app", "k_to_i_app", "initial_state")
 # a model's spec carries the marching settings of its study (None without marching)
@@ -93,6 +93,9 @@ def _spec(config: dict, study_name: str, cls: str, region: bool, windows: int, l
 def expand_study(config: dict, study_name: str) -> list[dict]:
     """One spec per model of a study: the architecture, class, batch size, seed and training settings."""
     grid = config["studies"][study_name]["grid"]
+    if grid_size(grid) > grid["max_models"]:  # refused before a single spec is built
+        raise ConfigError(f"studies.{study_name}.grid expands to {grid_size(grid)} models, above "
+                          f"grid.max_models={grid['max_models']}; shrink the grid or raise max_models")
     specs = []
     axes = itertools.product(grid["classes"], grid["region"], grid["windows"], architectures(grid),
                              grid["batch_size"], grid["seeds"])
@@ -100,9 +103,6 @@ def expand_study(config: dict, study_name: str) -> list[dict]:
         if cls == "itnn" and windows > 1:
             continue  # an iterator network has no time input to split (config.py says so when it is all there is)
         specs.append(_spec(config, study_name, cls, region, windows, layers, bs, rep))
-    if len(specs) > grid["max_models"]:
-        raise ConfigError(f"studies.{study_name}.grid expands to {len(specs)} models, above "
-                         f"grid.max_models={grid['max_models']}; shrink the grid or raise max_models")
     return specs
 
 

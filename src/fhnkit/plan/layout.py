@@ -128,3 +128,16 @@ def data_files(spec: dict, results: str = RESULTS) -> dict[str, str]:
     if needs_resampled_data(spec):  # made by the resampling stage (workflow/rules/resample.smk)
         splits.append(RESAMPLED)
     return {split: dataset(spec["study"], split, results) for split in splits}
+
+
+
+def unknown_target(models: dict[str, list[str]], study: str, model: str | None = None) -> str | None:
+    """Why this config cannot make files of `study` (or of its `model`), saying which studies (models) it
+    has; None when it can. `models`: the config's {study: [model names]}."""
+    if study not in models:
+        return f"this config has no study {study!r}; its studies: {sorted(models)}"
+    if model is not None and model not in models[study]:
+        some = ", ".join(models[study][:4])
+        return (f"study {study} has no model {model!r} ({len(models[study])} models, e.g. {some}; all of them: "
+                f"fhnkit grid CONFIG --study {study})")
+    return None

@@ -26,6 +26,7 @@ from ..nets.evaluate import sample_errors
 from ..nets.windows import interface_jumps, window_edges, windowed_spec
 from ..plan.kinds import kind_of, n_windows
 from ..plan.layout import needs_region_data, needs_resampled_data
+from ..provenance import check_fits
 from . import checkpoint
 from .loss import build_terms, frame_tensor
 from .marching import MarchValidation
@@ -243,6 +244,8 @@ def load_training_data(spec: dict, paths: dict, cache: dict | None = None) -> di
         if path is None:
             return None
         if str(path) not in cache:
+            if split != "resampled":  # made by the resampling stage, of the study's own problem
+                check_fits(f"model {spec['model']}", spec["problem_settings"]["problem"], path)
             cache[str(path)] = pd.read_parquet(path)
         return cache[str(path)]
 
