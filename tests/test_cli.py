@@ -208,7 +208,7 @@ def test_chain_user_errors(chain, tmp_path, capsys):
     assert "not a model spec" in user_error(capsys, 2, "train", "--spec", chain / "model" / "metrics.json",
                                             "--train", chain / "train.parquet", "--val", chain / "val.parquet",
                                             "--out", tmp_path / "m")
-    assert "not a trained model" in user_error(capsys, 2, "evaluate", "--model", tmp_path,
+    assert "holds no finished model" in user_error(capsys, 2, "evaluate", "--model", tmp_path,
                                                "--data", chain / "val.parquet")
     user_error(capsys, 2, "evaluate", "--model", chain / "model", "--data", chain / "c.yaml")
 

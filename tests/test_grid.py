@@ -139,10 +139,9 @@ def test_every_shape_reachable_from_a_grid():
 
 
 def test_max_models_guard():
-    cfg = config({"layers": [2], "layer_configs": CONFIGS, "classes": ["ddnn", "pinn"], "max_models": 17})
-    with pytest.raises(ValueError) as info:
-        expand_study(cfg, "S")
+    grid = {"layers": [2], "layer_configs": CONFIGS, "classes": ["ddnn", "pinn"], "max_models": 17}
+    with pytest.raises(ValueError) as info:  # counted by the validation, before any spec is built
+        config(grid)
     msg = str(info.value)
     assert "studies.S.grid" in msg and "18" in msg and "max_models=17" in msg
-    cfg["studies"]["S"]["grid"]["max_models"] = 18
-    assert len(expand_study(cfg, "S")) == 18
+    assert len(expand_study(config({**grid, "max_models": 18}), "S")) == 18

@@ -24,14 +24,12 @@ class MismatchError(ValueError):
 
 
 def data_meta(path) -> dict:
-    """The fhnkit metadata of data set `path`; an unreadable file or one without it raise MismatchError."""
+    """The fhnkit metadata of data set `path` ({} for a Parquet file written by other tools); an unreadable
+    file raises MismatchError."""
     try:
-        meta = read_parquet_meta(path)
+        return read_parquet_meta(path)
     except Exception as err:  # noqa: BLE001 (pyarrow raises several types for a damaged file)
         raise MismatchError(f"{path} is not a readable Parquet data set ({type(err).__name__}: {err})") from None
-    if not meta or "problem" not in meta:
-        raise MismatchError(f"{path} holds no fhnkit metadata: not a data set written by fhnkit (`fhnkit dataset`)")
-    return meta
 
 
 def finished_model(directory) -> dict:
@@ -51,9 +49,9 @@ def finished_model(directory) -> dict:
 
 def check_fits(model: str, problem: str, data_path) -> None:
     """Refuse data set `data_path` for `model` (a name for messages) of `problem` when the data set is of
-    another problem."""
+    another problem (one written by other tools records none: its columns decide)."""
     meta = data_meta(data_path)
-    if meta["problem"] != problem:
+    if meta.get("problem", problem) != problem:
         raise MismatchError(
             f"{model} is a problem {problem} model but {data_path} holds problem "
             f"{meta['problem']} data (study {meta.get('study')}, inputs {meta.get('inputs')}); use a data set of "
