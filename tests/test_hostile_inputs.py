@@ -323,3 +323,19 @@ def test_the_report_front_page_links_only_stages_the_run_has():
     assert "`3 Resampling`_" in template.render(snakemake=Run(with_resampling))
     page = template.render(snakemake=Run(without))
     assert "`3 Resampling`_" not in page and "rk4 at dt = 0.01" in page
+
+
+def test_data_sets_beyond_the_free_disk_are_refused_or_warned(monkeypatch):
+    """The estimate is rows x 64 bytes; the free space is made small here (the rule, not this disk, is tested)."""
+    import collections
+    import shutil as shutil_module
+
+    config = copy.deepcopy(BASE)
+    config["studies"]["B_S"]["train"]["n"] = 100_000  # 1.1 M rows: about 67 MiB uncompressed
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil_module, "disk_usage", lambda _: usage(1, 1, 10 * 2**20))
+    with pytest.raises(ConfigError, match="GiB uncompressed"):
+        validate_config(config)
+    monkeypatch.setattr(shutil_module, "disk_usage", lambda _: usage(1, 1, 50 * 2**20))
+    with pytest.warns(UserWarning, match="may fill the disk"):
+        validate_config(config)

@@ -15,6 +15,8 @@ import json
 import math
 import os
 import re
+import shutil
+import warnings
 from pathlib import Path
 
 import jsonschema
@@ -206,22 +208,34 @@ def _stability_problems(config: dict) -> list[str]:
     return problems
 
 
+ROW_BYTES = 8 * 8  # a data set's row: up to 8 float64 columns (t, U0, W0, K, U, W, trajectory, ...)
+
+
 def _resource_problems(config: dict) -> list[str]:
-    """Data sets that cannot fit in this machine's memory when a job loads one (rows x columns x 8 bytes,
-    about 3 copies: the Parquet read, the frame, the tensors)."""
+    """Data sets that cannot fit in this machine's memory when a job loads one (rows x ROW_BYTES, about 3
+    copies: the Parquet read, the frame, the tensors), or whose rows, even compressed 2:1, exceed the free
+    disk under the working directory (above the free disk uncompressed: a warning with the estimate)."""
     try:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        free = shutil.disk_usage(os.getcwd()).free
     except (ValueError, OSError, AttributeError):
         return []
-    problems = []
+    problems, disk = [], 0
     for name, study in config["studies"].items():
         per_set = 1 if study["problem"] == "A" else study["times_per_trajectory"]
         for split in ("train", "val"):
-            need = 3 * 8 * 8 * study[split]["n"] * per_set
-            if need > memory:
+            rows = study[split]["n"] * per_set
+            disk += rows * ROW_BYTES
+            if 3 * rows * ROW_BYTES > memory:
                 problems.append(f"studies.{name}.{split}.n: {study[split]['n']} sets x {per_set} time points need "
-                                f"about {need / 2**30:.1f} GiB of memory to load, this machine has "
+                                f"about {3 * rows * ROW_BYTES / 2**30:.1f} GiB of memory to load, this machine has "
                                 f"{memory / 2**30:.1f} GiB; make the set smaller")
+    message = (f"the data sets of this config hold about {disk / 2**30:.1f} GiB uncompressed; {free / 2**30:.1f} GiB "
+               f"are free under {os.getcwd()}")
+    if disk > 2 * free:
+        problems.append(f"studies: {message}; make the sets smaller or free disk space")
+    elif disk > free:
+        warnings.warn(f"{message}: the run may fill the disk", stacklevel=3)
     return problems
 
 
