@@ -57,11 +57,15 @@ def study_config(wildcards):
         raise UnknownTarget(why)
     return config["studies"][wildcards.study]
 
+
 # A damaged data set is made again (byte-identical) before the DAG is built, even for a dry run,
 # so that nothing trained on it is rerun (fhnkit.plan.data_check).
 for _study, _split, _path, _problem in damaged_datasets(config):
-    print(f"fhnkit: data set {_path} {_problem}: making it again from the config (byte-identical; the "
-          "models trained on it are kept)", file=sys.stderr)
+    print(
+        f"fhnkit: data set {_path} {_problem}: making it again from the config (byte-identical; the "
+        "models trained on it are kept)",
+        file=sys.stderr,
+    )
     try:
         remake_dataset(config, _study, _split, _path)
     except RuntimeError as err:
