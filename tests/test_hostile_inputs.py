@@ -310,19 +310,30 @@ def test_a_deleted_model_comes_back_on_a_plain_rerun(tiny_run, tmp_path):
 
 # --- what is written is true ------------------------------------------------------------------------
 
-def test_the_report_front_page_links_only_stages_the_run_has():
-    """`3 Resampling` is a report category only where a study resamples: a link to it otherwise breaks the page."""
-    template = jinja2.Template((REPO / "workflow/report/workflow.rst").read_text())
+def test_the_report_front_page_renders_for_runs_with_and_without_resampling():
+    """The page is rendered as Snakemake renders it (Jinja with trim_blocks and lstrip_blocks, its category
+    link targets appended, docutils): `3 Resampling` is a category only where a study resamples, and a
+    link to a category that does not exist is an error on the page ("Unknown target name")."""
+    from docutils.core import publish_parts
+
+    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
+    stages = ["1 Training", "2 Accuracy", "3 Resampling", "4 Inference cost", "5 Summary and configuration"]
 
     class Run:
-        def __init__(self, config):
-            self.config = config
+        config = None
 
-    with_resampling = validate_config(BASE)
-    without = validate_config({**BASE, "studies": {"A": BASE["studies"]["A_scarce"]}})
-    assert "`3 Resampling`_" in template.render(snakemake=Run(with_resampling))
-    page = template.render(snakemake=Run(without))
-    assert "`3 Resampling`_" not in page and "rk4 at dt = 0.01" in page
+    for config, categories in ((validate_config(BASE), stages),
+                               (validate_config({**BASE, "studies": {"A": BASE["studies"]["A_scarce"]}}),
+                                [c for c in stages if c != "3 Resampling"])):
+        Run.config = config
+        targets = "\n".join(f".. _{c}: javascript:app.showCategory('{c}')" for c in categories)
+        text = env.from_string((REPO / "workflow/report/workflow.rst").read_text()).render(snakemake=Run)
+        html = publish_parts(text + "\n\n" + targets + "\n", writer_name="html",
+                             settings_overrides={"report_level": 2})["html_body"]
+        assert "Unknown target name" not in html and "System Message" not in html, html
+        for category in categories:
+            assert f">{category}</a>" in html, (category, html)
+        assert "rk4 at dt = 0.01" in html
 
 
 def test_data_sets_beyond_the_free_disk_are_refused_or_warned(monkeypatch):
