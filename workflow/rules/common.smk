@@ -117,12 +117,14 @@ def all_model_outputs(name):
 
 
 def finished_work():
-    """Every model's files and build record. The target rule lists them, so that a plain rerun makes
+    """Every model's files and build record, and the resampling stage's models. The target rule lists them, so that a plain rerun makes
     again any of them that was deleted, and then what follows from it (Snakemake alone remakes a
     missing file only where a target it must make needs it)."""
     names = ("weights.pt", "spec.json", "history.parquet", "metrics.json")
     files = [model_path(study, model, name) for study, model in MODELS for name in names]
-    return files + [layout.compiled_record(study, model) for study, model in MODELS]
+    files += [layout.compiled_record(study, model) for study, model in MODELS]
+    resampling = [(study, which) for study in resample_studies() for which in RESAMPLE[study]]
+    return files + [layout.resample_file(study, f"{which}/{name}") for study, which in resampling for name in names]
 
 
 def model_spec(wildcards):
