@@ -69,6 +69,8 @@ CONFIG_CASES = {
     "float batch size": (_set("studies.B_S.grid.batch_size", [32.0]), "grid.batch_size", "whole number"),
     "time points the steps cannot give": (_set("studies.B_S.times_per_trajectory", 12),
                                           "studies.B_S.times_per_trajectory", "multiple of 11"),
+    "an iterator step off the stored steps": (_set("studies.C.itnn.dt", 1.5), "studies.C.itnn.dt",
+                                              "multiple of the stored step"),
     "a depth typed as a width": (_set("studies.B_S.grid.layers", [16]), "studies.B_S.grid", "max_models"),
     "a grid too large to enumerate": (_set("studies.B_S.grid.layers", [40]), "studies.B_S.grid", "max_models"),
     "duplicate seeds": (_set("studies.B_S.grid.seeds", [0, 0]), "studies.B_S.grid.seeds", "more than once"),

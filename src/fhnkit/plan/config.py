@@ -132,7 +132,7 @@ def _semantic_problems(config: dict) -> list[str]:
         for key, (lo, hi) in study["ranges"].items():
             if not lo < hi:
                 problems.append(f"studies.{name}.ranges.{key}: lower bound {lo} must be below upper bound {hi}")
-        problems += _region_problems(name, study) + _marching_problems(name, study)
+        problems += _region_problems(name, study) + _marching_problems(name, study) + _itnn_problems(name, study)
         if set(study["grid"]["classes"]) == {"itnn"} and max(study["grid"]["windows"]) > 1:
             problems.append(f"studies.{name}.grid.windows: itnn models have no time input to split into windows; "
                             "use windows: [1] or add ddnn/pinn classes")
@@ -260,6 +260,19 @@ def _region_problems(name: str, study: dict) -> list[str]:
     if study["problem"] == "A" and region["data"]["n"] > 0:
         problems.append(f"studies.{name}.region.data.n: problem A has no region data set; use region.physics")
     return problems
+
+
+def _itnn_problems(name: str, study: dict) -> list[str]:
+    """An iterator network's step must be a whole number (>= 1) of the data's stored steps, below t_max."""
+    base = (study.get("resample") or {}).get("base") or {}
+    if study["problem"] == "A" or ("itnn" not in study["grid"]["classes"] and base.get("class") != "itnn"):
+        return []
+    step, save = study["itnn"]["dt"], study["t_max"] / (study["times_per_trajectory"] - 1)
+    k = round(step / save)
+    if k < 1 or abs(k * save - step) > 1e-9 * max(1.0, step) or step >= study["t_max"]:
+        return [f"studies.{name}.itnn.dt: {step} must be a multiple of the stored step t_max/(times_per_trajectory"
+                f" - 1) = {save:g} and below t_max = {study['t_max']}"]
+    return []
 
 
 def _marching_problems(name: str, study: dict) -> list[str]:
