@@ -20,7 +20,9 @@ from fhnkit.inference.compiled import (
     check,
     compile_model,
     load_builds,
+    onnx_providers,
     plan,
+    require_providers,
 )
 from fhnkit.nets import load_model
 from fhnkit.plan.config import validate_config
@@ -55,6 +57,22 @@ def test_plan_on_a_cpu_builds_eager_and_the_first_usable_backend():
     assert backend_available("tensorrt", "cpu") == (False, "TensorRT needs a CUDA device")
     with pytest.raises(ValueError, match="unknown backend 'tvm'"):
         backend_available("tvm", "cpu")
+
+
+def test_onnx_runtime_keeps_fp32_ieee_on_cuda_and_a_session_that_fell_back_to_the_cpu_is_refused(trained, tmp_path):
+    """TF32 is off in the CUDA provider's options; a real CPU session presented as a CUDA one is refused
+    (what ONNX Runtime does when its CUDA provider cannot load: it runs on the CPU, fed device pointers)."""
+    import onnxruntime as ort
+
+    ((name, options),) = onnx_providers("cuda", device_id=1)
+    assert name == "CUDAExecutionProvider" and options == {"device_id": "1", "use_tf32": "0"}
+    assert onnx_providers("cpu") == ["CPUExecutionProvider"]
+    settings = trained["cfg"]["compile"] | {"backends": ["onnxruntime"]}
+    compile_model(trained["dirs"]["ddnn_silu8-silu8_bs16_s0"], trained["val"], tmp_path, settings)
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    require_providers(session, "cpu")
+    with pytest.raises(RuntimeError, match="not CUDAExecutionProvider"):
+        require_providers(session, "cuda")
 
 
 @pytest.mark.parametrize("name", ["ddnn_silu8-silu8_bs16_s0", "ddnn_silu8-silu8_w2_bs16_s0"])
