@@ -11,7 +11,7 @@ import pytest
 from fhnkit.cluster import backends
 from fhnkit.cluster.backends import available_backends, format_backends
 
-EXPECTED = ["numba", "cuda", "cupy", "tensorrt", "torch_tensorrt", "onnxruntime", "torch",
+EXPECTED = ["numba", "cuda", "cupy", "gpu_stack", "tensorrt", "torch_tensorrt", "onnxruntime", "torch",
             "mpi4py"]
 
 
@@ -168,6 +168,15 @@ def test_cuda_driver_probe_with_fake_driver(monkeypatch, count):
     assert entry["usable"] is (count > 0)
     assert entry["version"] == "12.4"
     assert "driver 12.4" in entry["detail"]
+
+
+def test_cuda_is_usable_without_nvcc(monkeypatch):
+    """CuPy compiles fhnkit's kernel with NVRTC: a device without the toolkit's nvcc is usable."""
+    monkeypatch.setattr(backends.ctypes, "CDLL", lambda name: _FakeDriver(1))
+    monkeypatch.setattr(backends.shutil, "which", lambda name: None)
+    entry = available_backends()["cuda"]
+    assert entry["usable"] is True
+    assert "not needed" in entry["detail"]
 
 
 def test_tensorrt_needs_a_device(monkeypatch):

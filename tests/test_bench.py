@@ -314,3 +314,48 @@ def test_benchmark_table_and_summary_rows_carry_throughput_and_rooflines(tmp_pat
     summary = benchmark_row(rec)
     assert summary["network_outputs_per_s"] == row["network_outputs_per_s"]
     assert summary["solver_bandwidth_fraction"] == row["solver_bandwidth_fraction"] > 0
+
+
+def _cupy_out_of_memory() -> Exception:
+    """An exception of the kind CuPy's pool raises (cupy.cuda.memory.OutOfMemoryError), without CuPy."""
+    kind = type("OutOfMemoryError", (MemoryError,), {"__module__": "cupy.cuda.memory"})
+    return kind("Out of memory allocating 4,294,967,296 bytes (allocated so far: 137,438,953,472 bytes).")
+
+
+def _ort_out_of_memory() -> Exception:
+    pybind = pytest.importorskip("onnxruntime.capi.onnxruntime_pybind11_state")
+    return pybind.RuntimeException("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code returned "
+                                   "while running Gemm node. Failed to allocate memory for requested buffer of "
+                                   "size 8589934592")
+
+
+@pytest.mark.parametrize("make_error", [_cupy_out_of_memory, _ort_out_of_memory])
+def test_choose_chunk_leaves_out_a_chunk_whatever_library_ran_out_of_memory(make_error):
+    from fhnkit.inference.device_memory import is_out_of_memory
+
+    error = make_error()
+    assert is_out_of_memory(error)
+
+    def call(chunk):
+        def run():
+            if chunk > 1 << 15:
+                raise error
+        return run
+    chunk, search = choose_chunk(None, torch.rand(1 << 17, 3), call=call)
+    assert chunk == 1 << 14 and set(search) == {1 << 14}
+
+
+def test_choose_chunk_does_not_hide_other_errors():
+    from fhnkit.inference.device_memory import is_out_of_memory
+
+    pybind = pytest.importorskip("onnxruntime.capi.onnxruntime_pybind11_state")
+    wrong = pybind.RuntimeException("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Got invalid dimensions for input")
+    assert not is_out_of_memory(wrong) and not is_out_of_memory(ValueError("out of memory"))
+
+    def call(chunk):
+        def run():
+            raise wrong
+        return run
+    with pytest.raises(type(wrong), match="invalid dimensions"):
+        choose_chunk(None, torch.rand(1 << 15, 3), call=call)
+

@@ -65,7 +65,8 @@ def test_onnx_runtime_keeps_fp32_ieee_on_cuda_and_a_session_that_fell_back_to_th
     import onnxruntime as ort
 
     ((name, options),) = onnx_providers("cuda", device_id=1)
-    assert name == "CUDAExecutionProvider" and options == {"device_id": "1", "use_tf32": "0"}
+    assert name == "CUDAExecutionProvider" and options == {"device_id": "1", "use_tf32": "0",
+                                                           "arena_extend_strategy": "kSameAsRequested"}
     assert onnx_providers("cpu") == ["CPUExecutionProvider"]
     settings = trained["cfg"]["compile"] | {"backends": ["onnxruntime"]}
     compile_model(trained["dirs"]["ddnn_silu8-silu8_bs16_s0"], trained["val"], tmp_path, settings)

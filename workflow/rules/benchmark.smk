@@ -17,6 +17,8 @@ rule benchmark:
     conda:
         "../../envs/fhnkit.yaml"
     threads: every_core
+    resources:
+        gpu=0 if config["compile"]["device"] == "cpu" else 1,
     params:
         bench=config["benchmark"],
         settings=study_config,

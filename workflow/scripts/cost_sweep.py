@@ -2,14 +2,18 @@
 
 import logging
 
-from fhnkit.analysis import write_timings_page
-from fhnkit.inference import run_sweep, write_sweep
+from fhnkit.cluster import acquire_gpu
 from fhnkit.joblog import log_to
-from fhnkit.plan import config_hash
 
 log_to(snakemake.log[0])
 
 config = snakemake.params.config
+slot = acquire_gpu(config["compile"]["device"])  # a GPU of its own, before CUDA is initialised
+
+from fhnkit.analysis import write_timings_page  # noqa: E402 (after the GPU is chosen)
+from fhnkit.inference import run_sweep, write_sweep  # noqa: E402
+from fhnkit.plan import config_hash  # noqa: E402
+
 timings, meta = run_sweep(config)
 logging.info("plan on %s: %s; skipped: %s", meta["device"], meta["builds"], meta["skipped"])
 out = snakemake.output

@@ -96,16 +96,22 @@ def _probe_numba() -> Entry:
 
 
 def _probe_cuda() -> Entry:
-    """Usable means a CUDA device to run on and nvcc to compile fhnkit's kernels."""
+    """Usable means a CUDA driver and device; fhnkit's kernels are compiled by CuPy with NVRTC, so the
+    toolkit's nvcc is reported (CI compiles the kernel with it) but not needed."""
     nvcc_path, nvcc_version = _nvcc()
     driver, count, reason = cuda_driver()
-    toolkit = f"nvcc {nvcc_version or '?'} at {nvcc_path}" if nvcc_path else "nvcc not on PATH"
+    toolkit = f"nvcc {nvcc_version or '?'} at {nvcc_path}" if nvcc_path else "no nvcc (not needed: CuPy uses NVRTC)"
     devices = f"{count} device(s)" if count else reason
-    parts = [toolkit, f"driver {driver}" if driver else "", devices]
-    usable = count > 0 and nvcc_path is not None
-    if count > 0 and nvcc_path is None:
-        parts.append("cannot compile kernels without nvcc")
-    return _entry(usable, nvcc_version or driver, "; ".join(p for p in parts if p))
+    parts = [f"driver {driver}" if driver else "", devices, toolkit]
+    return _entry(count > 0, driver, "; ".join(p for p in parts if p))
+
+
+def _probe_stack() -> Entry:
+    """Whether torch, CuPy, ONNX Runtime GPU and torch-tensorrt were built for one CUDA major."""
+    from .gpu_stack import stack_report
+
+    consistent, cuda, detail = stack_report()
+    return _entry(consistent, cuda, detail)
 
 
 def _probe_cupy() -> Entry:
@@ -189,6 +195,7 @@ PROBES: dict[str, Callable[[], Entry]] = {
     "numba": _probe_numba,
     "cuda": _probe_cuda,
     "cupy": _probe_cupy,
+    "gpu_stack": _probe_stack,
     "tensorrt": _probe_tensorrt,
     "torch_tensorrt": _probe_torch_tensorrt,
     "onnxruntime": _probe_onnxruntime,
@@ -211,7 +218,7 @@ def available_backends() -> dict[str, Entry]:
     """Probe every known backend; never raises.
 
     Returns a dict backend name -> {"usable", "version", "detail"}, in the
-    order numba, cuda, cupy, tensorrt, torch_tensorrt, onnxruntime, torch, mpi4py.
+    order numba, cuda, cupy, gpu_stack, tensorrt, torch_tensorrt, onnxruntime, torch, mpi4py.
     """
     return {name: _run_probe(probe) for name, probe in PROBES.items()}
 

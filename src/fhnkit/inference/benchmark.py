@@ -29,6 +29,7 @@ from ..plan.config import derive_seed
 from ..provenance import check_problem, finished_model
 from ..solvers.cpu import steps_for
 from . import roofline
+from .device_memory import is_out_of_memory, release_device_memory
 from .solver_bench import preallocated_euler
 from .timing import clock_for, time_interleaved
 
@@ -93,9 +94,11 @@ def choose_chunk(model, x: torch.Tensor, repeats: int = 2, call=None, max_chunk:
         run = call(c)
         try:
             run()
-        except torch.OutOfMemoryError:
-            torch.cuda.empty_cache()
-            log.info("chunk %d runs out of device memory: left out of the search", c)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            release_device_memory(x.device.type)
+            log.info("chunk %d runs out of device memory (%s): left out of the search", c, type(exc).__name__)
             continue
         runnable[str(c)] = run
     if not runnable:
@@ -244,8 +247,10 @@ def benchmark_model(model, settings: dict, fhn, bench: dict, root_seed: int, stu
     builds = builds or [CompiledModel("eager", "fp32", "cpu", model, network=model)]
     primary = next((b for b in builds if b.backend != "eager" and b.precision == "fp32"), builds[0])
     seed = derive_seed(root_seed, study, "benchmark")
-    sizes = [benchmark_size(model, builds, settings, fhn, bench, n, seed, max_chunk)
-             for n in benchmark_sizes(bench, primary.device)]
+    sizes = []
+    for n in benchmark_sizes(bench, primary.device):
+        sizes.append(benchmark_size(model, builds, settings, fhn, bench, n, seed, max_chunk))
+        release_device_memory(primary.device, builds)  # the next size starts from an empty device
     first = sizes[0]
     net = first["builds"][primary.name]
     eager = first["builds"].get("eager-fp32", net)

@@ -51,6 +51,11 @@ class CompiledModel:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.run(x)
 
+    def release(self) -> None:
+        """Give back device memory the backend keeps for reuse (ONNX Runtime's arena); the build still runs."""
+        if isinstance(self.run, OrtRunner):
+            self.run.release()
+
     def _network(self):
         if self.network is None:
             raise AttributeError(f"{self.name} was built without its network: it cannot say what it computes")
@@ -98,7 +103,7 @@ def backend_available(backend: str, device: str) -> tuple[bool, str]:
         if device != "cuda":
             return False, "TensorRT needs a CUDA device"
         if importlib.util.find_spec("torch_tensorrt") is None:
-            return False, "torch-tensorrt is not installed (pip install -e '.[gpu]')"
+            return False, "torch-tensorrt is not installed (pip install 'torch-tensorrt==<your torch major.minor>.*')"
         return True, "torch-tensorrt"
     if backend == "onnxruntime":
         if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None:
@@ -161,7 +166,9 @@ def _onnx(model, device: str, directory: Path, threads: int) -> tuple[Callable, 
 
 # fp32 means IEEE float32: ONNX Runtime's CUDA provider would use TF32 (10-bit mantissa) for fp32
 # products on Ampere and Hopper by default, 4e-3 to 1.5e-2 from eager fp32 on trained B models.
-ORT_CUDA_OPTIONS = {"use_tf32": "0"}
+# The arena grows by what a run asks for instead of doubling (a 64M-set benchmark would otherwise reserve
+# up to twice its need), and can then be shrunk between sizes (`OrtRunner.release`).
+ORT_CUDA_OPTIONS = {"use_tf32": "0", "arena_extend_strategy": "kSameAsRequested"}
 
 
 def onnx_providers(device: str, device_id: int = 0) -> list:
@@ -181,7 +188,40 @@ def require_providers(session, device: str) -> None:
                            "`fhnkit env`)")
 
 
-def _onnx_session(model, path: Path, device: str, threads: int) -> Callable:
+class OrtRunner:
+    """An ONNX Runtime session as a callable on torch tensors. On CUDA it binds torch's device buffers
+    (no host round trip in the timed work); its arena grows by what is asked, not by doubling, and
+    `release()` shrinks it."""
+
+    def __init__(self, session, device: str, n_outputs: int):
+        self.session, self.device, self.n_outputs = session, device, n_outputs
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.device == "cpu":
+            return torch.from_numpy(self.session.run(None, {"x": x.numpy()})[0])
+        return self._run_bound(x.contiguous())
+
+    def _run_bound(self, x: torch.Tensor, run_options=None) -> torch.Tensor:
+        y = torch.empty((x.shape[0], self.n_outputs), device=x.device)
+        binding = self.session.io_binding()
+        binding.bind_input("x", "cuda", 0, np.float32, tuple(x.shape), x.data_ptr())
+        binding.bind_output("y", "cuda", 0, np.float32, tuple(y.shape), y.data_ptr())
+        self.session.run_with_iobinding(binding, run_options)
+        return y
+
+    def release(self) -> None:
+        """Shrink the CUDA arena to what the session holds (a one-row run with the shrinkage option)."""
+        if self.device != "cuda":
+            return
+        import onnxruntime as ort
+
+        options = ort.RunOptions()
+        options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "gpu:0")
+        n_in = self.session.get_inputs()[0].shape[1]
+        self._run_bound(torch.zeros((1, n_in), device="cuda"), options)
+
+
+def _onnx_session(model, path: Path, device: str, threads: int) -> OrtRunner:
     """An ONNX Runtime session of the graph at `path`, as a callable on torch tensors."""
     import onnxruntime as ort
 
@@ -189,18 +229,7 @@ def _onnx_session(model, path: Path, device: str, threads: int) -> Callable:
     options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(path), options, providers=onnx_providers(device))
     require_providers(session, device)
-    if device == "cpu":
-        return lambda x: torch.from_numpy(session.run(None, {"x": x.numpy()})[0])
-
-    def on_gpu(x):  # bind torch's device buffers: no host round trip in the timed work
-        x = x.contiguous()
-        y = torch.empty((x.shape[0], len(model.spec["outputs"])), device=x.device)
-        binding = session.io_binding()
-        binding.bind_input("x", "cuda", 0, np.float32, tuple(x.shape), x.data_ptr())
-        binding.bind_output("y", "cuda", 0, np.float32, tuple(y.shape), y.data_ptr())
-        session.run_with_iobinding(binding)
-        return y
-    return on_gpu
+    return OrtRunner(session, device, len(model.spec["outputs"]))
 
 
 def _tensorrt(model, precision: str, directory: Path, max_batch: int) -> tuple[Callable, str]:

@@ -33,7 +33,8 @@ def cupy_module():
         import cupy
     except Exception as exc:  # ImportError, or a CuPy built for another CUDA
         raise CudaUnavailable(f"CuPy cannot be imported ({type(exc).__name__}: {exc}); "
-                              "install the gpu extra: pip install -e '.[gpu]'") from exc
+                              "install the GPU extra of your CUDA major: pip install -e '.[gpu-cu12]' "
+                              "or '.[gpu-cu13]'") from exc
     try:
         if cupy.cuda.runtime.getDeviceCount() < 1:
             raise CudaUnavailable("CuPy sees no CUDA device")
