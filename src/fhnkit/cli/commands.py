@@ -198,6 +198,28 @@ def cmd_env(args) -> int:
     return 0
 
 
+def cmd_gpu_check(args) -> int:
+    from ..gpu_check import CHECKS, run_checks, write_outcomes
+
+    unknown = sorted(set(args.only or []) - {name for name, _, _ in CHECKS})
+    if unknown:
+        raise UserError(f"unknown check(s) {unknown}; choose from {[name for name, _, _ in CHECKS]}")
+    config_path = Path(args.config) if args.config else Path("config/config.yaml")
+    study_config = None
+    if args.config or config_path.is_file():
+        study_config = load_config(config_path)
+        if "B_S" not in study_config["studies"]:
+            raise UserError(f"{config_path} has no study B_S for the fleet throughput check")
+    outcomes = run_checks(args.device, args.quick, study_config, args.only, echo=lambda line: print(line, flush=True))
+    if args.output:
+        write_outcomes(outcomes, args.output)
+    failed = [o.name for o in outcomes if o.status == "FAIL"]
+    skipped = sum(o.status == "SKIP" for o in outcomes)
+    print(f"gpu-check: {sum(o.status == 'PASS' for o in outcomes)} passed, {len(failed)} failed, {skipped} skipped"
+          + (f" (failed: {', '.join(failed)})" if failed else ""))
+    return 1 if failed else 0
+
+
 def cmd_bench(args) -> int:
     if args.target == "network":
         return _bench_network(args)

@@ -24,6 +24,7 @@ from .commands import (
     cmd_dataset,
     cmd_env,
     cmd_evaluate,
+    cmd_gpu_check,
     cmd_grid,
     cmd_simulate,
     cmd_spec,
@@ -182,6 +183,21 @@ COMMANDS = [
     ("env", cmd_env, "which compute backends are usable here",
      "Probe numba, CUDA, CuPy, TensorRT, Torch-TensorRT, ONNX Runtime, torch and mpi4py; say why one is not "
      "usable.", "examples:\n  fhnkit env\n  fhnkit env --json", [JSON]),
+    ("gpu-check", cmd_gpu_check, "run every GPU path once and print PASS/FAIL per check",
+     "The CUDA kernel bit for bit against numba (1M cells, f32 and f64) and timed at 16M/32M/64M cells "
+     "against the bandwidth roofline; a data set made on CUDA against numba's bytes; training on the device "
+     "with host synchronisations per iteration counted (one model, and a fleet); fleet vs one-at-a-time "
+     "throughput with the thesis grid's device-hours; ONNX Runtime and torch.compile builds checked against "
+     "eager and reloaded as the benchmark loads them; the benchmark of one model. About 3-8 minutes on an "
+     "H100/H200, no network; what the machine lacks is skipped with the reason. Exit status 1 if a check fails.",
+     "examples:\n  fhnkit gpu-check -o gpu_check.json\n  fhnkit gpu-check --only kernel_exact_f32 kernel_roofline\n"
+     "  fhnkit gpu-check --device cpu --quick      (the checks' plumbing on a CPU)",
+     [(("--device",), dict(choices=["cuda", "cpu"], default="cuda", help="where to run (default: cuda)")),
+      (("--quick",), dict(action="store_true", help="small sizes (seconds; not the numbers to report)")),
+      (("--config",), dict(help="the config whose B_S study the fleet throughput check trains (default: "
+                                "config/config.yaml if present, else the check's own small study)")),
+      (("--only",), dict(nargs="+", metavar="CHECK", help="run only these checks")),
+      (("-o", "--output"), dict(help="write every check's numbers as JSON"))]),
 ]
 
 
