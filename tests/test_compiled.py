@@ -89,6 +89,9 @@ def test_onnx_build_matches_eager_and_is_recorded(trained, tmp_path, name):
     onnx = record["builds"][1]
     assert onnx["artifact"] == "model.onnx" and (tmp_path / "model.onnx").stat().st_size > 0
     assert onnx["check"]["n"] == 10 * 9 and 0 <= onnx["check"]["max_err"] <= 1e-4
+    # what fp32 means is recorded: IEEE products, and the providers the session really runs on
+    assert onnx["numerics"] == {"tf32": False, "providers": ["CPUExecutionProvider"], "cuda_provider_options": None}
+    assert record["builds"][0]["numerics"] == {"tf32": False}
     model = load_model(trained["dirs"][name])
     loaded = load_builds(model, record, tmp_path, settings)
     x = torch.rand(300, 3) * torch.tensor([4.0, 1.0, 0.18])

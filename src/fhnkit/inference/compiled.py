@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..nets.evaluate import predict
+from . import tensorrt_build
 
 BACKENDS = ("tensorrt", "onnxruntime", "torch_compile", "eager")
 HALF_PRECISION_BACKENDS = ("tensorrt", "eager")  # fp16 engines where a GPU runs them
@@ -233,17 +234,10 @@ def _onnx_session(model, path: Path, device: str, threads: int) -> OrtRunner:
 
 
 def _tensorrt(model, precision: str, directory: Path, max_batch: int) -> tuple[Callable, str]:
-    import torch_tensorrt
-
-    n_in = len(model.spec["inputs"])
-    dtype = torch.float16 if precision == "fp16" else torch.float32
-    spec = torch_tensorrt.Input(min_shape=(1, n_in), opt_shape=(min(max_batch, 1 << 16), n_in),
-                                max_shape=(max_batch, n_in), dtype=torch.float32)
-    net = model.to("cuda").eval()
-    engine = torch_tensorrt.compile(net, ir="dynamo", inputs=[spec], enabled_precisions={dtype})
-    path = directory / f"model_{precision}.ep"
-    torch_tensorrt.save(engine, str(path), inputs=[torch.zeros((8, n_in), device="cuda")])
-    return engine, str(path)
+    """A TensorRT program of `model` in `precision`, checked and saved with a batch axis of 1 to `max_batch`
+    rows (`tensorrt_build.build_program`): the loaded program, whose `record` says what its precision means
+    (TF32 off, the engine's measured arithmetic, ...), and its file."""
+    return tensorrt_build.build_program(model, precision, directory, max_batch)
 
 
 def build(model, backend: str, precision: str, device: str, directory, max_batch: int = 1 << 20,
@@ -263,6 +257,22 @@ def build(model, backend: str, precision: str, device: str, directory, max_batch
     else:
         raise ValueError(f"unknown backend {backend!r}; choose from {BACKENDS}")
     return CompiledModel(backend, precision, device, run, artifact, network=model)
+
+
+def numerics(compiled: CompiledModel) -> dict:
+    """What a build's precision means, for its record: whether fp32 products may use TF32, and the
+    backend's own settings (a TensorRT build's record: its engine's measured arithmetic and how it was
+    typed and saved; ONNX Runtime's CUDA provider options)."""
+    if compiled.backend == "tensorrt":
+        return getattr(compiled.run, "record", None) or {"tf32": False}
+    if compiled.backend == "onnxruntime":
+        cuda = compiled.device == "cuda"
+        return {"tf32": False, "providers": compiled.run.session.get_providers(),
+                "cuda_provider_options": ORT_CUDA_OPTIONS if cuda else None}
+    if compiled.device == "cuda":  # eager and torch.compile follow torch's own switches
+        return {"tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+                "cudnn_tf32": bool(torch.backends.cudnn.allow_tf32)}
+    return {"tf32": False}
 
 
 REFERENCE = ("eager", "fp32")  # what every other build is checked against; never against itself
@@ -335,7 +345,7 @@ def compile_model(model_dir, val_path, out_dir, settings: dict, device: str | No
             result = check(compiled, load_model(model_dir), x, settings["tolerance"][precision])
         record["builds"].append({"backend": backend, "precision": precision, "device": device,
                                  "artifact": Path(compiled.artifact).name if compiled.artifact else None,
-                                 "check": result})
+                                 "numerics": numerics(compiled), "check": result})
     write_json(record, out_dir / "compiled.json")
     return record
 
@@ -347,9 +357,7 @@ def load_builds(model, record: dict, directory, settings: dict) -> list[Compiled
     for entry in record["builds"]:
         backend, precision, device = entry["backend"], entry["precision"], entry["device"]
         if backend == "tensorrt":
-            import torch_tensorrt
-
-            program = torch_tensorrt.load(str(directory / entry["artifact"])).module()
+            program = tensorrt_build.load_program(directory / entry["artifact"])
             out.append(CompiledModel(backend, precision, device, program, entry["artifact"], network=model))
         elif backend == "onnxruntime":
             run = _onnx_session(model, directory / entry["artifact"], device, settings["threads"])
