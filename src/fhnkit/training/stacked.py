@@ -97,10 +97,11 @@ class StackedMLP(nn.Module):
                     bias[i, : lin.out_features] = lin.bias.detach()
         # per hidden layer: the runs of consecutive models sharing an activation, and, where an
         # activation does not map 0 to 0, which units exist (1) or pad (0)
-        self.activation_runs, self.unit_masks = [], []
+        self.activation_runs, self.activation_names, self.unit_masks = [], [], []
         for depth_i in range(depth - 1):
             names = [net.spec["layers"][depth_i][0] for net in nets]
             runs = [(name, len(list(group))) for name, group in itertools.groupby(names)]
+            self.activation_names.append(runs)
             self.activation_runs.append([(ACTIVATIONS[name](), count) for name, count in runs])
             mask = None
             if not all(_zero_preserving(name) for name, _ in runs):

@@ -1,0 +1,147 @@
+"""The data terms of a stacked group, differentiated by hand: no autograd graph, no allocation per iteration.
+
+A group whose loss has data terms only (DDNN, DDNN with a region or high-error data term, ITNN) needs
+no second derivative, and its backward is a fixed sequence of batched products: for layer l with
+input h and pre-activation z = h W^T + b,
+
+    dL/dW = g^T h,   dL/db = sum over the batch of g,   dL/dh = g W,   g_prev = dL/dh * act'(z_prev)
+
+with g = dL/dz. `DataTermsStep` runs the forward with each activation's derivative saved, and the
+backward with these products, into buffers allocated once per term (so that, on a CPU, no
+iteration page-faults and no autograd node is built), writing the gradients straight into the stacked
+network's `flat_grad`. The products are the ones autograd would compute; the sums of a batch may be
+taken in another order, which changes the last bits only (tests/test_fleet.py bounds the difference
+from a model trained alone).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .stacked import StackedMLP
+from .terms import DataTerm
+
+
+def _silu(z, h, d):
+    torch.sigmoid(z, out=d)
+    torch.mul(z, d, out=h)
+    d.addcmul_(h, d, value=-1).add_(h)  # σ + h (1 - σ), with h = z σ
+
+
+def _tanh(z, h, d):
+    torch.tanh(z, out=h)
+    torch.mul(h, h, out=d)
+    d.neg_().add_(1)
+
+
+def _sigmoid(z, h, d):
+    torch.sigmoid(z, out=h)
+    torch.mul(h, h, out=d)
+    d.neg_().add_(h)  # h (1 - h)
+
+
+def _relu(z, h, d):
+    torch.clamp(z, min=0, out=h)
+    d.copy_(z > 0)
+
+
+def _elu(z, h, d):  # alpha = 1, as torch.nn.ELU's default
+    positive = z > 0
+    torch.where(positive, z, torch.expm1(z), out=h)
+    torch.add(h, 1, out=d).masked_fill_(positive, 1.0)
+
+
+def _sin(z, h, d):
+    torch.sin(z, out=h)
+    torch.cos(z, out=d)
+
+
+# per activation's name (fhnkit.nets.mlp.ACTIVATIONS): fill h = act(z) and d = act'(z)
+ACTIVATION_AND_SLOPE = {"silu": _silu, "tanh": _tanh, "sigmoid": _sigmoid, "relu": _relu, "elu": _elu, "sin": _sin}
+
+
+class _Buffers:
+    """Every tensor one term's forward and backward write, for a batch of `batch` rows."""
+
+    def __init__(self, net: StackedMLP, batch: int):
+        n, like = net.n_models, net.flat
+        widths = [w.shape[1] for w in net.weights]
+        self.x = torch.empty((n, batch, net.weights[0].shape[2]), dtype=like.dtype, device=like.device)
+        self.z = [torch.empty((n, batch, w), dtype=like.dtype, device=like.device) for w in widths]
+        self.h = [torch.empty_like(z) for z in self.z[:-1]]  # activations
+        self.slope = [torch.empty_like(z) for z in self.z[:-1]]  # act'(z)
+        self.g = [torch.empty_like(z) for z in self.z]  # dL/dz
+        self.dh = [torch.empty_like(z) for z in self.z[:-1]]  # dL/dh
+        self.err = torch.empty_like(self.z[-1])
+        self.loss = torch.empty((n, batch), dtype=like.dtype, device=like.device)
+
+
+class DataTermsStep:
+    """Losses (forward) and gradients (backward) of a stacked group's data terms, by hand."""
+
+    def __init__(self, net: StackedMLP, terms: list):
+        if not self.applies(net, terms):
+            raise ValueError("DataTermsStep takes data terms only, with activations it knows")
+        self.net, self.terms = net, terms
+        self.buffers = [_Buffers(net, t.batch_size) for t in terms]
+
+    @staticmethod
+    def applies(net: StackedMLP, terms: list) -> bool:
+        """Whether every term is a data term and every activation has a derivative here."""
+        return all(type(t) is DataTerm for t in terms) and all(
+            name in ACTIVATION_AND_SLOPE for runs in net.activation_names for name, _ in runs)
+
+    def _activate(self, depth: int, buf: _Buffers) -> None:
+        start = 0
+        for name, count in self.net.activation_names[depth]:
+            part = slice(start, start + count)
+            ACTIVATION_AND_SLOPE[name](buf.z[depth][part], buf.h[depth][part], buf.slope[depth][part])
+            start += count
+        mask = self.net.unit_masks[depth]
+        if mask is not None:  # padded units of an activation that does not map 0 to 0
+            buf.h[depth].mul_(mask)
+            buf.slope[depth].mul_(mask)
+
+    @torch.no_grad()
+    def forward(self, batches: list) -> torch.Tensor:
+        """Each term's loss per model, (terms, models), on its batch ((models, batch, n_in), (models, batch,
+        n_out)); the activations stay in the buffers for `backward`."""
+        net, losses = self.net, []
+        for buf, (inputs, targets) in zip(self.buffers, batches, strict=True):
+            torch.sub(inputs, net.input_offset, out=buf.x)
+            buf.x.div_(net.input_scale)
+            h = buf.x
+            for depth, (weight, bias) in enumerate(zip(net.weights, net.biases, strict=True)):
+                torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2), out=buf.z[depth])
+                if depth < len(buf.h):
+                    self._activate(depth, buf)
+                    h = buf.h[depth]
+            torch.mul(buf.z[-1], net.output_scale, out=buf.err)
+            buf.err.add_(net.output_offset).sub_(targets)
+            torch.mul(buf.err, buf.err, out=buf.g[-1])  # scratch: g[-1] is written again in backward
+            torch.sum(buf.g[-1], dim=-1, out=buf.loss)
+            losses.append(buf.loss.mean(dim=-1).mul_(0.5))
+        return torch.stack(losses)
+
+    @torch.no_grad()
+    def backward(self, coefficients: torch.Tensor) -> None:
+        """Write into the net's gradients d/dw of sum over terms t and models m of coefficients[t, m] x
+        loss[t, m] (a term's weight, 0 for a frozen model), for the batches of the last `forward`."""
+        net = self.net
+        for k, buf in enumerate(self.buffers):
+            batch = buf.err.shape[1]
+            g = buf.g[-1]
+            torch.mul(buf.err, net.output_scale, out=g)  # d(1/2 mean |out - y|^2)/dz = err x scale / batch
+            g.mul_((coefficients[k] / batch)[:, None, None])
+            for depth in range(len(net.weights) - 1, -1, -1):
+                h = buf.h[depth - 1] if depth else buf.x
+                weight_grad, bias_grad = net.weights[depth].grad, net.biases[depth].grad
+                if k == 0:
+                    torch.bmm(g.transpose(1, 2), h, out=weight_grad)
+                    torch.sum(g, dim=1, out=bias_grad)
+                else:
+                    weight_grad.baddbmm_(g.transpose(1, 2), h)
+                    bias_grad.add_(g.sum(dim=1))
+                if depth:
+                    torch.bmm(g, net.weights[depth], out=buf.dh[depth - 1])
+                    g = torch.mul(buf.dh[depth - 1], buf.slope[depth - 1], out=buf.g[depth - 1])
