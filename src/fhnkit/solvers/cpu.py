@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import logging
 import math
 from pathlib import Path
 
@@ -19,6 +20,8 @@ import numba
 import numpy as np
 
 from ..cell.model import FHNParams, fhn_rhs
+
+log = logging.getLogger(__name__)
 
 # The model's right-hand side, defined once in fhnkit.cell.model and compiled here for the kernels.
 # Inlined, without fastmath: the kernels do exactly its IEEE operations in its order.
@@ -197,9 +200,10 @@ def solve(u0, w0, i_app, params: FHNParams, dt: float, n_steps: int, save_every:
     """Integrate with `method` ("euler" or "rk4") on `backend`: "cpu" (numba), "cuda" (CuPy kernel),
     or "auto" (CUDA if usable, for Euler).
 
-    The CUDA kernel is compiled without FMA contraction here, so both backends do the
-    same IEEE operations in the same order; results are returned as numpy arrays.
-    RK4 runs on the CPU kernel only.
+    The exact CUDA kernel runs here (no FMA contraction, float32 subnormals kept), so both backends
+    do the same IEEE operations in the same order; results are returned as numpy arrays. "auto" falls
+    back to numba where CuPy, a device or the kernel is unusable, with a logged warning where a device
+    is seen but the kernel cannot be compiled or loaded. RK4 runs on the CPU kernel only.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -211,13 +215,18 @@ def solve(u0, w0, i_app, params: FHNParams, dt: float, n_steps: int, save_every:
         times, U, W = rk4(u0, w0, i_app, params, dt, n_steps, save_every, dtype)
         return (times, U, W) if store_initial else (times[1:], U[1:], W[1:])
     if backend != "cpu":
-        from .cuda import CudaUnavailable, cuda_available, euler_cuda
+        from .cuda import CudaUnavailable, KernelUnavailable, euler_cuda, kernel_module
 
-        usable, why = cuda_available()
-        if usable:
+        try:
+            kernel_module(exact=True)
+        except CudaUnavailable as exc:
+            if backend == "cuda":
+                raise CudaUnavailable(f"backend 'cuda' was asked for, but {exc}; use backend: cpu or auto") from exc
+            # a GPU that cannot run the kernel deserves a warning; a machine without one is the ordinary case
+            level = logging.WARNING if isinstance(exc, KernelUnavailable) else logging.INFO
+            log.log(level, "Euler runs on the CPU (numba): the CUDA backend is unusable (%s)", exc)
+        else:
             return euler_cuda(u0, w0, i_app, params, dt, n_steps, save_every, dtype, store_initial, exact=True)
-        if backend == "cuda":
-            raise CudaUnavailable(f"backend 'cuda' was asked for but {why}; use backend: cpu or auto")
     return euler(u0, w0, i_app, params, dt, n_steps, save_every, dtype, store_initial)
 
 
