@@ -319,7 +319,8 @@ def test_the_report_front_page_renders_for_runs_with_and_without_resampling():
     from docutils.core import publish_parts
 
     env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
-    stages = ["1 Training", "2 Accuracy", "3 Resampling", "4 Inference cost", "5 Summary and configuration"]
+    stages = ["0 Reproduction", "1 Training", "2 Accuracy", "3 Resampling", "4 Inference cost",
+              "5 Summary and configuration"]
 
     class Run:
         config = None

@@ -39,8 +39,8 @@ SCREENSHOTS = Path(os.environ.get("FHNKIT_SCREENSHOTS", Path(tempfile.gettempdir
 # The report's organisation (report_item and REPORT_STAGES in workflow/rules/common.smk) for the tiny config:
 # category (stage) -> subcategory (study, ALL for what spans studies) -> the results under it.
 ALL = "(all studies)"
-TRAINING, ACCURACY, RESAMPLING, INFERENCE, SUMMARY = STAGES = [
-    "1 Training", "2 Accuracy", "3 Resampling", "4 Inference cost", "5 Summary and configuration"]
+REPRODUCTION, TRAINING, ACCURACY, RESAMPLING, INFERENCE, SUMMARY = STAGES = [
+    "0 Reproduction", "1 Training", "2 Accuracy", "3 Resampling", "4 Inference cost", "5 Summary and configuration"]
 # Snakemake 9 sorts the categories of the menu, the subcategories of a category and the rows of a list
 # alphabetically (String.localeCompare in menu.js, category.js, abstract_results.js): the numbers keep the
 # stages in reading order and the parenthesis puts ALL first.
@@ -57,6 +57,7 @@ def _table(name: str) -> str:
 
 
 EXPECTED_INDEX = {
+    REPRODUCTION: {ALL: {_table("reproduction"), _table("surrogate_pays")}},
     TRAINING: {**{study: {_fig(f"training_curves_{study}")} for study in STUDIES},
                  ALL: {_fig("iteration_cost"), _table("technique_anova"), _table("failed_models")}},
     ACCURACY: {"A_scarce": {_fig("predictions_A_scarce")},

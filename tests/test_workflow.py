@@ -15,6 +15,7 @@ import yaml
 # REPO, TINY, snakemake() and the session fixture tiny_run live in conftest.py (shared with
 # test_report_browser.py, so that one tiny run serves both).
 from conftest import DEFAULT_CONFIG, SNAKEFILE, TINY, snakemake
+from fhnkit.analysis.reproduction import FINDINGS
 from fhnkit.artifacts import read_parquet_meta
 from fhnkit.plan.config import load_config
 from fhnkit.plan.grid import expand_all
@@ -76,6 +77,16 @@ def test_analysis_tables_and_figures(tiny_run):
     assert list(ttest["study"]) == ["A_scarce"]
     anova = pd.read_csv(tiny_run / "results" / "analysis" / "shape_anova.csv")
     assert set(anova["study"]) >= {"A_scarce", "B_S"}
+    reproduction = pd.read_csv(tiny_run / "results" / "analysis" / "reproduction.csv")
+    assert set(reproduction["finding"]) == {f.claim for f in FINDINGS}  # every finding has a row, tested or not
+    assert set(reproduction["verdict"]) <= {"reproduced", "not reproduced", "not tested by this config"}
+    untested = reproduction[reproduction["verdict"] == "not tested by this config"]
+    assert (untested["why"].str.len() > 10).all()
+    pays = pd.read_csv(tiny_run / "results" / "analysis" / "surrogate_pays.csv")
+    assert sorted(pays["study"]) == ["A_scarce", "A_scarce", "B_S", "B_S", "C", "C"]
+    assert ((pays["solver_f32_vs_f64"] > 0) & (pays["euler_error"] > pays["solver_f32_vs_f64"])).all()
+    page = (tiny_run / "results" / "analysis" / "surrogate_pays.html").read_text()
+    assert "a surrogate never pays" in page or "a surrogate pays for" in page
     figures = sorted(p.name for p in (tiny_run / "results" / "figures").glob("*.png"))
     assert figures == ["accuracy_vs_neurons.png", "compile_speedup.png", "error_cuts_B_S.png", "error_cuts_C.png",
                        "error_maps_B_S.png", "error_maps_C.png",
@@ -114,7 +125,7 @@ def test_report_is_self_contained_and_holds_everything(tiny_run):
                  "failed_models.html", "error_maps_B_S.png", "error_maps_C.png", "resampling.html",
                  "iteration_cost.png", "predictions_A_scarce.png", "predictions_B_S.png", "predictions_C.png",
                  "predictions_diverges.png", "training_curves_diverges.png", "error_cuts_B_S.png", "error_cuts_C.png",
-                 "benchmark.html"):
+                 "benchmark.html", "reproduction.html", "surrogate_pays.html"):
         assert name in html, name
     # a figure's job info (rule, wildcards, params) stays short: the data reach the scripts as inputs
     jobs = re.findall(r'"job_properties": \{"rule": "(\w+)", "wildcards": "[^"]*", "params": "([^"]*)"', html)
@@ -165,10 +176,13 @@ def test_rerun_has_nothing_to_do(tiny_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
-def test_default_config_builds_the_whole_dag(tmp_path):
-    proc = snakemake(tmp_path, "-n", "--cores", "2", configfile=DEFAULT_CONFIG)
+@pytest.mark.parametrize("configfile", [DEFAULT_CONFIG, DEFAULT_CONFIG.with_name("workstation.yaml"),
+                                        DEFAULT_CONFIG.with_name("thesis.yaml")], ids=lambda p: p.stem)
+def test_each_shipped_config_builds_the_whole_dag(tmp_path, configfile):
+    """The default run, the overnight workstation run and the thesis's full-size study all validate and plan."""
+    proc = snakemake(tmp_path, "-n", "--cores", "2", configfile=configfile)
     out = proc.stdout
-    config = load_config(DEFAULT_CONFIG)
+    config = load_config(configfile)
     n_models, n_studies = len(expand_all(config)), len(config["studies"])
     n_extra_sets = sum(1 for s in config["studies"].values()
                        if True in s["grid"]["region"] and s.get("region") and s["region"]["data"]["n"] > 0)
@@ -180,6 +194,7 @@ def test_default_config_builds_the_whole_dag(tmp_path):
     if n_resample:
         assert re.search(rf"^train_resample_model\s+{2 * n_resample}$", out, re.M), out[-2000:]
         assert re.search(rf"^select_high_error\s+{n_resample}$", out, re.M), out[-2000:]
+    assert re.search(r"^reproduction\s+1$", out, re.M), out[-2000:]
 
 
 @pytest.mark.parametrize("edit, expected", [

@@ -51,6 +51,36 @@ rule analyse:
         "../scripts/analyse.py"
 
 
+rule reproduction:
+    input:
+        unpack(lambda w: reproduction_inputs()),
+    output:
+        csv=layout.analysis_table("reproduction", "csv"),
+        html=report_item(
+            layout.analysis_table("reproduction", "html"),
+            "../report/reproduction.rst",
+            "reproduction",
+            "What this run reproduces",
+            kind="table",
+        ),
+        pays_csv=layout.analysis_table("surrogate_pays", "csv"),
+        pays_html=report_item(
+            layout.analysis_table("surrogate_pays", "html"),
+            "../report/surrogate_pays.rst",
+            "reproduction",
+            "Does a surrogate pay?",
+            kind="table",
+        ),
+    log:
+        layout.log("analysis", "reproduction"),
+    conda:
+        "../../envs/fhnkit.yaml"
+    params:
+        config=config,
+    script:
+        "../scripts/reproduction.py"
+
+
 rule figures:
     input:
         summary=layout.summary("parquet"),

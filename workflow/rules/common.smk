@@ -204,6 +204,7 @@ def study_models(study):
 # for what spans them); every item is labelled with what it is and its type. Snakemake sorts both
 # alphabetically: the numbers keep the stages in reading order, the parenthesis puts ALL_STUDIES first.
 REPORT_STAGES = {
+    "reproduction": "0 Reproduction",
     "training": "1 Training",
     "accuracy": "2 Accuracy",
     "resampling": "3 Resampling",
@@ -286,8 +287,20 @@ def analysis_outputs():
         tables += [layout.cost_sweep_file(f"timings.{ext}") for ext in both]
         tables += [layout.analysis_table(f"cost_anova_{r}", ext) for r in ("time", "speedup") for ext in both]
         figures += [layout.figure("inference_vs_neurons"), layout.figure("compile_speedup")]
+    tables += [layout.analysis_table(name, ext) for name in ("reproduction", "surrogate_pays") for ext in both]
     summary = [layout.summary("parquet"), layout.summary("csv"), layout.config_page()]
     return [*summary, *tables, *figures, *curves]
+
+
+def reproduction_inputs():
+    """What the reproduction page judges: the summary, the benchmark table, the cost sweep's ANOVAs (if
+    run), the error cuts of single-stimulus B studies and the resampling stage's error maps."""
+    both = {"summary": layout.summary("parquet"), "benchmark": layout.analysis_table("benchmark", "csv")}
+    if config["cost_sweep"]["enabled"]:
+        both |= {f"cost_anova_{r}": layout.analysis_table(f"cost_anova_{r}", "csv") for r in ("time", "speedup")}
+    cuts = [layout.error_cuts_table(s) for s in cut_studies() if config["studies"][s]["problem"] == "B"]
+    maps = [layout.resample_file(s, "error_maps.parquet") for s in resample_studies()]
+    return both | {"error_cuts": cuts, "error_maps": maps}
 
 
 def table_output(name):
