@@ -85,6 +85,30 @@ def test_a_deleted_model_is_trained_again_alone_touching_no_other(fleet_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+def test_each_model_takes_the_builds_its_fleet_made_of_its_weights(fleet_run):
+    """A fleet compiles the models it trained (one process for all); each model's `compile` job moves the
+    builds into place when they were made from its very weights, and builds alone otherwise (a model
+    trained again alone, as the test above does, has other weights)."""
+    from fhnkit.cluster.handoff import file_sha256
+
+    workdir, _ = fleet_run
+    compiled = [f"results/S/compiled/{m}/compiled.json" for m in MODELS]
+    proc = snakemake(workdir, "--cores", "2", *compiled, configfile=workdir / "config.yaml")
+    assert job_counts(proc.stdout + proc.stderr) == {"compile": 4, "total": 4}, proc.stderr[-2000:]
+    for model in MODELS:
+        record = json.loads((workdir / "results/S/compiled" / model / "compiled.json").read_text())
+        assert record["weights_sha256"] == file_sha256(workdir / "results/S/models" / model / "weights.pt")
+        assert {b["backend"] for b in record["builds"]} >= {"eager"}
+        for build in record["builds"]:  # the artifacts moved with the record
+            assert build["artifact"] is None or (workdir / "results/S/compiled" / model / build["artifact"]).is_file()
+        trained_by_fleet = "trained by its fleet" in (workdir / f"logs/S/train/{model}.log").read_text()
+        log = (workdir / f"logs/S/compile/{model}.log").read_text()
+        assert ("compiled by its fleet" in log) == trained_by_fleet, (model, log)
+        assert ("building here" in log) == (not trained_by_fleet), (model, log)
+    assert "compiled: eager-fp32" in (workdir / "logs/S/train/fleet_f0.log").read_text()
+    assert not list((workdir / "results/S/fleets").glob("*/*/compiled/compiled.json"))  # all handed over
+
+
 def test_a_diverging_model_is_recorded_and_its_fleet_mates_finish(tmp_path):
     """A PINN whose physics weight overflows float32 diverges at its first iteration; in the same fleet job
     the DDNNs train on, the job succeeds, and the PINN is recorded as failed (on_divergence: record)."""

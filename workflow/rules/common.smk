@@ -150,6 +150,20 @@ def model_inputs(wildcards):
     return inputs
 
 
+def compile_inputs(wildcards):
+    """A model's files and validation set, and the marker of its fleet (when a fleet trained it, it compiled
+    it too): ancient, as for `model_inputs`."""
+    inputs = {
+        "metrics": layout.model_file(wildcards.study, wildcards.model, "metrics.json"),
+        "weights": layout.model_file(wildcards.study, wildcards.model, "weights.pt"),
+        "val": layout.dataset(wildcards.study, "val"),
+    }
+    fleet = FLEET_OF.get((wildcards.study, wildcards.model))
+    if fleet is not None:
+        inputs["fleet"] = ancient(layout.fleet_marker(wildcards.study, fleet))
+    return inputs
+
+
 def fleet_specs(wildcards):
     study_config(wildcards)
     return [SPECS[(wildcards.study, m)] for m in FLEETS[wildcards.study][wildcards.fleet]]

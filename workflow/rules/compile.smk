@@ -5,9 +5,8 @@
 
 rule compile:
     input:
-        metrics=layout.model_file("{study}", "{model}", "metrics.json"),
-        weights=layout.model_file("{study}", "{model}", "weights.pt"),
-        val=layout.dataset("{study}", "val"),
+        # with fleets, also the marker of the model's fleet (the job moves the builds the fleet made, or builds)
+        unpack(compile_inputs),
     output:
         # written last; the ONNX graph or TensorRT programs lie beside it
         layout.compiled_record("{study}", "{model}"),

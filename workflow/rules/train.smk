@@ -46,6 +46,7 @@ rule train_fleet:
         specs=fleet_specs,
         data=lambda w: [model_data(spec) for spec in fleet_specs(w)],
         dirs=lambda w: [layout.fleet_model_dir(w.study, w.fleet, s["model"]) for s in fleet_specs(w)],
+        compiled=lambda w: [layout.fleet_compiled_dir(w.study, w.fleet, s["model"]) for s in fleet_specs(w)],
         checkpoints=lambda w: layout.fleet_dir(w.study, w.fleet),
     script:
         "../scripts/train_fleet.py"

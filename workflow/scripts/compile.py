@@ -2,12 +2,25 @@
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 from fhnkit.cluster import acquire_gpu
+from fhnkit.cluster.handoff import take_compiled_from_fleet
 from fhnkit.joblog import log_to
+from fhnkit.plan.layout import fleet_compiled_dir
 
 log_to(snakemake.log[0])
+
+out = Path(snakemake.output[0]).parent
+marker = snakemake.input.get("fleet")  # compiled by the fleet that trained it: take the builds from there
+if marker:
+    w = snakemake.wildcards
+    source = fleet_compiled_dir(w.study, Path(marker).parent.name, w.model)
+    if take_compiled_from_fleet(source, out, snakemake.input.weights, snakemake.params.settings):
+        logging.info("%s/%s: compiled by its fleet, moved from %s", w.study, w.model, source)
+        sys.exit(0)
+    logging.info("no builds of these weights and settings in %s (any others there removed): building here", source)
 
 # Before anything initialises CUDA: take a free GPU slot (Snakemake run locally does not assign GPUs).
 slot = acquire_gpu(snakemake.params.settings["device"])
@@ -15,7 +28,6 @@ logging.info("building on CUDA_VISIBLE_DEVICES=%s", os.environ.get("CUDA_VISIBLE
 
 from fhnkit.inference import compile_model  # noqa: E402 (after the GPU is chosen)
 
-out = Path(snakemake.output[0]).parent
 record = compile_model(Path(snakemake.input.metrics).parent, snakemake.input.val, out,
                        snakemake.params.settings)
 for build in record["builds"]:

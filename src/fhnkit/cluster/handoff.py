@@ -1,15 +1,20 @@
-"""A fleet's model handed to the job that owns it: moved from the fleet's directory into the model's own.
+"""A fleet's model, and its builds, handed to the jobs that own them: moved from the fleet's directory.
 
-Light on purpose (no torch): the rule `train` of a model trained by a fleet only moves files.
+Light on purpose (no torch): the rules `train` and `compile` of a model trained (and compiled) by a
+fleet only move files.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 from ..plan.layout import FINISHED_MARKER, MODEL_FILES
+
+COMPILED_RECORD = "compiled.json"
 
 
 def take_from_fleet(fleet_model_dir, model_dir, config_hash: str | None) -> bool:
@@ -25,4 +30,34 @@ def take_from_fleet(fleet_model_dir, model_dir, config_hash: str | None) -> bool
     dst.mkdir(parents=True, exist_ok=True)
     for name in MODEL_FILES:  # metrics.json is the last of them: the model counts as finished only then
         os.replace(src / name, dst / name)
+    return True
+
+
+def file_sha256(path) -> str:
+    """sha256 of a file's bytes (hex)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def take_compiled_from_fleet(fleet_compiled_dir, compiled_dir, weights_path, settings: dict) -> bool:
+    """Move the builds a fleet made of a model (its `compiled.json` and the files beside it) into
+    `compiled_dir`, `compiled.json` last, when they were built from these very weights (`weights_path`'s
+    sha256) with these compile `settings`; False otherwise, when builds of other weights or settings are
+    removed (they can never be used: the weights they were built from are gone, or the settings changed)."""
+    src, dst = Path(fleet_compiled_dir), Path(compiled_dir)
+    try:
+        record = json.loads((src / COMPILED_RECORD).read_text())
+    except (OSError, ValueError):
+        return False
+    if record.get("weights_sha256") != file_sha256(weights_path) or record.get("settings") != settings:
+        shutil.rmtree(src, ignore_errors=True)
+        return False
+    dst.mkdir(parents=True, exist_ok=True)
+    for path in sorted(src.iterdir()):
+        if path.name != COMPILED_RECORD and path.is_file():
+            os.replace(path, dst / path.name)
+    os.replace(src / COMPILED_RECORD, dst / COMPILED_RECORD)
     return True

@@ -13,7 +13,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     ".roofline": [],
     ".timing": [],
     ".benchmark": ["benchmark_model", "benchmark_study", "compile_and_benchmark", "reference_sets"],
-    ".compiled": ["BACKENDS", "CompiledModel", "CompileMismatch", "compile_model", "load_builds"],
+    ".compiled": ["BACKENDS", "CompiledModel", "CompileMismatch", "compile_model", "compile_models", "load_builds"],
     ".cost_sweep": ["TIMING_COLUMNS", "run_sweep", "sweep_bench", "sweep_grid", "sweep_settings", "write_sweep"],
     ".solver_bench": ["bench_solvers", "default_c_source", "format_records"],
 })

@@ -13,6 +13,7 @@ precision's tolerance, or `CompileMismatch` stops the job.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import shutil
 import warnings
 from collections.abc import Callable
@@ -25,6 +26,7 @@ import torch
 from ..nets.evaluate import predict
 from . import tensorrt_build
 
+log = logging.getLogger(__name__)
 BACKENDS = ("tensorrt", "onnxruntime", "torch_compile", "eager")
 HALF_PRECISION_BACKENDS = ("tensorrt", "eager")  # fp16 engines where a GPU runs them
 
@@ -323,7 +325,11 @@ def compile_model(model_dir, val_path, out_dir, settings: dict, device: str | No
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     metrics = finished_model(model_dir)
+    from ..cluster.handoff import file_sha256
+
     record = {"model": metrics["model"], "study": metrics["study"], "config_hash": metrics.get("config_hash"),
+              "weights_sha256": file_sha256(weights) if (weights := model_dir / "weights.pt").is_file() else None,
+              "settings": settings,
               "versions": versions(), "builds": [], "skipped": {}}
     if metrics.get("status") != "ok":  # a diverged model has nothing worth compiling
         record["skipped"]["all"] = f"training status {metrics.get('status')}"
@@ -348,6 +354,22 @@ def compile_model(model_dir, val_path, out_dir, settings: dict, device: str | No
                                  "numerics": numerics(compiled), "check": result})
     write_json(record, out_dir / "compiled.json")
     return record
+
+
+def compile_models(jobs, settings: dict) -> list[dict | Exception]:
+    """`compile_model` of each (model directory, validation set, output directory) of `jobs`, in one process
+    (a fleet's models, right after training: one import of torch and the backends for all). A model whose
+    build fails does not stop the others: its exception is returned in its place (its own compile job then
+    builds it alone and reports the failure)."""
+    results = []
+    for model_dir, val_path, out_dir in jobs:
+        try:
+            results.append(compile_model(model_dir, val_path, out_dir, settings))
+        except Exception as exc:
+            log.warning("%s: not compiled in the fleet (%s: %s); its compile job builds it alone", model_dir,
+                        type(exc).__name__, exc)
+            results.append(exc)
+    return results
 
 
 def load_builds(model, record: dict, directory, settings: dict) -> list[CompiledModel]:

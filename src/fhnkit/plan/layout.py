@@ -93,6 +93,11 @@ def fleet_model_dir(study: str, fleet: str, model: str, results: str = RESULTS) 
     return f"{fleet_dir(study, fleet, results)}/{model}"
 
 
+def fleet_compiled_dir(study: str, fleet: str, model: str, results: str = RESULTS) -> str:
+    """Where a fleet job compiles a model it trained; the model's `compile` job moves the builds from there."""
+    return f"{fleet_model_dir(study, fleet, model, results)}/compiled"
+
+
 def fleet_marker(study: str, fleet: str, results: str = RESULTS) -> str:
     return f"{fleet_dir(study, fleet, results)}/done"
 
