@@ -97,14 +97,19 @@ def verdict(table: pd.DataFrame) -> str:
     devices = sorted(set(table["device"].dropna()))
     where = " and ".join(devices) or "this machine"
     if paying.empty:
-        fastest = table.dropna(subset=["speedup"])
-        if fastest.empty:
-            return f"On {where}, no network is within the accuracy bound: a surrogate never pays here."
-        top = fastest.loc[fastest["speedup"].idxmax()]
-        slower = 1 / top["speedup"] if top["speedup"] > 0 else np.inf
-        within = " within the bound" if top["mean_err"] <= top["bound"] else ""
-        return (f"On {where}, a surrogate never pays: even the fastest network{within} ({top['study']}/"
-                f"{top['model']}, {top['build']}) is {slower:.3g}x slower than the Euler solver on the same work.")
+        timed = table.dropna(subset=["speedup"])
+        if timed.empty:
+            return f"On {where}, no network was timed: nothing to say."
+        within = timed[timed["mean_err"] <= timed["bound"]]
+        if within.empty:
+            top = timed.loc[timed["speedup"].idxmax()]
+            return (f"On {where}, a surrogate never pays: no network is as accurate as the bound, and even the "
+                    f"fastest ({top['study']}/{top['model']}, {top['build']}) is {1 / top['speedup']:.3g}x slower "
+                    "than the Euler solver on the same work.")
+        top = within.loc[within["speedup"].idxmax()]
+        return (f"On {where}, a surrogate never pays: the fastest network within the bound ({top['study']}/"
+                f"{top['model']}, {top['build']}) is {1 / top['speedup']:.3g}x slower than the Euler solver on the "
+                "same work.")
     studies = ", ".join(sorted(set(paying["study"])))
     top = paying.loc[paying["speedup"].idxmax()]
     return (f"On {where}, a surrogate pays for {studies}: {top['study']}/{top['model']} ({top['build']}) is "
