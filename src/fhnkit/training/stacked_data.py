@@ -1,4 +1,10 @@
-"""The data terms of a stacked group, differentiated by hand: no autograd graph, no allocation per iteration.
+"""A stacked group's losses and gradients, one step of its training: by hand for data terms, else autograd.
+
+`DataTermsStep` and `AutogradTermsStep` do the same two things (`forward`: each term's loss per model;
+`backward`: the gradients of the losses weighted per term and model, into the stacked net's `flat_grad`);
+the group uses the first where it applies.
+
+The data terms of a stacked group, differentiated by hand: no autograd graph, no allocation per iteration.
 
 A group whose loss has data terms only (DDNN, DDNN with a region or high-error data term, ITNN) needs
 no second derivative, and its backward is a fixed sequence of batched products: for layer l with
@@ -74,6 +80,25 @@ class _Buffers:
         self.dh = [torch.empty_like(z) for z in self.z[:-1]]  # dL/dh
         self.err = torch.empty_like(self.z[-1])
         self.loss = torch.empty((n, batch), dtype=like.dtype, device=like.device)
+
+
+class AutogradTermsStep:
+    """Losses (forward) and gradients (backward) of any loss terms, by autograd (a PINN's second derivatives)."""
+
+    def __init__(self, net: StackedMLP, terms: list):
+        self.net, self.terms = net, terms
+        self.losses = None
+
+    def forward(self, batches: list) -> torch.Tensor:
+        """Each term's loss per model, (terms, models), with its graph kept for `backward`."""
+        self.losses = torch.stack([t.value(self.net, b) for t, b in zip(self.terms, batches, strict=True)])
+        return self.losses
+
+    def backward(self, coefficients: torch.Tensor) -> None:
+        """The gradients of sum over terms and models of coefficients x loss, into the net's `flat_grad`."""
+        self.net.zero_grad()
+        self.net.backward((coefficients * self.losses).sum())
+        self.losses = None
 
 
 class DataTermsStep:

@@ -20,7 +20,7 @@ import torch
 
 from ..plan.kinds import kind_of
 from .stacked import StackedMLP, activation_order
-from .stacked_data import DataTermsStep
+from .stacked_data import AutogradTermsStep, DataTermsStep
 from .train import TrainingDiverged, TrainingRun
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # torch.optim.Adam's defaults, as the solo run uses
@@ -50,8 +50,9 @@ class StackedGroup:
         self.runs = runs = [runs[i] for i in activation_order([run.model for run in runs])]
         self.net = StackedMLP([run.model for run in runs])
         self.terms = runs[0].terms  # every run of the group has these terms: one of them computes for all
-        # data terms only: gradients by hand, without autograd (`stacked_data`)
-        self.by_hand = DataTermsStep(self.net, self.terms) if DataTermsStep.applies(self.net, self.terms) else None
+        # data terms only: gradients by hand, without autograd (`stacked_data`); any other loss: autograd
+        step = DataTermsStep if DataTermsStep.applies(self.net, self.terms) else AutogradTermsStep
+        self.step = step(self.net, self.terms)
         device = self.device = self.net.weights[0].device
         n = len(runs)
         f64 = {"dtype": torch.float64, "device": device}
@@ -84,18 +85,11 @@ class StackedGroup:
         values = torch.empty((n_iterations, len(self.terms) + 1, len(self.runs)), device=self.device)
         for k in range(n_iterations):
             batches = [_index(batch, k) for batch in staged]
-            if self.by_hand is not None:
-                losses = self.by_hand.forward(batches)
-            else:
-                losses = torch.stack([t.value(self.net, b) for t, b in zip(self.terms, batches, strict=True)])
+            losses = self.step.forward(batches)
             total = (self.weights * losses).sum(dim=0)
             torch.cat([losses.detach(), total.detach()[None]], out=values[k])
             self.active &= torch.isfinite(values[k]).all(dim=0)  # a model is frozen before a non-finite update
-            if self.by_hand is not None:
-                self.by_hand.backward(self.weights * self.active)
-            else:
-                self.net.zero_grad()
-                self.net.backward(torch.where(self.active, total, 0.0).sum())
+            self.step.backward(self.weights * self.active)
             self._adam()
             self._plateau(values[k, -1].double())
         self.blocks.append((self.iteration, values))
