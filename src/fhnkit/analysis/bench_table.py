@@ -29,12 +29,13 @@ def _peaks_label(peaks: dict | None) -> str | None:
     """What the roofline fractions are fractions of, in words."""
     if not peaks:
         return None
-    bandwidth = f"{peaks['bandwidth_Bps'] / 1e9:.0f} GB/s"
+    bandwidth = f"{peaks['bandwidth_Bps'] / 1e9:.0f} GB/s" if peaks.get("bandwidth_Bps") else "bandwidth unknown"
+    flops = peaks.get("float32_flops")
     if peaks.get("kind") == "cpu":
-        flops = peaks.get("float32_flops")
         compute = f"{flops / 1e9:.0f} GFLOP/s fp32 nominal" if flops else "compute peak unknown"
         return f"{peaks['threads']} CPU threads: {compute}, {bandwidth} triad"
-    return f"{peaks.get('name', 'GPU')}: {peaks['float32_flops'] / 1e12:.1f} TFLOP/s fp32, {bandwidth}"
+    compute = f"{flops / 1e12:.1f} TFLOP/s fp32" if flops else "compute peak unknown"
+    return f"{peaks.get('name') or 'GPU'}: {compute}, {bandwidth}"
 
 
 def benchmark_rows(record: dict) -> list[dict]:

@@ -151,17 +151,23 @@ def solver_call(sets: dict, fhn, bench: dict, device: str):
     return run, info | {"backend": "numba", "device": "cpu", "threads": bench["threads"]}
 
 
-def device_peaks(device: str, threads: int) -> dict | None:
-    """Roofline peaks of `device` (None with a logged reason where they cannot be known here)."""
+def device_peaks(device: str, threads: int) -> dict:
+    """Roofline peaks of `device`. On a GPU from CuPy (where usable), NVML and torch: a peak none of them
+    offers is None with its reason under "missing" (logged), so that a benchmark never fails for it."""
     if device != "cuda":
         return roofline.cpu_peaks(threads)
     from ..solvers import CudaUnavailable, cupy_module
+    from .gpu_peaks import gpu_peaks
 
     try:
-        return roofline.gpu_peaks(cupy_module())
-    except CudaUnavailable as exc:  # torch alone does not expose the memory clock
-        log.warning("GPU peaks unknown (%s): no roofline fractions", exc)
-        return None
+        cupy = cupy_module()
+    except CudaUnavailable as exc:
+        cupy = None
+        log.info("GPU peaks without CuPy (%s): from NVML and torch", exc)
+    peaks = gpu_peaks(cupy, torch)
+    if peaks["missing"]:
+        log.warning("GPU peaks not all known: %s", peaks["missing"])
+    return peaks
 
 
 def _throughput(seconds: float, n_outputs: int, bytes_moved: float, flops: float, peaks, precision: str) -> dict:

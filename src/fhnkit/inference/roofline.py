@@ -9,8 +9,9 @@ least work, so an achieved fraction is never flattered. The time the hardware
 needs at best is the larger of bytes / bandwidth and flops / peak; a measured
 time is reported as a fraction of each.
 
-Peaks: on a GPU from the device attributes (`gpu_peaks`, CUDA cores; the
-fp16 tensor-core peak where the compute capability's rate is known); on a CPU
+Peaks: on a GPU from whatever CuPy, NVML and torch offer (`gpu_peaks.gpu_peaks`: CUDA
+cores, the fp16 tensor-core peak where the compute capability's rate is known, each reading
+with its source, a peak that cannot be read None with the reason); on a CPU
 the compute peak is nominal (threads x max clock x SIMD lanes x 2 FMA units x
 2 FLOP per FMA) and the bandwidth is measured with a STREAM triad on the same
 threads (`cpu_peaks`), as empirical roofline tools do.
@@ -26,14 +27,9 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from .gpu_peaks import gpu_peaks  # noqa: F401 (a GPU's peaks: read where they are offered)
+
 FLOPS_PER_STEP = 15  # dU: 7 (u-a, 1-u, 2 products, -w, +I, *k); dW: 4; two updates u + dt*du: 4
-# FP32 and FP64 cores per SM by compute capability (CUDA programming guide, arithmetic throughput table)
-CORES_PER_SM = {(7, 0): (64, 32), (7, 5): (64, 2), (8, 0): (64, 32), (8, 6): (128, 2), (8, 7): (128, 2),
-                (8, 9): (128, 2), (9, 0): (128, 64), (10, 0): (128, 64), (12, 0): (128, 2)}
-
-
-# dense fp16 tensor-core FLOP per clock per SM (FMA = 2) where fhnkit knows it: V100, A100, H100
-TENSOR_FP16_PER_SM = {(7, 0): 1024, (8, 0): 2048, (9, 0): 4096}
 FMA_UNITS = 2  # vector FMA pipes per core of the x86 server cores of the last decade
 
 
@@ -43,33 +39,16 @@ def work(n_cells: int, n_steps: int, n_stored: int, itemsize: int) -> tuple[floa
     return float(bytes_moved), float(n_cells) * n_steps * FLOPS_PER_STEP
 
 
-def gpu_peaks(cupy) -> dict:
-    """Peak memory bandwidth (B/s) and FP32/FP64 throughput (FLOP/s, FMA = 2) of the current device."""
-    dev = cupy.cuda.Device()
-    attrs = dev.attributes
-    props = cupy.cuda.runtime.getDeviceProperties(dev.id)
-    bandwidth = 2.0 * attrs["MemoryClockRate"] * 1e3 * attrs["GlobalMemoryBusWidth"] / 8
-    cc = (attrs["ComputeCapabilityMajor"], attrs["ComputeCapabilityMinor"])
-    fp32, fp64 = CORES_PER_SM.get(cc, (128, 2))
-    clock = attrs["ClockRate"] * 1e3
-    sms = attrs["MultiProcessorCount"]
-    peaks = {"kind": "gpu", "name": props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"]),
-             "compute_capability": f"{cc[0]}.{cc[1]}", "sms": sms, "bandwidth_Bps": bandwidth,
-             "float32_flops": 2.0 * sms * fp32 * clock, "float64_flops": 2.0 * sms * fp64 * clock}
-    if cc in TENSOR_FP16_PER_SM:
-        peaks["float16_flops"] = float(sms * TENSOR_FP16_PER_SM[cc] * clock)
-    return peaks
-
-
 def fractions_of(seconds: float, bytes_moved: float, flops: float, peaks: dict, precision: str) -> dict:
     """Achieved throughput and fraction of the bandwidth and compute rooflines of a measured time (s).
 
     `precision` names the compute peak ("float32", "float64", "float16"); a peak the hardware
     description lacks gives a compute fraction of None rather than a guess.
     """
-    peak = peaks.get(f"{precision}_flops")
+    peak, bandwidth = peaks.get(f"{precision}_flops"), peaks.get("bandwidth_Bps")
     return {"bytes": bytes_moved, "flops": flops, "achieved_Bps": bytes_moved / seconds,
-            "achieved_flops": flops / seconds, "bandwidth_fraction": bytes_moved / seconds / peaks["bandwidth_Bps"],
+            "achieved_flops": flops / seconds,
+            "bandwidth_fraction": bytes_moved / seconds / bandwidth if bandwidth else None,
             "compute_fraction": flops / seconds / peak if peak else None, "compute_peak": f"{precision}_flops"}
 
 
