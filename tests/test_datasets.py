@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +16,7 @@ from fhnkit.datasets.sampling import sample_box
 from fhnkit.datasets.simulate import make_dataset, write_dataset
 from fhnkit.plan.config import validate_config
 from fhnkit.solvers.cpu import euler
+from fhnkit.solvers.cuda import CudaUnavailable, cuda_available
 
 GRID = {"layers": [1], "layer_configs": [["tanh", 4]]}
 DT = 0.01
@@ -134,7 +137,7 @@ def test_parquet_metadata(tmp_path, name, study):
     assert meta["problem"] == name and meta["study"] == name and meta["split"] == "val"
     assert meta["model"] == {"k": 10.0, "a": 0.4, "epsilon": 0.2, "beta": 0.2, "gamma": 0.8}
     assert meta["dt"] == DT
-    assert meta["data_solver"] == {"dt": DT, "precision": "float64", "method": "euler", "backend": "cpu"}
+    assert meta["data_solver"] == {"dt": DT, "precision": "float64", "method": "euler", "ran_on": "cpu"}
     assert "save_step" in meta
     if name != "A":
         assert meta["save_step"] == pytest.approx(5.0)
@@ -164,6 +167,32 @@ def test_different_seed_gives_different_data(name, study, col):
     a = make_dataset(config(seed=1, **{name: study}), name, "train")[0]
     b = make_dataset(config(seed=2, **{name: study}), name, "train")[0]
     assert not np.array_equal(a[col].to_numpy(), b[col].to_numpy())
+
+
+@pytest.mark.parametrize("backend", ["auto", "cuda"])
+def test_where_the_data_are_computed_is_provenance_not_identity(backend):
+    """data_solver.backend says where the numbers are computed (CUDA and numba give the same bits): it changes
+    neither the rows, nor the config hash, nor the determinants that key the rule's params and cache."""
+    from fhnkit.plan import data_determinants, expand_study
+
+    base = config(B=study_b())
+    other = json.loads(json.dumps(base))
+    other["data_solver"]["backend"] = backend
+    assert data_determinants(other, "B") == data_determinants(base, "B")
+    assert [s["config_hash"] for s in expand_study(other, "B")] == [s["config_hash"] for s in expand_study(base, "B")]
+    if backend == "cuda" and not cuda_available(exact=True)[0]:  # asked for, and cannot run here: said so
+        with pytest.raises(CudaUnavailable, match="backend 'cuda' was asked for"):
+            make_dataset(other, "B", "train")
+        return
+    rows, meta = make_dataset(other, "B", "train")
+    base_rows, base_meta = make_dataset(base, "B", "train")
+    pd.testing.assert_frame_equal(rows, base_rows, check_exact=True)
+    assert meta["config_hash"] == base_meta["config_hash"]
+    assert meta["data_solver"]["ran_on"] in ("cpu", "cuda") and "backend" not in meta["data_solver"]
+    # what does change the numbers changes the identity
+    precise = json.loads(json.dumps(base))
+    precise["data_solver"]["precision"] = "float32"
+    assert make_dataset(precise, "B", "train")[1]["config_hash"] != base_meta["config_hash"]
 
 
 def test_data_seed_does_not_depend_on_study_name():

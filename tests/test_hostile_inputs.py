@@ -80,6 +80,7 @@ CONFIG_CASES = {
     "a data set larger than memory": (_set("studies.B_S.train.n", 100_000_000), "studies.B_S.train.n", "GiB"),
     "an unstable solver step": (_set("model.k", 1e30), "data_solver.dt", "stability bound"),
     "an unstable benchmark step": (_set("model.k", 100.0), "benchmark.dt", "stability bound"),
+    "RK4 asked to run on the GPU": (_set("data_solver.backend", "cuda"), "data_solver.backend", "rk4"),
     "a negative model parameter": (_set("model.epsilon", -1.0), "model.epsilon", "minimum"),
     "an unknown key": (_set("studies.B_S.trian", {"n": 3}), "studies.B_S", "trian"),
     "a study named by a number": (lambda c: c["studies"].update({3: c["studies"].pop("C")}), "studies", "3"),

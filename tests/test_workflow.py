@@ -176,6 +176,50 @@ def test_rerun_has_nothing_to_do(tiny_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+def _with_backend(configfile, backend: str, where) -> object:
+    """A copy of `configfile` in directory `where` with data_solver.backend set to `backend`."""
+    config = yaml.safe_load(configfile.read_text())
+    config.setdefault("data_solver", {})["backend"] = backend
+    path = where / f"{configfile.stem}_{backend}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.mark.slow
+def test_switching_where_the_data_are_computed_reruns_nothing(tiny_run, tmp_path):
+    """data_solver.backend says where the data are computed, not what they are (issue 21): after a finished run
+    it plans no job, not even the report's configuration page."""
+    proc = snakemake(tiny_run, "--cores", "2", "-n", configfile=_with_backend(TINY, "cpu", tmp_path))
+    assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-3000:]
+
+
+def test_moving_a_run_between_cpu_and_gpu_reruns_nothing(tmp_path):
+    """Euler data made by numba are what the CUDA kernel makes, bit for bit: a model trained on them and its data
+    are up to date whichever backend the config names next (auto, cpu, cuda); the whole DAG plans the same jobs."""
+    config = tmp_path / "euler.yaml"
+    config.write_text(yaml.safe_dump({
+        "seed": 3, "data_solver": {"method": "euler", "dt": 0.01, "precision": "float64", "backend": "auto"},
+        "studies": {"A": {"problem": "A", "t_max": 20, "train": {"n": 10, "sampler": "grid"}, "val": {"n": 50},
+                          "grid": {"layers": [1], "layer_configs": [["silu", 8]], "classes": ["ddnn"],
+                                   "batch_size": [10]},
+                          "training": {"iterations": 40, "validate_every": 20}}}}))
+    (spec,) = expand_all(load_config(config))
+    target = f"results/A/models/{spec['model']}/metrics.json"
+    work = tmp_path / "run"
+    snakemake(work, "--cores", "2", target, configfile=config)
+
+    def planned(configfile, *targets):
+        out = snakemake(work, "--cores", "2", "-n", *targets, configfile=configfile).stdout
+        return re.findall(r"^(\w+)\s+(\d+)$", out, re.M), out
+
+    whole_dag, _ = planned(config)
+    assert whole_dag and not any(rule in ("dataset", "train", "train_fleet") for rule, _ in whole_dag), whole_dag
+    for backend in ("cpu", "cuda"):
+        switched = _with_backend(config, backend, tmp_path)
+        assert "Nothing to be done" in planned(switched, target)[1], backend
+        assert planned(switched)[0] == whole_dag, backend
+
+
 @pytest.mark.parametrize("configfile", [DEFAULT_CONFIG, DEFAULT_CONFIG.with_name("workstation.yaml"),
                                         DEFAULT_CONFIG.with_name("thesis.yaml")], ids=lambda p: p.stem)
 def test_each_shipped_config_builds_the_whole_dag(tmp_path, configfile):

@@ -132,7 +132,8 @@ rule config_page:
     conda:
         "../../envs/fhnkit.yaml"
     params:
-        config=config,
+        # what the results depend on: where work ran (data_solver.backend) is provenance, not a rerun
+        config=results_config(config),
     script:
         "../scripts/config_page.py"
 

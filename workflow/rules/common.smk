@@ -14,6 +14,7 @@ from fhnkit.plan import (
     layout,
     read_config_file,
     resample_specs,
+    results_config,
     study_fleets,
     validate_config,
 )

@@ -6,7 +6,7 @@ import pandas as pd
 
 from fhnkit.artifacts import read_parquet_meta, write_parquet
 from fhnkit.cell import parameter_columns
-from fhnkit.datasets import solve_parameter_sets
+from fhnkit.datasets import solve_parameter_sets, solver_provenance
 from fhnkit.joblog import log_to
 
 log_to(snakemake.log[0])
@@ -14,6 +14,6 @@ log_to(snakemake.log[0])
 study = snakemake.params.study
 params = pd.read_parquet(snakemake.input[0])[parameter_columns(study)].to_numpy()
 df = solve_parameter_sets(snakemake.config, study, params)
-meta = {**read_parquet_meta(snakemake.input[0]), "data_solver": snakemake.config["data_solver"]}
+meta = {**read_parquet_meta(snakemake.input[0]), "data_solver": solver_provenance(snakemake.config)}
 write_parquet(df, snakemake.output[0], meta)
 logging.info("solved %d parameter sets", len(params))

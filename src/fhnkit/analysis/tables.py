@@ -77,8 +77,9 @@ def write_config_page(config: dict, path, config_id: str) -> None:
     title = f"Configuration of this run (hash {config_id})"
     page = (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{_CSS} pre {{font-size: 12px;}}</style></head>\n<body>\n<h1>{html.escape(title)}</h1>\n"
-            "<p class='caption'>Every key of the run after validation, defaults included; "
-            "workflow/schemas/config.schema.yaml describes each key and its allowed range.</p>\n"
+            "<p class='caption'>Every key of the run after validation, defaults included, except the settings "
+            "that only say where work runs (data_solver.backend: each data set's metadata records where it was "
+            "computed); workflow/schemas/config.schema.yaml describes each key and its allowed range.</p>\n"
             f"<pre>{html.escape(text)}</pre>\n</body></html>\n")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(page, encoding="utf-8")

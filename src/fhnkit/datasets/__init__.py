@@ -4,6 +4,13 @@
 """
 
 from .sampling import sample_box
-from .simulate import SPLITS, make_dataset, solve_parameter_sets, write_dataset
+from .simulate import SPLITS, make_dataset, solve_parameter_sets, solver_provenance, write_dataset
 
-__all__ = ["SPLITS", "make_dataset", "sample_box", "solve_parameter_sets", "write_dataset"]
+__all__ = [
+    "SPLITS",
+    "make_dataset",
+    "sample_box",
+    "solve_parameter_sets",
+    "solver_provenance",
+    "write_dataset",
+]

@@ -17,8 +17,8 @@ from .. import __version__
 from ..artifacts import write_parquet
 from ..cell.problems import OUTPUTS, fhn_params, i_app, input_bounds, input_columns, parameter_columns, region_bounds
 from ..plan.config import config_hash, derive_seed
-from ..plan.grid import data_determinants
-from ..solvers.cpu import solve, steps_for
+from ..plan.grid import data_determinants, data_solver_identity
+from ..solvers.cpu import solve, solver_backend, steps_for
 from .sampling import sample_box
 
 SPLITS = ("train", "val", "region", "march")
@@ -40,7 +40,14 @@ def _solve(config, study, u0, w0, current, save_times_every, t_end=None):
         raise ValueError(f"t_max/dt = {n_steps} steps is not divisible into the requested time points "
                          f"(every {save_times_every} steps); change times_per_trajectory or data_solver.dt")
     return solve(u0, w0, current, fhn_params(config), dt, n_steps, save_times_every, solver["precision"],
-                 backend=solver["backend"], method=solver["method"])
+                 backend=solver_backend(solver["backend"], solver["method"]), method=solver["method"])
+
+
+def solver_provenance(config: dict) -> dict:
+    """A data set's `data_solver` metadata: the settings that determine its numbers, and `ran_on`, where this
+    process computes them ("cpu": numba, "cuda": the exact CUDA kernel; the same bits either way)."""
+    solver = config["data_solver"]
+    return data_solver_identity(config) | {"ran_on": solver_backend(solver["backend"], solver["method"])}
 
 
 def _slot_indices(n: int, n_slots: int, sampler: str, seed: int) -> np.ndarray:
@@ -136,7 +143,7 @@ def make_dataset(config: dict, study_name: str, split: str) -> tuple[pd.DataFram
     df = build(config, study, split)
     det = data_determinants(config, study_name)
     meta = {"study": study_name, "split": split, "problem": study["problem"], "model": config["model"],
-            "data_solver": config["data_solver"], "dt": config["data_solver"]["dt"],
+            "data_solver": solver_provenance(config), "dt": config["data_solver"]["dt"],
             "i_app": study["i_app"] if study["problem"] != "C" else None,
             "k_to_i_app": study["k_to_i_app"] if study["problem"] == "C" else None,
             "sampler": _split_spec(study, split)["sampler"], "n": _split_spec(study, split)["n"],

@@ -23,6 +23,7 @@ from .grid import (
     expand_study,
     model_name,
     resample_specs,
+    results_config,
     shape_of,
 )
 from .kinds import KINDS, ModelKind, continuous_classes, kind_named, kind_of, n_windows
@@ -50,6 +51,7 @@ __all__ = [
     "read_config_file",
     "n_windows",
     "resample_specs",
+    "results_config",
     "shape_of",
     "study_fleets",
     "validate_config",

@@ -202,6 +202,9 @@ def _stability_problems(config: dict) -> list[str]:
         problems.append(f"data_solver.dt: {solver['dt']} is beyond the {solver['method']} stability bound "
                         f"{bound * reach:.3g} for these model parameters (the data would blow up to NaN); lower dt "
                         "or check model")
+    if solver["method"] == "rk4" and solver["backend"] == "cuda":
+        problems.append("data_solver.backend: cuda runs the Euler kernel only, but data_solver.method is rk4 (a CPU "
+                        "kernel); use backend auto or cpu with rk4, or method euler on the GPU")
     if config["benchmark"]["dt"] > bound:
         problems.append(f"benchmark.dt: {config['benchmark']['dt']} is beyond the explicit Euler stability bound "
                         f"{bound:.3g} for these model parameters; lower it or check model")

@@ -18,12 +18,29 @@ PROBLEM_KEYS = ("problem", "t_max", "ranges", "i_app", "k_to_i_app", "initial_st
 SHAPES = ("rectangle", "funnel", "bottleneck", "bowtie", "diamond", "other")
 
 
+# data_solver settings that say where the data are computed, not what they are: the CUDA and numba kernels
+# give the same bits, so these are recorded as provenance and never part of a data set's identity
+DATA_EXECUTION_KEYS = ("backend",)
+
+
+def data_solver_identity(config: dict) -> dict:
+    """The data_solver settings that determine the numbers (method, dt, precision), without `DATA_EXECUTION_KEYS`."""
+    return {k: v for k, v in config["data_solver"].items() if k not in DATA_EXECUTION_KEYS}
+
+
+def results_config(config: dict) -> dict:
+    """The config without the settings that only say where work runs (`DATA_EXECUTION_KEYS`): what the
+    results depend on, as the report's configuration page shows it."""
+    return {**config, "data_solver": data_solver_identity(config)}
+
+
 def data_determinants(config: dict, study_name: str) -> dict:
-    """Everything that determines a study's data sets (their cache key and config hash)."""
+    """Everything that determines a study's data sets (their cache key, Snakemake params and config hash),
+    and nothing that only says where they are computed."""
     study = config["studies"][study_name]
     keys = ("problem", "i_app", "k_to_i_app", "t_max", "initial_state", "ranges", "times_per_trajectory",
             "train", "val", "region", "marching")
-    return {"seed": config["seed"], "model": config["model"], "data_solver": config["data_solver"],
+    return {"seed": config["seed"], "model": config["model"], "data_solver": data_solver_identity(config),
             "study": {k: study.get(k) for k in keys}, "fhnkit": __version__}
 
 

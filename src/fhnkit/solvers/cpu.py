@@ -205,6 +205,23 @@ def solve(u0, w0, i_app, params: FHNParams, dt: float, n_steps: int, save_every:
     back to numba where CuPy, a device or the kernel is unusable, with a logged warning where a device
     is seen but the kernel cannot be compiled or loaded. RK4 runs on the CPU kernel only.
     """
+    if solver_backend(backend, method) == "cuda":
+        from .cuda import euler_cuda
+
+        return euler_cuda(u0, w0, i_app, params, dt, n_steps, save_every, dtype, store_initial, exact=True)
+    if method == "rk4":
+        times, U, W = rk4(u0, w0, i_app, params, dt, n_steps, save_every, dtype)
+        return (times, U, W) if store_initial else (times[1:], U[1:], W[1:])
+    return euler(u0, w0, i_app, params, dt, n_steps, save_every, dtype, store_initial)
+
+
+def solver_backend(backend: str, method: str) -> str:
+    """Where `solve` runs `method` when asked for `backend`: "cuda" (the exact CUDA kernel) or "cpu" (numba).
+
+    The two give the same numbers bit for bit, so this is provenance, never part of a data set's identity.
+    "cuda" that cannot run raises CudaUnavailable saying why; "auto" falls back to the CPU, with a logged
+    warning where a device is seen but the kernel cannot be compiled or loaded.
+    """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if method not in METHODS:
@@ -212,22 +229,21 @@ def solve(u0, w0, i_app, params: FHNParams, dt: float, n_steps: int, save_every:
     if method == "rk4":
         if backend == "cuda":
             raise ValueError("method rk4 runs on the CPU only; use backend: cpu or auto")
-        times, U, W = rk4(u0, w0, i_app, params, dt, n_steps, save_every, dtype)
-        return (times, U, W) if store_initial else (times[1:], U[1:], W[1:])
-    if backend != "cpu":
-        from .cuda import CudaUnavailable, KernelUnavailable, euler_cuda, kernel_module
+        return "cpu"
+    if backend == "cpu":
+        return "cpu"
+    from .cuda import CudaUnavailable, KernelUnavailable, kernel_module
 
-        try:
-            kernel_module(exact=True)
-        except CudaUnavailable as exc:
-            if backend == "cuda":
-                raise CudaUnavailable(f"backend 'cuda' was asked for, but {exc}; use backend: cpu or auto") from exc
-            # a GPU that cannot run the kernel deserves a warning; a machine without one is the ordinary case
-            level = logging.WARNING if isinstance(exc, KernelUnavailable) else logging.INFO
-            log.log(level, "Euler runs on the CPU (numba): the CUDA backend is unusable (%s)", exc)
-        else:
-            return euler_cuda(u0, w0, i_app, params, dt, n_steps, save_every, dtype, store_initial, exact=True)
-    return euler(u0, w0, i_app, params, dt, n_steps, save_every, dtype, store_initial)
+    try:
+        kernel_module(exact=True)
+    except CudaUnavailable as exc:
+        if backend == "cuda":
+            raise CudaUnavailable(f"backend 'cuda' was asked for, but {exc}; use backend: cpu or auto") from exc
+        # a GPU that cannot run the kernel deserves a warning; a machine without one is the ordinary case
+        level = logging.WARNING if isinstance(exc, KernelUnavailable) else logging.INFO
+        log.log(level, "Euler runs on the CPU (numba): the CUDA backend is unusable (%s)", exc)
+        return "cpu"
+    return "cuda"
 
 
 def forget_kernels_of_another_rhs(*kernels) -> list[str]:
