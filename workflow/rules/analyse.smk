@@ -76,7 +76,7 @@ rule reproduction:
     conda:
         "../../envs/fhnkit.yaml"
     params:
-        config=config,
+        config=results_config(config),
     script:
         "../scripts/reproduction.py"
 
