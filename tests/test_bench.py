@@ -216,7 +216,7 @@ def test_benchmark_model_same_work_on_both_sides(problem, monkeypatch):
     cfg, settings = settings_of(problem)
     bench = cfg["benchmark"]
     captured = {"x": [], "solver": []}
-    real_inputs, real_euler = bench_mod.network_inputs, solver_bench.euler
+    real_inputs, real_euler = bench_mod.network_inputs, solver_bench.fast_euler
 
     def inputs_spy(*args, **kwargs):
         x = real_inputs(*args, **kwargs)
@@ -229,7 +229,7 @@ def test_benchmark_model_same_work_on_both_sides(problem, monkeypatch):
         return out
 
     monkeypatch.setattr(bench_mod, "network_inputs", inputs_spy)
-    monkeypatch.setattr(solver_bench, "euler", euler_spy)  # the benchmark's solver call goes through it
+    monkeypatch.setattr(solver_bench, "fast_euler", euler_spy)  # the benchmark's solver call goes through it
     rec = benchmark_model(tiny_model(settings), settings, FHNParams(), bench, 2026, "S")
 
     n_sets, n_points = bench["n_sets"], bench["n_points"]
@@ -268,7 +268,7 @@ def test_benchmark_model_same_work_on_both_sides(problem, monkeypatch):
     assert net["flops"] == flops and net["bytes"] == 4 * n_sets * n_points * (len(input_columns(settings)) + 2)
     assert net["bandwidth_fraction"] == pytest.approx(net["bytes"] / t_net / size["peaks"]["bandwidth_Bps"])
     assert solver["bandwidth_fraction"] == pytest.approx(
-        roofline.work(n_sets, 100, n_points, 4)[0] / t_sol / size["peaks"]["bandwidth_Bps"])
+        roofline.work(n_sets, 100, n_points, 4, solver["kernel"])[0] / t_sol / size["peaks"]["bandwidth_Bps"])
     if size["peaks"].get("float32_flops"):
         assert 0 < net["compute_fraction"] < 1 and 0 < solver["compute_fraction"] < 1
     assert rec["inference_time_s"] == net["time_s"] and rec["speedup"] == net["speedup"]

@@ -51,8 +51,8 @@ def dependencies(name: str) -> set[str]:
 
 
 def test_every_stage_is_a_subpackage():
-    assert SUBPACKAGES == ["analysis", "cell", "cli", "cluster", "datasets", "inference", "nets", "plan",
-                           "resampling", "solvers", "training"]
+    assert SUBPACKAGES == ["analysis", "cell", "cli", "cluster", "datasets", "gpu_check", "inference", "nets",
+                           "plan", "resampling", "solvers", "training"]
 
 
 @pytest.mark.parametrize("name", SUBPACKAGES)

@@ -73,6 +73,9 @@ def test_analysis_tables_and_figures(tiny_run):
     assert {"eager-fp32", "onnxruntime-fp32"} <= set(bench["build"])
     assert (bench["speedup"] - bench["solver_time_s"] / bench["network_time_s"]).abs().max() < 1e-9
     assert (bench["network_bandwidth_fraction"] > 0).all() and (bench["solver_bandwidth_fraction"] > 0).all()
+    # the solver timed is the fast kernel (FMA), with the roof that bounds it and why
+    assert (bench["solver_kernel"] == "fast").all() and (bench["solver_bound_fraction"] > 0).all()
+    assert bench["solver_bound_why"].str.contains("-bound: ").all()
     ttest = pd.read_csv(tiny_run / "results" / "analysis" / "ttest_pinn_ddnn.csv")
     assert list(ttest["study"]) == ["A_scarce"]
     anova = pd.read_csv(tiny_run / "results" / "analysis" / "shape_anova.csv")

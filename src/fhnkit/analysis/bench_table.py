@@ -17,7 +17,8 @@ BENCHMARK_COLUMNS = [
     "study", "model", "n_sets", "build", "device", "clock", "chunk", "network_time_s", "network_time_iqr_s",
     "solver", "solver_time_s", "solver_time_iqr_s", "speedup", "network_outputs_per_s", "solver_outputs_per_s",
     "network_compute_fraction", "network_bandwidth_fraction", "solver_compute_fraction",
-    "solver_bandwidth_fraction", "peaks",
+    "solver_bandwidth_fraction", "solver_kernel", "solver_bound", "solver_bound_fraction", "solver_bound_why",
+    "peaks",
 ]
 
 
@@ -55,6 +56,8 @@ def benchmark_rows(record: dict) -> list[dict]:
                 "network_bandwidth_fraction": b.get("bandwidth_fraction"),
                 "solver_compute_fraction": solver.get("compute_fraction"),
                 "solver_bandwidth_fraction": solver.get("bandwidth_fraction"),
+                "solver_kernel": solver.get("kernel"), "solver_bound": solver.get("bound"),
+                "solver_bound_fraction": solver.get("bound_fraction"), "solver_bound_why": solver.get("why"),
                 "peaks": _peaks_label(size.get("peaks")),
             })
     return rows
@@ -74,7 +77,7 @@ def benchmark_table(bench_files) -> pd.DataFrame:
 PAGE_COLUMNS = [
     "study", "model", "n_sets", "build", "network_time_s", "solver_time_s", "speedup", "network_outputs_per_s",
     "solver_outputs_per_s", "network_compute_fraction", "solver_compute_fraction", "network_bandwidth_fraction",
-    "solver_bandwidth_fraction",
+    "solver_bandwidth_fraction", "solver_bound_fraction",
 ]
 
 BENCHMARK_CAPTION = (
@@ -84,8 +87,11 @@ BENCHMARK_CAPTION = (
     "(seconds, with inter-quartile range), on each device's clock (CUDA events on a GPU, the monotonic clock "
     "on a CPU); chunk is the evaluation batch chosen by the recorded search. speedup = solver / network. "
     "Throughput is in (U, W) outputs per second. Roofline fractions use the least work of each side (Euler: "
-    "15 FLOP per cell-step, inputs read once, stored points written; network: matrix products, biases, "
-    "activations, scaling; inputs read, outputs written) against the device's peaks: on a "
-    "GPU from its attributes, on a CPU a nominal compute peak and a measured STREAM-triad bandwidth. The CSV "
-    "also holds the inter-quartile ranges, clock, chunk, solver backend and the peaks used."
+    "the kernel that ran, the fast one with 6 FMA + 1 ADD = 13 FLOP per cell-step, inputs read once, stored "
+    "points written; network: matrix products, biases, activations, scaling; inputs read, outputs written) "
+    "against the device's peaks: on a GPU read from CuPy, NVML or torch (a peak none offers leaves its "
+    "fraction empty), on a CPU a nominal compute peak and a measured STREAM-triad bandwidth. "
+    "solver_bound_fraction is the solver's fraction of the roof that bounds its kernel (bandwidth or FP "
+    "instruction issue; the CSV says which and why). The CSV also holds the inter-quartile ranges, clock, "
+    "chunk, solver backend and the peaks used."
 )

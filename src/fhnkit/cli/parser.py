@@ -141,8 +141,10 @@ COMMANDS = [
       JSON]),
     ("bench", cmd_bench, "time the Euler solvers (bench solver), a trained network (bench network) or training "
                          "a study's models as a fleet against one at a time (bench train)",
-     "solver: time every available Euler solver: the numba CPU kernel next to a hand-written C reference "
-     "(gcc -O3 -march=native, OpenMP, SIMD; built on the fly) on the same inputs and threads, and the CUDA "
+     "solver: time every available Euler solver: the numba CPU kernels (exact, as data generation needs, and "
+     "fast, folded with FMA, as the benchmark times) next to a hand-written C reference built twice (exact, "
+     "and with FMA contraction; gcc -O3 -march=native, OpenMP, SIMD; built on the fly) on the same inputs and "
+     "threads, and the CUDA "
      "kernel with CUDA events and its fraction of the GPU's bandwidth and compute rooflines. Reports "
      "cell-steps per second (cells x Euler steps / median seconds). "
      "network: compile one trained model as the compile stage does (TensorRT fp32/fp16 on a GPU, else ONNX "
@@ -170,7 +172,7 @@ COMMANDS = [
       (("--repeats",), dict(type=COUNT, help="timed repeats (default: solver 7; network: benchmark.repeats)")),
       (("--warmup",), dict(type=NONNEGATIVE, help="untimed runs first (default: solver 2; network: benchmark.warmup)")),
       (("--c-source",), dict(help="solver: C reference source (default: fhnkit/inference/fhn_euler_ref.c)")),
-      (("--no-c",), dict(action="store_true", help="solver: skip the C reference")),
+      (("--no-c",), dict(action="store_true", help="solver: skip the C builds (exact and with FMA)")),
       (("--config",), dict(help="network: the configuration the model was trained with")),
       STUDY,
       (("--model",), dict(help="network: directory written by `fhnkit train` or the train rule")),
@@ -185,11 +187,14 @@ COMMANDS = [
      "usable.", "examples:\n  fhnkit env\n  fhnkit env --json", [JSON]),
     ("gpu-check", cmd_gpu_check, "run every GPU path once and print PASS/FAIL per check",
      "The CUDA kernel bit for bit against numba (1M cells, f32 and f64) and timed at 16M/32M/64M cells "
-     "against the bandwidth roofline; a data set made on CUDA against numba's bytes; training on the device "
+     "against its roofline (the bound and why); a data set made on CUDA against numba's (same rows, same "
+     "identity); training on the device "
      "with host synchronisations per iteration counted (one model, and a fleet); fleet vs one-at-a-time "
      "throughput with the thesis grid's device-hours; ONNX Runtime and torch.compile builds checked against "
-     "eager and reloaded as the benchmark loads them; the benchmark of one model. About 3-8 minutes on an "
-     "H100/H200, no network; what the machine lacks is skipped with the reason. Exit status 1 if a check fails.",
+     "eager and reloaded as the benchmark loads them; the benchmark of one model; the whole workflow of a tiny "
+     "config on CUDA through Snakemake to report.html (pipeline). At most 8 minutes on an H100/H200, no network "
+     "(Snakemake from the wheelhouse of benchmarks/gpu_wheelhouse.sh); what the machine lacks is skipped with "
+     "the reason. Exit status 1 if a check fails.",
      "examples:\n  fhnkit gpu-check -o gpu_check.json\n  fhnkit gpu-check --only kernel_exact_f32 kernel_roofline\n"
      "  fhnkit gpu-check --device cpu --quick      (the checks' plumbing on a CPU)",
      [(("--device",), dict(choices=["cuda", "cpu"], default="cuda", help="where to run (default: cuda)")),

@@ -6,8 +6,12 @@ stores exactly those points; the network is evaluated at the same points
 (an iterator network instead steps from each initial state t_end / Δt times).
 On a GPU both sides run there (the CUDA Euler kernel beside the network) and
 are timed with CUDA events, for each of `gpu_n_sets` (16M/32M/64M by default);
-on a CPU with the monotonic clock, for `n_sets`. Each side's throughput and
-fraction of its device's rooflines (`fhnkit.inference.roofline`) come with its times.
+on a CPU with the monotonic clock, for `n_sets`. The solver is the fast Euler
+kernel on either device (folded constants, FMA: `FastEuler` of fhn_euler.cu, or
+`fhnkit.solvers.fast_euler` in numba), the speed a user could write, not the exact
+kernel data generation needs. Each side's throughput and fraction of its device's
+rooflines (`fhnkit.inference.roofline`) come with its times; the solver's also
+with the roof that bounds its kernel and why.
 """
 
 from __future__ import annotations
@@ -124,14 +128,15 @@ def _synchronised(call, device: str):
 def solver_call(sets: dict, fhn, bench: dict, device: str):
     """The Euler solver's part of the work as a zero-argument call, and a description of it.
 
-    Beside a network on a GPU the solver is the CUDA kernel (inputs and outputs on the device, only the
-    n_points snapshots stored); on a CPU, or where CuPy cannot run the kernel, the numba kernel.
+    Beside a network on a GPU the solver is the fast CUDA kernel (inputs and outputs on the device, only the
+    n_points snapshots stored); on a CPU, or where CuPy cannot run the kernel, the fast numba kernel.
+    The description's "kernel" names the one that runs (the roofline's `KERNELS`).
     """
     n_steps = steps_for(bench["t_end"], bench["dt"])
     every = n_steps // bench["n_points"]
     dtype = np.dtype(bench["precision"])
     info = {"dt": bench["dt"], "t_end": bench["t_end"], "precision": bench["precision"], "n_steps": n_steps,
-            "store_every": every, "outputs": "preallocated"}
+            "store_every": every, "outputs": "preallocated", "kernel": "fast"}
     if device == "cuda":
         from ..solvers.cuda import cuda_available, euler_cuda
 
@@ -147,7 +152,7 @@ def solver_call(sets: dict, fhn, bench: dict, device: str):
         log.warning("the network runs on the GPU but the CUDA solver cannot (%s): the solver runs on the CPU", why)
         info["why_not_cuda"] = why
     u0, w0, cur = (sets[k].astype(dtype) for k in ("U0", "W0", "I_app"))
-    run, _ = preallocated_euler(u0, w0, cur, fhn, bench["dt"], n_steps, every, dtype)
+    run, _ = preallocated_euler(u0, w0, cur, fhn, bench["dt"], n_steps, every, dtype, info["kernel"])
     return run, info | {"backend": "numba", "device": "cpu", "threads": bench["threads"]}
 
 
@@ -214,9 +219,11 @@ def benchmark_size(model, builds, settings: dict, fhn, bench: dict, n_sets: int,
     solver_peaks = peaks if solver_info["device"] == device else device_peaks(solver_info["device"], bench["threads"])
     solver_t = timings["solver"]["median"]
     n_outputs = n_sets * bench["n_points"]
-    solver_info |= _throughput(solver_t, n_outputs, *roofline.work(n_sets, n_steps, bench["n_points"],
-                                                                    np.dtype(bench["precision"]).itemsize),
-                               solver_peaks, bench["precision"])
+    solver_info["outputs_per_s"] = n_outputs / solver_t
+    if solver_peaks is not None:
+        solver_info |= roofline.fractions(solver_t, n_sets, n_steps, bench["n_points"],
+                                          np.dtype(bench["precision"]).itemsize, solver_peaks, bench["precision"],
+                                          solver_info["kernel"])
     solver_info["cell_steps_per_s"] = n_sets * n_steps / solver_t
     out_builds = {}
     for b in builds:

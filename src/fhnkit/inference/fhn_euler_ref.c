@@ -3,7 +3,10 @@
  * The same arithmetic as fhnkit's kernels, written for speed: cells are processed in
  * blocks that stay in L1, each block advanced through all steps with the cell loop
  * vectorised (cells in SIMD lanes), blocks spread over OpenMP threads. Built by
- * benchmarks/solver_bench.py with gcc -O3 -march=native -fopenmp and called through ctypes.
+ * fhnkit.inference.solver_bench with gcc -O3 -march=native -fopenmp and called through ctypes,
+ * twice: with -ffp-contract=off (the IEEE operations of the exact numba kernel, bit for bit) and
+ * with -ffp-contract=fast (gcc fuses the products into FMAs: the plain C Euler a user would write,
+ * against which the benchmark's fast numba kernel is timed).
  */
 #include <stddef.h>
 
