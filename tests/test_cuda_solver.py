@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import fast_steps_cu  # FastEuler of the .cu built for the host (fixture fast_host_lib)
 from fhnkit.cell.model import FHNParams, fhn_rhs
 from fhnkit.solvers import cuda as cuda_solver
 from fhnkit.solvers.cpu import euler, solve
@@ -262,48 +263,6 @@ def test_fast_step_folding_equals_euler_of_fhn_rhs(p):
         want_u, want_w = euler_of_fhn_rhs(u, w, c, p, dt, n_steps)
         assert_close(got_u, want_u, rel, f"U after {n_steps} step(s)")
         assert_close(got_w, want_w, rel, f"W after {n_steps} step(s)")
-
-
-# FastEuler of the .cu itself, built for the host (exported with C names, one loop over n cells each).
-FAST_WRAPPERS = r"""
-#include "{cu}"
-#define FHN_FAST(T, S)                                                                                      \
-    extern "C" void fast_steps_##S(long long n, T *u, T *w, const T *c, T k, T a, T eps, T beta, T gamma,  \
-                                   T dt, int n_steps) {                                                     \
-        const FastEuler<T> euler(k, a, eps, beta, gamma, dt);                                               \
-        for (long long i = 0; i < n; ++i) {                                                                 \
-            const T c0 = euler.cell(c[i]);                                                                  \
-            for (int s = 0; s < n_steps; ++s) euler.step(u[i], w[i], c0);                                   \
-        }                                                                                                   \
-    }
-FHN_FAST(float, f32)
-FHN_FAST(double, f64)
-"""
-
-
-@pytest.fixture(scope="module")
-def fast_host_lib(tmp_path_factory):
-    cxx = shutil.which("g++") or shutil.which("c++")
-    if cxx is None:
-        pytest.skip("no C++ compiler on PATH: cannot build fhn_euler.cu's FastEuler for the host")
-    tmp = tmp_path_factory.mktemp("fast_host")
-    src = tmp / "fast.cpp"
-    src.write_text(FAST_WRAPPERS.replace("{cu}", str(Path(cuda_solver.__file__).with_name("fhn_euler.cu"))))
-    lib = tmp / "libfast.so"
-    proc = subprocess.run([cxx, "-x", "c++", "-std=c++17", "-O2", "-fPIC", "-shared", "-o", str(lib), str(src)],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    return ctypes.CDLL(str(lib))
-
-
-def fast_steps_cu(lib, u, w, c, p: FHNParams, dt: float, n_steps: int):
-    """`n_steps` of the .cu's FastEuler in the arrays' precision (copies: the inputs are left alone)."""
-    u, w, c = (np.ascontiguousarray(x).copy() for x in (u, w, c))
-    real = ctypes.c_float if u.dtype == np.float32 else ctypes.c_double
-    ptrs = [x.ctypes.data_as(ctypes.POINTER(real)) for x in (u, w, c)]
-    fn = lib["fast_steps_f32" if u.dtype == np.float32 else "fast_steps_f64"]
-    fn(ctypes.c_longlong(u.size), *ptrs, *(real(getattr(p, name)) for name in NAMES), real(dt), ctypes.c_int(n_steps))
-    return u, w
 
 
 @pytest.mark.parametrize("p", PARAM_SETS, ids=PARAM_IDS)

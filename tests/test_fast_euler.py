@@ -6,16 +6,13 @@ fhn_euler.cu's comment, and `FastEuler` of the .cu itself built for the host wit
 
 from __future__ import annotations
 
-import ctypes
 import re
-import shutil
-import subprocess
-from pathlib import Path
 
 import numba
 import numpy as np
 import pytest
 
+from conftest import fast_steps_cu
 from fhnkit.cell.model import FHNParams
 from fhnkit.solvers import euler, fast_euler
 from fhnkit.solvers import fast as fast_module
@@ -83,49 +80,13 @@ def test_fast_kernel_in_float32_is_about_as_accurate_as_the_exact_kernel(p):
         assert np.mean(np.abs(fast - ref)) <= 3 * np.mean(np.abs(exact - ref))
 
 
-# FastEuler of fhn_euler.cu built for the host: one loop over the cells, all steps per cell.
-CU_WRAPPERS = r"""
-#include "{cu}"
-#define FHN_FAST(T, S)                                                                                      \
-    extern "C" void fast_steps_##S(long long n, T *u, T *w, const T *c, T k, T a, T eps, T beta, T gamma,  \
-                                   T dt, int n_steps) {                                                     \
-        const FastEuler<T> euler(k, a, eps, beta, gamma, dt);                                               \
-        for (long long i = 0; i < n; ++i) {                                                                 \
-            const T c0 = euler.cell(c[i]);                                                                  \
-            for (int s = 0; s < n_steps; ++s) euler.step(u[i], w[i], c0);                                   \
-        }                                                                                                   \
-    }
-FHN_FAST(float, f32)
-FHN_FAST(double, f64)
-"""
-
-
-@pytest.fixture(scope="module")
-def cu_fast(tmp_path_factory):
-    cxx = shutil.which("g++") or shutil.which("c++")
-    if cxx is None:
-        pytest.skip("no C++ compiler: cannot build fhn_euler.cu's FastEuler for the host")
-    tmp = tmp_path_factory.mktemp("cu_fast")
-    cu = Path(fast_module.__file__).with_name("fhn_euler.cu")
-    (tmp / "fast.cpp").write_text(CU_WRAPPERS.replace("{cu}", str(cu)))
-    proc = subprocess.run([cxx, "-x", "c++", "-std=c++17", "-O2", "-fPIC", "-shared", "-o", str(tmp / "fast.so"),
-                           str(tmp / "fast.cpp")], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    return ctypes.CDLL(str(tmp / "fast.so"))
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("p", [PARAMS, OTHER], ids=["spec", "other"])
-def test_fast_kernel_equals_the_cuda_files_fast_step_bit_for_bit(cu_fast, dtype, p):
+def test_fast_kernel_equals_the_cuda_files_fast_step_bit_for_bit(fast_host_lib, dtype, p):
     """The same folding (the parameters rounded to the dtype, folded in double, rounded once) and the same
     fusions (`fhn_fma` in the .cu, contraction here): the CPU and GPU benchmarks time one arithmetic."""
     u, w, c = cells(3000, seed=4, dtype=dtype)
-    want_u, want_w = u.copy(), w.copy()
-    real = ctypes.c_float if dtype == np.float32 else ctypes.c_double
-    fn = cu_fast["fast_steps_f32" if dtype == np.float32 else "fast_steps_f64"]
-    ptrs = [x.ctypes.data_as(ctypes.POINTER(real)) for x in (want_u, want_w, c)]
-    fn(ctypes.c_longlong(u.size), *ptrs, *(real(x) for x in (p.k, p.a, p.epsilon, p.beta, p.gamma, 0.01)),
-       ctypes.c_int(300))
+    want_u, want_w = fast_steps_cu(fast_host_lib, u, w, c, p, 0.01, 300)
     _, got_u, got_w = fast_euler(u, w, c, p, 0.01, 300, 300, dtype)
     np.testing.assert_array_equal(got_u[1], want_u)
     np.testing.assert_array_equal(got_w[1], want_w)

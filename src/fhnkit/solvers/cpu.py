@@ -84,6 +84,31 @@ def n_snapshots(n_steps: int, save_every: int, store_initial: bool = True) -> in
     return n_steps // save_every + int(store_initial)
 
 
+def checked_cells(u0, w0, i_app, dt, n_steps, save_every, dtype):
+    """The cells' inputs as flat contiguous arrays of `dtype`, and their broadcast shape, after the checks of an
+    Euler solve's arguments (dtype, step counts, dt) that `euler` and `fast_euler` share."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    if int(n_steps) != n_steps or int(save_every) != save_every or n_steps < 0 or save_every < 1:
+        raise ValueError(f"n_steps must be an integer >= 0 and save_every an integer >= 1, "
+                         f"got n_steps={n_steps!r}, save_every={save_every!r}")
+    if not (dt > 0 and math.isfinite(dt)):
+        raise ValueError(f"dt must be a positive finite number, got {dt}")
+    arrays = np.broadcast_arrays(np.asarray(u0, dtype), np.asarray(w0, dtype), np.asarray(i_app, dtype))
+    return [np.ascontiguousarray(x.reshape(-1)) for x in arrays], arrays[0].shape
+
+
+def snapshot_outputs(out, n_snap: int, n_cells: int, dtype):
+    """`out` checked against the shape and dtype the solve writes, or new arrays."""
+    if out is None:
+        return np.empty((n_snap, n_cells), dtype), np.empty((n_snap, n_cells), dtype)
+    for arr in out:
+        if arr.shape != (n_snap, n_cells) or arr.dtype != dtype or not arr.flags.c_contiguous:
+            raise ValueError(f"out arrays must be C-contiguous {dtype} of shape {(n_snap, n_cells)}")
+    return out
+
+
 def euler(u0, w0, i_app, params: FHNParams, dt: float, n_steps: int, save_every: int = 1,
           dtype=np.float64, store_initial: bool = True, out=None):
     """Integrate the FHN model with explicit Euler for every cell.
@@ -111,26 +136,10 @@ def euler(u0, w0, i_app, params: FHNParams, dt: float, n_steps: int, save_every:
     times : ndarray (n_snapshots,) in model time units (float64)
     U, W : ndarray (n_snapshots, n_cells) of `dtype`
     """
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    if int(n_steps) != n_steps or int(save_every) != save_every or n_steps < 0 or save_every < 1:
-        raise ValueError(f"n_steps must be an integer >= 0 and save_every an integer >= 1, "
-                         f"got n_steps={n_steps!r}, save_every={save_every!r}")
-    if not (dt > 0 and math.isfinite(dt)):
-        raise ValueError(f"dt must be a positive finite number, got {dt}")
-    u0, w0, i_app = np.broadcast_arrays(np.asarray(u0, dtype), np.asarray(w0, dtype),
-                                        np.asarray(i_app, dtype))
-    shape = u0.shape
-    u0, w0, i_app = (np.ascontiguousarray(x.reshape(-1)) for x in (u0, w0, i_app))
+    (u0, w0, i_app), shape = checked_cells(u0, w0, i_app, dt, n_steps, save_every, dtype)
+    dtype = u0.dtype
     n_snap = n_snapshots(int(n_steps), int(save_every), store_initial)
-    if out is None:
-        out_u, out_w = np.empty((n_snap, u0.size), dtype), np.empty((n_snap, u0.size), dtype)
-    else:
-        out_u, out_w = out
-        for arr in out:
-            if arr.shape != (n_snap, u0.size) or arr.dtype != dtype or not arr.flags.c_contiguous:
-                raise ValueError(f"out arrays must be C-contiguous {dtype} of shape {(n_snap, u0.size)}")
+    out_u, out_w = snapshot_outputs(out, n_snap, u0.size, dtype)
     c = dtype.type
     _euler_kernel(u0, w0, i_app, c(params.k), c(params.a), c(params.epsilon), c(params.beta),
                   c(params.gamma), c(dt), int(n_steps), int(save_every), bool(store_initial), out_u, out_w)

@@ -17,13 +17,11 @@ It does not call `fhn_rhs`, so the on-disk cache caveat of `fhnkit.solvers.cpu`
 
 from __future__ import annotations
 
-import math
-
 import numba
 import numpy as np
 
 from ..cell.model import FHNParams
-from .cpu import n_snapshots
+from .cpu import checked_cells, n_snapshots, snapshot_outputs
 
 _BLOCK = 1024  # cells per parallel block: a block's state stays in L1 for all steps (as in cpu.py)
 _CONTRACT = {"contract"}  # FMA contraction only: not the other fast-math flags
@@ -87,30 +85,6 @@ def folded_coefficients(params: FHNParams, dt: float, dtype=np.float64) -> dict[
     return {"h": h, "c3": -h, "c2": h * (1.0 + a), "c1": -h * a, "wu": e * beta, "ww": -e * gamma}
 
 
-def _checked(u0, w0, i_app, dt, n_steps, save_every, dtype):
-    """The inputs as flat contiguous arrays of `dtype`, their shape, after `euler`'s checks of the arguments."""
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    if int(n_steps) != n_steps or int(save_every) != save_every or n_steps < 0 or save_every < 1:
-        raise ValueError(f"n_steps must be an integer >= 0 and save_every an integer >= 1, "
-                         f"got n_steps={n_steps!r}, save_every={save_every!r}")
-    if not (dt > 0 and math.isfinite(dt)):
-        raise ValueError(f"dt must be a positive finite number, got {dt}")
-    arrays = np.broadcast_arrays(np.asarray(u0, dtype), np.asarray(w0, dtype), np.asarray(i_app, dtype))
-    return [np.ascontiguousarray(x.reshape(-1)) for x in arrays], arrays[0].shape
-
-
-def _outputs(out, n_snap: int, n_cells: int, dtype):
-    """`out` checked against the shape and dtype the solve writes, or new arrays."""
-    if out is None:
-        return np.empty((n_snap, n_cells), dtype), np.empty((n_snap, n_cells), dtype)
-    for arr in out:
-        if arr.shape != (n_snap, n_cells) or arr.dtype != dtype or not arr.flags.c_contiguous:
-            raise ValueError(f"out arrays must be C-contiguous {dtype} of shape {(n_snap, n_cells)}")
-    return out
-
-
 def fast_euler(u0, w0, i_app, params: FHNParams, dt: float, n_steps: int, save_every: int = 1,
                dtype=np.float64, store_initial: bool = True, out=None):
     """Explicit Euler in the folded FMA form, for benchmarks; the contract of `fhnkit.solvers.euler`.
@@ -119,10 +93,10 @@ def fast_euler(u0, w0, i_app, params: FHNParams, dt: float, n_steps: int, save_e
     times (n_snapshots,) in model time units and U, W (n_snapshots, *shape) of `dtype`, written into
     `out` (preallocated C-contiguous (n_snapshots, n_cells) arrays) when given.
     """
-    (u0, w0, i_app), shape = _checked(u0, w0, i_app, dt, n_steps, save_every, dtype)
+    (u0, w0, i_app), shape = checked_cells(u0, w0, i_app, dt, n_steps, save_every, dtype)
     dtype = u0.dtype
     n_snap = n_snapshots(int(n_steps), int(save_every), store_initial)
-    out_u, out_w = _outputs(out, n_snap, u0.size, dtype)
+    out_u, out_w = snapshot_outputs(out, n_snap, u0.size, dtype)
     k = folded_coefficients(params, dt, dtype)
     c = dtype.type
     _fast_euler_kernel(u0, w0, i_app, k["h"], c(k["c3"]), c(k["c2"]), c(k["c1"]), c(k["wu"]), c(k["ww"]),
