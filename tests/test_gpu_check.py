@@ -49,7 +49,11 @@ def test_on_a_cpu_every_check_runs_or_skips_with_its_reason(tmp_path):
     for name, outcome in outcomes.items():
         assert outcome["status"] == ("SKIP" if name in CUDA_ONLY else "PASS"), outcome
     assert outcomes["training"]["numbers"]["fleet_syncs_per_iteration"] == 0
-    assert outcomes["fleet_throughput"]["numbers"]["thesis_grid_hours"] > 0
+    fleets = outcomes["fleet_throughput"]["numbers"]
+    assert set(fleets["class_rates"]) == {"ddnn", "pinn", "itnn"} and fleets["thesis_hours"] > 0
+    assert [(f["label"], f["replicas"]) for f in fleets["fleets"]] == [
+        ("ddnn", 1), ("ddnn", 2), ("pinn", 1), ("pinn", 2), ("itnn", 2)]
+    assert fleets["fleets"][1]["models"] == 2 * fleets["fleets"][0]["models"]
     assert outcomes["compile_onnxruntime"]["numbers"]["reloaded_max_abs"] < 1e-4
     assert outcomes["compile_torch_compile"]["numbers"]["batches"] == [1, 8, 1 << 14]
     assert "5 passed, 0 failed, 5 skipped" in proc.stdout

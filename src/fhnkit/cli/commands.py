@@ -281,13 +281,23 @@ def _bench_train(args) -> int:
         raise UserError(f"--iterations must be at least 1, got {args.iterations}")
     config = load_config(args.config_path)
     study = _study(config, args.study)
-    result = bench_train(config, study, args.iterations, args.device, args.threads)
+    try:
+        result = bench_train(config, study, args.iterations, args.device, args.threads, args.replicas, args.classes,
+                             solo=not args.no_solo)
+    except ValueError as err:  # no model of those classes in the study
+        raise UserError(str(err)) from None
     for rec in result["records"]:
+        peak, syncs = rec["peak_memory_bytes"], rec["host_syncs_per_iteration"]
         print(f"{rec['mode']:>5}: {rec['models']} models x {rec['iterations']} iterations in {rec['wall_s']:.2f} s "
               f"on {rec['device']} ({rec['threads']} threads, {rec['groups']} computations per iteration): "
-              f"{rec['model_iterations_per_s']:.0f} model-iterations/s")
+              f"{rec['model_iterations_per_s']:.0f} model-iterations/s; peak memory "
+              f"{'unknown' if peak is None else f'{peak / 2**20:,.0f} MiB'} ({rec['peak_memory_of']})"
+              + ("" if syncs is None else f"; {syncs:.2f} host syncs per iteration"))
     skipped = f" (left out: {', '.join(result['skipped'])})" if result["skipped"] else ""
-    print(f"fleet / solo: {result['ratio']:.2f}x{skipped}")
+    if result["ratio"] is not None:
+        print(f"fleet / solo: {result['ratio']:.2f}x{skipped}")
+    elif skipped:
+        print(skipped.strip())
     if args.output:
         write_json({**result, "versions": versions()}, args.output)
         print(f"wrote {args.output}")

@@ -152,14 +152,22 @@ COMMANDS = [
      "Euler solver on the config's benchmark work (the CUDA kernel and CUDA events on a GPU), with "
      "throughput and roofline fractions; the same numbers as the workflow's benchmark rule. "
      "train: train a study's models for --iterations each, as a fleet (a few batched computations per "
-     "iteration) and one at a time, side by side in this process; reports model-iterations per second.",
+     "iteration) and one at a time, side by side in this process; reports model-iterations per second, the "
+     "computations per iteration, peak memory and, on CUDA, host synchronisations per iteration. --replicas K "
+     "scales the grid over K times its seeds, --classes keeps some classes, --no-solo skips the one-at-a-time "
+     "side (for grids too large to wait for).",
      "examples:\n  fhnkit bench solver\n  fhnkit bench solver --cells 1000000 --precision float32 -o solver.json\n"
      "  fhnkit bench network --config config/config.yaml --study B_S --model results/B_S/models/M \\\n"
      "      --data results/B_S/data/val.parquet --gpu-cells 16000000 -o bench.json\n"
-     "  fhnkit bench train config/config.yaml --study B_S --iterations 500 -o train.json",
+     "  fhnkit bench train config/config.yaml --study B_S --iterations 500 -o train.json\n"
+     "  fhnkit bench train config/config.yaml --study B_S --replicas 64 --no-solo --device cuda",
      [(("target",), dict(choices=["solver", "network", "train"], help="what to benchmark")),
       (("config_path",), dict(nargs="?", metavar="CONFIG", help="train: the configuration")),
       (("--iterations",), dict(type=COUNT, default=200, help="train: iterations of every model (default: 200)")),
+      (("--replicas",), dict(type=COUNT, default=1, help="train: the grid over K times its seeds (default: 1)")),
+      (("--classes",), dict(nargs="+", choices=["ddnn", "pinn", "itnn"],
+                            help="train: only models of these classes")),
+      (("--no-solo",), dict(action="store_true", help="train: time the fleet only, not the models one at a time")),
       (("--cells",), dict(type=COUNT, help="CPU parameter sets (default: solver 4,000,000; network: the "
                                          "config's benchmark.n_sets)")),
       (("--gpu-cells",), dict(type=COUNT, nargs="+", help="GPU parameter sets (default: solver 16M 32M 64M; "

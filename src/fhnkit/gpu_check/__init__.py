@@ -12,8 +12,9 @@ It runs without a network in under 8 minutes on one H100/H200. The checks, in or
 - `dataset_cuda`: a data set made with the CUDA solver has the rows (bit for bit) and the identity (config
   hash) of the one made with numba; only its provenance says where it ran;
 - `training`: one model and a fleet trained on the device, host synchronisations per iteration counted;
-- `fleet_throughput`: `fhnkit bench train` on a study (fleet vs one at a time), and the thesis's grid
-  (200 models x 1M iterations) in GPU-hours at the fleet's rate;
+- `fleet_throughput`: `fhnkit bench train` on DDNN fleets of about 36 and 2,300 models, PINN fleets of 8 and
+  256, iterator networks and the mixed B_S_techniques grid (fleet vs one at a time for the small ones), and
+  `config/thesis.yaml`'s training in device-hours from each class's own rate;
 - `compile_onnxruntime`, `compile_torch_compile`: built, checked against eager, and reloaded as the
   benchmark loads them, then run at the benchmark's batch sizes;
 - `bench_network`: the benchmark of one trained model against the solver (`fhnkit bench network`);
@@ -26,7 +27,8 @@ On a machine without CUDA the GPU-only checks are skipped with the reason; the o
 """
 
 
-from ._context import CHECK_CONFIG, THESIS_GRID, Context, Outcome, Skip
+from ._context import CHECK_CONFIG, Context, Outcome, Skip
+from ._fleet_throughput import device_hours, fleets_to_time, model_iterations_by_class
 from ._pipeline import (
     GPU_FINDINGS,
     PIPELINE_CONFIG,
@@ -45,13 +47,15 @@ __all__ = [
     "CHECK_CONFIG",
     "GPU_FINDINGS",
     "PIPELINE_CONFIG",
-    "THESIS_GRID",
     "TOTAL_BUDGET_S",
     "Context",
     "Outcome",
     "Skip",
     "check_pipeline",
+    "device_hours",
+    "fleets_to_time",
     "gpu_finding_verdicts",
+    "model_iterations_by_class",
     "pipeline_config",
     "pipeline_timeout",
     "run_check",

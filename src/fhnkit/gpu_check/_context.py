@@ -8,8 +8,6 @@ from pathlib import Path
 
 import numpy as np
 
-THESIS_GRID = {"models": 200, "iterations": 1_000_000}  # SPEC.md section 2: over 200 architectures, 1M iterations
-
 # A small problem-B study: enough to train, compile and benchmark in seconds on any device.
 CHECK_CONFIG = """
 seed: 11
@@ -30,6 +28,17 @@ studies:
       classes: [ddnn]
       batch_size: [128]
     training: {iterations: 200, validate_every: 100, lr: 0.003}
+  A_check:  # PINNs, for the fleet throughput of that class when no config with A_scarce is given
+    problem: A
+    t_max: 20
+    train: {n: 10, sampler: grid}
+    val: {n: 100, sampler: uniform}
+    grid:
+      layers: [2]
+      layer_configs: [[tanh, 16], [tanh, 32]]
+      classes: [pinn]
+      batch_size: [10]
+    training: {iterations: 200, validate_every: 100, lr: 0.003, batch: {physics: 256, initial: 1}}
 """
 
 

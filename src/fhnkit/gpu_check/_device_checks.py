@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from ._context import THESIS_GRID, Context, Outcome, Skip, check_cells, cuda_kernels
+from ._context import Context, Outcome, Skip, check_cells, cuda_kernels
 
 
 def check_kernel_exact(ctx: Context, precision: str) -> Outcome:
@@ -87,23 +85,6 @@ def check_dataset(ctx: Context) -> Outcome:
                    {"same_rows": same_rows, "same_identity": same_identity, "ran_on": ran_on})
 
 
-def _count_syncs(step: Callable[[], None], device: str) -> int:
-    """Host synchronisations torch reports while `step()` runs (0 on a CPU, where there are none)."""
-    if device != "cuda":
-        step()
-        return 0
-    import torch
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        torch.cuda.set_sync_debug_mode("warn")
-        try:
-            step()
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
-    return sum("synchroniz" in str(w.message) for w in caught)
-
-
 def _training_data(ctx: Context) -> dict:
     """The check study's train and validation sets (made once), {split: path}."""
     if not ctx.data:
@@ -126,6 +107,7 @@ def check_training(ctx: Context) -> Outcome:
     from ..training import TrainingRun, train_model
     from ..training.fleet import make_groups
     from ..training.stacked_group import StackedGroup
+    from ..training.throughput import count_host_syncs
 
     paths = _training_data(ctx)
     specs = expand_study(ctx.config, "B_check")
@@ -139,12 +121,12 @@ def check_training(ctx: Context) -> Outcome:
     def solo_steps():
         for _ in range(n):
             solo.step()
-    solo_syncs = _count_syncs(solo_steps, ctx.device) / n
+    solo_syncs = (count_host_syncs(solo_steps, ctx.device) or 0) / n
     runs = [TrainingRun(spec, frames["train"], frames["val"]) for spec in specs]
     groups = [g for g in make_groups(runs) if isinstance(g, StackedGroup)]
     for group in groups:
         group.advance(1)
-    fleet_syncs = _count_syncs(lambda: [group.advance(n) for group in groups], ctx.device) / n
+    fleet_syncs = (count_host_syncs(lambda: [group.advance(n) for group in groups], ctx.device) or 0) / n
     for group in groups:
         group.collect()
     ctx.model_dir = ctx.workdir / "model"
@@ -157,24 +139,6 @@ def check_training(ctx: Context) -> Outcome:
                    f"{len(runs)} models in {len(groups)} groups on {runs[0].device}: host syncs per iteration "
                    f"{fleet_syncs:g} (fleet) vs {solo_syncs:g} (alone); one model trained to mean error "
                    f"{metrics['mean_err']:.3g}", numbers)
-
-
-def check_fleet_throughput(ctx: Context) -> Outcome:
-    """`fhnkit bench train` (fleet vs one at a time, same process) and the thesis grid's GPU-hours."""
-    from ..training.throughput import bench_train
-
-    config, study = (ctx.study_config, "B_S") if ctx.study_config else (ctx.config, "B_check")
-    iterations = 20 if ctx.quick else 300
-    result = bench_train(config, study, iterations, ctx.device)
-    fleet, solo = result["records"]
-    hours = THESIS_GRID["models"] * THESIS_GRID["iterations"] / fleet["model_iterations_per_s"] / 3600
-    numbers = {"records": result["records"], "ratio": result["ratio"], "thesis_grid_hours": hours}
-    return Outcome("fleet_throughput", "PASS",
-                   f"{study}: {fleet['models']} models x {iterations} iterations on {fleet['device']}: fleet "
-                   f"{fleet['model_iterations_per_s']:,.0f} vs alone {solo['model_iterations_per_s']:,.0f} "
-                   f"model-iterations/s ({result['ratio']:.1f}x); the thesis grid ({THESIS_GRID['models']} models x "
-                   f"{THESIS_GRID['iterations']:,} iterations) would take {hours:.1f} device-hours at the fleet's "
-                   "rate", numbers)
 
 
 def _trained_model(ctx: Context) -> Path:

@@ -18,11 +18,11 @@ from ._device_checks import (
     check_bench_network,
     check_compile,
     check_dataset,
-    check_fleet_throughput,
     check_kernel_exact,
     check_kernel_roofline,
     check_training,
 )
+from ._fleet_throughput import check_fleet_throughput
 from ._pipeline import check_pipeline
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,97 @@
+"""The check `fleet_throughput`: fleets of each class at two sizes, and the thesis grid's device-hours.
+
+`fhnkit bench train` on DDNN fleets of about 36 and 2,300 models (the default B_S grid and 64
+replicates of it), PINN fleets of 8 and 256 (A_scarce's PINNs and 32 replicates), iterator networks
+(study C) and the mixed B_S_techniques grid, on the device; each class's rate is that of its largest
+fleet, and `config/thesis.yaml`'s training time is estimated from each class's own rate (its
+model-iterations per class over that class's rate), not from one rate for all models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._context import Context, Outcome
+
+THESIS_CONFIG = Path(__file__).resolve().parents[3] / "config" / "thesis.yaml"
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """One measured fleet: a study's models (of `classes`), over `replicas` times its seeds."""
+
+    label: str
+    study: str
+    classes: tuple[str, ...] | None
+    replicas: int
+    solo: bool  # also time the models one at a time (small fleets only)
+
+
+def fleets_to_time(config: dict, quick: bool) -> list[Fleet]:
+    """The fleets the check times with `config` (the default config's studies, else the check's own)."""
+    studies = config["studies"]
+    big = (lambda n: min(n, 2)) if quick else (lambda n: n)
+    if "B_S" in studies:
+        plan = [Fleet("ddnn", "B_S", None, 1, True), Fleet("ddnn", "B_S", None, big(64), False),
+                Fleet("pinn", "A_scarce", ("pinn",), 1, True), Fleet("pinn", "A_scarce", ("pinn",), big(32), False),
+                Fleet("itnn", "C", ("itnn",), big(8), False), Fleet("mixed", "B_S_techniques", None, 1, True)]
+    else:
+        plan = [Fleet("ddnn", "B_check", None, 1, True), Fleet("ddnn", "B_check", None, big(16), False),
+                Fleet("pinn", "A_check", ("pinn",), 1, True), Fleet("pinn", "A_check", ("pinn",), big(16), False)]
+    return [f for f in plan if f.study in studies]
+
+
+def model_iterations_by_class(config: dict) -> dict[str, float]:
+    """Model-iterations of a config's whole grid per class (ddnn, pinn, itnn; DDNNa and PINNa count as theirs)."""
+    from ..plan import expand_all
+
+    totals: dict[str, float] = {}
+    for spec in expand_all(config):
+        totals[spec["class"]] = totals.get(spec["class"], 0.0) + spec["training"]["iterations"]
+    return totals
+
+
+def device_hours(totals: dict[str, float], rates: dict[str, float]) -> tuple[float | None, dict[str, float]]:
+    """Hours of training `totals` (model-iterations per class) at each class's own rate (model-iterations/s);
+    None as the total where a class has no measured rate."""
+    hours = {cls: n / rates[cls] / 3600 for cls, n in totals.items() if cls in rates}
+    return (sum(hours.values()) if len(hours) == len(totals) else None), hours
+
+
+def check_fleet_throughput(ctx: Context) -> Outcome:
+    """Each fleet of `fleets_to_time` timed by `bench_train`; the thesis grid's device-hours per class."""
+    from ..plan.config import load_config
+    from ..training.throughput import bench_train
+
+    config = ctx.study_config or ctx.config
+    iterations = 20 if ctx.quick else 300
+    rows, rates = [], {}
+    for fleet in fleets_to_time(config, ctx.quick):
+        result = bench_train(config, fleet.study, iterations, ctx.device, replicas=fleet.replicas,
+                             classes=list(fleet.classes) if fleet.classes else None, solo=fleet.solo)
+        main = result["records"][0]
+        rows.append({"label": fleet.label, "study": fleet.study, "replicas": fleet.replicas, "ratio": result["ratio"],
+                     "classes": result["classes"], **{k: main[k] for k in (
+                         "models", "groups", "model_iterations_per_s", "peak_memory_bytes",
+                         "host_syncs_per_iteration")}})
+        if fleet.label != "mixed":  # a class's rate: that of its largest fleet
+            best = rates.get(fleet.label)
+            if best is None or main["models"] >= best[0]:
+                rates[fleet.label] = (main["models"], main["model_iterations_per_s"])
+    class_rates = {cls: rate for cls, (_, rate) in rates.items()}
+    totals = model_iterations_by_class(load_config(THESIS_CONFIG)) if THESIS_CONFIG.is_file() else {}
+    total_hours, hours = device_hours(totals, class_rates)
+    parts = [f"{r['label']} {r['study']} x{r['replicas']}: {r['models']} models in {r['groups']} groups, "
+             f"{r['model_iterations_per_s']:,.0f} model-iterations/s"
+             + (f" ({r['ratio']:.1f}x alone)" if r["ratio"] is not None else "") for r in rows]
+    if not totals:
+        estimate = f"no {THESIS_CONFIG} to estimate"
+    elif total_hours is None:
+        estimate = f"thesis grid: classes {sorted(set(totals) - set(class_rates))} not measured here"
+    else:
+        estimate = (f"thesis grid ({sum(totals.values()):.3g} model-iterations) in {total_hours:.1f} device-hours: "
+                    + ", ".join(f"{cls} {h:.2f} h" for cls, h in sorted(hours.items())))
+    return Outcome("fleet_throughput", "PASS", "; ".join(parts) + f" ({iterations} iterations); {estimate}",
+                   {"fleets": rows, "class_rates": class_rates, "thesis_model_iterations": totals,
+                    "thesis_hours_by_class": hours, "thesis_hours": total_hours})
