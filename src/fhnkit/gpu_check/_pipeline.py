@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import re
 import signal
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from ._context import Context, Outcome, Skip, cuda_kernels
+from ._context import CHECK_CONFIG, Context, Outcome, Skip, cuda_kernels
 
 # --------------------------------------------------------------------------- the whole DAG (check `pipeline`)
 
@@ -29,33 +30,21 @@ KEEP_ENV = "FHNKIT_PIPELINE_KEEP"  # a folder: the pipeline check copies its rep
 # eager, `compiled.plan`: TensorRT engines would take minutes, and a usable ONNX Runtime or torch.compile
 # chosen first would leave fp16 out), the benchmark at 1M sets and the cost sweep (the fp16 speedup of the
 # tensor-core finding) on three widths x two depths.
-PIPELINE_CONFIG = """
-seed: 11
-fleet: 4
-data_solver: {method: euler, dt: 0.01, precision: float64, backend: cuda}
-compile: {backends: [eager], precisions: [fp32, fp16], device: cuda}
-benchmark: {n_sets: 2000, gpu_n_sets: [1000000], repeats: 3, warmup: 1, threads: 2}
-cost_sweep: {widths: [16, 64, 256], layers: [1, 2], n_sets: 2000, repeats: 3, warmup: 1}
-studies:
-  B_gpu:
-    problem: B
-    i_app: 0.0
-    t_max: 10
-    times_per_trajectory: 11
-    train: {n: 200, sampler: lhs}
-    val: {n: 50, sampler: uniform}
-    grid:
-      layers: [1, 2]
-      layer_configs: [[silu, 16], [tanh, 32]]
-      classes: [ddnn]
-      batch_size: [128]
-    training: {iterations: 200, validate_every: 100, lr: 0.003, device: cuda}
-"""
-
-
 def pipeline_config() -> dict:
-    """The pipeline check's config, as written to its --configfile (defaults not filled in)."""
-    return yaml.safe_load(PIPELINE_CONFIG)
+    """The pipeline check's config, as written to its --configfile (defaults not filled in): the check's own
+    problem-B study (`CHECK_CONFIG`) with 1- and 2-layer networks, every stage on CUDA."""
+    check = yaml.safe_load(CHECK_CONFIG)
+    study = copy.deepcopy(check["studies"]["B_check"])
+    study["grid"]["layers"] = [1, 2]
+    study["training"]["device"] = "cuda"
+    return {"seed": check["seed"], "fleet": 4, "data_solver": {**check["data_solver"], "backend": "cuda"},
+            "compile": {"backends": ["eager"], "precisions": ["fp32", "fp16"], "device": "cuda"},
+            "benchmark": {**check["benchmark"], "n_sets": 2000},
+            "cost_sweep": {"widths": [16, 64, 256], "layers": [1, 2], "n_sets": 2000, "repeats": 3, "warmup": 1},
+            "studies": {"B_gpu": study}}
+
+
+PIPELINE_CONFIG = yaml.safe_dump(pipeline_config(), sort_keys=False)
 
 
 def snakefile() -> Path:
