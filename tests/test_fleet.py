@@ -317,3 +317,44 @@ def test_a_full_grid_is_ordered_with_one_layer_changing_between_neighbours():
         assert sum(x != y for x, y in zip(nets[a].spec["layers"], nets[b].spec["layers"], strict=True)) == 1
     by_sorting = sorted(range(27), key=lambda i: [act for act, _ in nets[i].spec["layers"]])
     assert _activation_runs(nets, order) == 29 < _activation_runs(nets, by_sorting) == 39
+
+
+class HostTraffic(torch.utils._python_dispatch.TorchDispatchMode):
+    """Counts the operations that make a GPU wait for its host or feed it from the host: a tensor read back
+    as a Python number (`_local_scalar_dense`: .item(), float(t), `if t`), a tensor made from host data
+    (`lift_fresh`: torch.tensor(...)) and a copy between devices. On a CPU nothing waits, but the same
+    calls are made: counting them here shows what a GPU run would synchronise on."""
+
+    KINDS = ("_local_scalar_dense", "lift_fresh", "_to_copy")
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = func.overloadpacket.__name__
+        moves = name != "_to_copy" or kwargs.get("device", args[0].device) != args[0].device  # not a dtype cast
+        if name in self.KINDS and moves:
+            self.calls.append(name)
+        return func(*args, **kwargs)
+
+
+@pytest.mark.parametrize("classes", [("ddnn",), ("pinn",)], ids=["data terms (by hand)", "PINN terms (autograd)"])
+def test_no_host_traffic_per_iteration_inside_a_block(grid, classes):
+    """Issue 22: a group trains its block of iterations without waiting for the host. What a block costs in
+    host traffic (its batch draw at the start) must not grow with its iterations: blocks of 1 and of 6
+    iterations make the same calls. (The Adam step count made anew from a Python number each iteration
+    was one per iteration.)"""
+    specs, data = grid
+    runs = runs_of([s for s in specs if s["class"] in classes], data)
+    groups = [g for g in make_groups(runs) if isinstance(g, StackedGroup)]
+    assert groups
+    for group in groups:
+        group.advance(1)  # the first block allocates and builds what later blocks reuse
+        counts = []
+        for n in (1, 6):
+            with HostTraffic() as traffic:
+                group.advance(n)
+            counts.append(sorted(traffic.calls))
+        assert counts[1] == counts[0], f"per-iteration host traffic: {counts}"

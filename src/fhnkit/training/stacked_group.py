@@ -69,6 +69,9 @@ class StackedGroup:
         self._step = torch.zeros_like(self.net.flat)  # one Adam step at rate 1 (scratch)
         self.iteration = runs[0].iteration
         self.adam_steps = 0  # every active model has taken this many Adam steps (they start together)
+        # the same count on the device, for the fused kernel: incremented there, never copied from the host
+        # inside a block (float32 as torch's own Adam keeps it)
+        self._adam_step = torch.zeros((), device=self.device)
         self.diverged_at = [-1] * n  # per run: the iteration whose loss was not finite, or -1
         self.blocks: list[tuple[int, torch.Tensor]] = []  # (first iteration, its loss values) since `collect`
 
@@ -102,10 +105,11 @@ class StackedGroup:
         weights, gradients and moments) computes every model's step at rate 1 into `_step`, which is
         then added at each model's rate (the same update up to the rounding of one product)."""
         self.adam_steps += 1
+        self._adam_step.add_(1.0)
         grad = torch.where(self.active[:, None], self.net.flat_grad, 0.0)  # a frozen model's may be NaN
         self._step.zero_()
         torch._fused_adam_([self._step], [grad], [self.exp_avg], [self.exp_avg_sq], [],
-                           [torch.tensor(float(self.adam_steps), device=self.device)], lr=1.0, beta1=BETA1,
+                           [self._adam_step], lr=1.0, beta1=BETA1,
                            beta2=BETA2, weight_decay=0.0, eps=EPS, amsgrad=False, maximize=False)
         self.net.flat.addcmul_(self._step, torch.where(self.active, self.lr, 0.0).float()[:, None])
 
@@ -181,6 +185,7 @@ class StackedGroup:
         for name in self._STATE:
             setattr(self, name, state["tensors"][name].to(self.device))
         self.iteration, self.adam_steps = state["iteration"], state["adam_steps"]
+        self._adam_step.fill_(float(self.adam_steps))
         self.diverged_at = list(state["diverged_at"])
         lrs = self.lr.tolist()
         for j, (run, gens, it) in enumerate(zip(self.runs, state["generators"], state["run_iterations"], strict=True)):
