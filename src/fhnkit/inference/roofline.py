@@ -33,8 +33,6 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from .gpu_peaks import gpu_peaks  # noqa: F401 (a GPU's peaks: read where they are offered)
-
 FMA_UNITS = 2  # vector FMA pipes per core of the x86 server cores of the last decade
 
 

@@ -26,6 +26,7 @@ from ..cell.model import FHNParams
 from ..solvers.cpu import euler
 from ..solvers.fast import fast_euler
 from . import roofline
+from .gpu_peaks import gpu_peaks
 from .timing import time_interleaved
 
 # -ffp-contract=off: the same IEEE operations as the numba kernel (no a*b+c fused), so that
@@ -184,7 +185,7 @@ def bench_cuda(n_cells: int, n_steps: int, save_every: int, precision: str, repe
 
     timing = time_interleaved({"cuda": run}, repeats, warmup, {"cuda": "cuda_events"})["cuda"]
     record = _record("cuda", "gpu", precision, n_cells, n_steps, save_every, timing, kernel="fast")
-    peaks = roofline.gpu_peaks(cp)
+    peaks = gpu_peaks(cp)
     record["gpu"] = peaks
     return _with_roofline(record, peaks)
 

@@ -75,6 +75,12 @@ class SoloGroup:
         return [result]
 
 
+def count_groups(runs: list[TrainingRun]) -> int:
+    """How many computations per iteration `make_groups` would make of `runs` (without building them)."""
+    keys = [group_key(run) for run in runs]
+    return len({key for key in keys if key is not None}) + keys.count(None)
+
+
 def make_groups(runs: list[TrainingRun]) -> list:
     """The stacked groups (and solo runs) of a fleet, in the order of their first run."""
     groups: dict = {}

@@ -26,7 +26,7 @@ import torch
 from ..datasets import write_dataset
 from ..plan import expand_study, layout
 from ..plan.config import grid_size
-from .fleet import fit_fleet, make_groups
+from .fleet import count_groups, fit_fleet
 from .train import TrainingRun, fit
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ def bench_train(config: dict, study: str, iterations: int = 200, device: str = "
     runs = _runs(specs, frames)
     base = {"study": study, "models": len(specs), "iterations": iterations, "device": str(runs[0].device),
             "threads": torch.get_num_threads(), "replicas": replicas}
-    records = [_measured("fleet", lambda: fit_fleet(runs), runs, len(make_groups(runs)), base)]
+    records = [_measured("fleet", lambda: fit_fleet(runs), runs, count_groups(runs), base)]
     if solo:
         runs = _runs(specs, frames)
         records.append(_measured("solo", lambda: [fit(run, progress=False) for run in runs], runs, len(specs), base))
