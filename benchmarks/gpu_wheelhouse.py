@@ -107,7 +107,13 @@ def without_wheels(pip_output: str) -> list[str]:
     for name in block.group(1).split() if block else []:
         stated = [r for r in re.findall(r"depends on (\S+)", pip_output) if requirement_name(r) == normalize(name)]
         found.append(stated[0] if stated else name)
-    return found
+    # after backtracking over a range of versions, pip names only "The conflict is caused by:" and, per
+    # version tried, "X depends on REQ": when every one depends on the same missing project, that is it
+    conflict = re.search(r"The conflict is caused by:\n((?:[ \t]+.*\n?)+)", pip_output)
+    stated = re.findall(r"depends on (\S+)", conflict.group(1)) if conflict else []
+    if stated and len({requirement_name(r) for r in stated}) == 1:
+        found.append(stated[0])
+    return list({requirement_name(r): r for r in found}.values())
 
 
 def resolve(requirements: list[str], flags: list[str], wheel_dir: Path) -> list[dict]:

@@ -48,6 +48,15 @@ def test_the_missing_wheels_are_read_from_a_failed_resolution():
     assert _wheelhouse_module().without_wheels(output) == ["connection_pool>=0.0.3"]
 
 
+def test_the_missing_wheel_is_read_from_a_resolution_that_backtracked_over_a_range():
+    output = ("ERROR: Cannot install snakemake==9.0.0 and snakemake==9.27.1 because these package versions have "
+              "conflicting dependencies.\n\nThe conflict is caused by:\n    snakemake 9.27.1 depends on "
+              "connection_pool>=0.0.3\n    snakemake 9.0.0 depends on connection_pool>=0.0.3\n\nTo fix this\n")
+    assert _wheelhouse_module().without_wheels(output) == ["connection_pool>=0.0.3"]
+    assert _wheelhouse_module().without_wheels(output.replace("9.0.0 depends on connection_pool", "9.0.0 depends on "
+                                                                                                     "pyyaml")) == []
+
+
 @pytest.mark.skipif(not _index_reachable(), reason="the package index (pypi.org) is not reachable")
 def test_list_names_snakemake_and_jsonschema_and_never_torch_or_cuda(tmp_path):
     proc = subprocess.run(["bash", str(SCRIPT), "--list", "-d", str(tmp_path / "wheels")], capture_output=True,
