@@ -29,6 +29,15 @@ class Surrogate(nn.Module):
 
     spec: dict
 
+    def with_time_derivative(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(outputs, d outputs / d t) at x (batch, n_inputs), t being input column 0, both differentiable
+        (a PINN's residual is trained on them); by autograd here, by forward mode where a network can."""
+        x = x.detach().requires_grad_(True)
+        out = self(x)
+        slopes = [torch.autograd.grad(out[..., k].sum(), x, create_graph=True)[0][..., 0]
+                  for k in range(out.shape[-1])]
+        return out, torch.stack(slopes, dim=-1)
+
     @property
     def inputs(self) -> list[str]:
         """Names of the input columns, in order."""

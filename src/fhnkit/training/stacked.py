@@ -24,7 +24,7 @@ import warnings
 import torch
 from torch import nn
 
-from ..nets.mlp import ACTIVATIONS, MLP
+from ..nets.mlp import ACTIVATIONS, MLP, activation_and_slope, time_tangent
 
 
 def _linears(net: MLP) -> list[nn.Linear]:
@@ -124,6 +124,29 @@ class StackedMLP(nn.Module):
             if depth_i < len(self.activation_runs):
                 z = self._activate(depth_i, z)
         return z * self.output_scale + self.output_offset
+
+    def with_time_derivative(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(outputs, d outputs / d t) at x (models, batch, n_inputs), t being input column 0, by forward
+        mode as `MLP.with_time_derivative` (each model's own activations; padded units stay 0)."""
+        def affine(depth_i):
+            weight, bias = self.weights[depth_i], self.biases[depth_i]
+            return lambda h, with_bias: (torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2)) if with_bias
+                                         else torch.bmm(h, weight.transpose(1, 2)))
+
+        def activate(depth_i):
+            runs, mask = self.activation_names[depth_i], self.unit_masks[depth_i]
+
+            def both(z):
+                parts = [activation_and_slope(name, part)
+                         for (name, _), part in zip(runs, torch.split(z, [n for _, n in runs]), strict=True)]
+                h, slope = (torch.cat(p) if len(p) > 1 else p[0] for p in zip(*parts, strict=True))
+                return (h, slope) if mask is None else (h * mask, slope * mask)
+            return both
+
+        depth = len(self.weights)
+        layers = [(affine(d), activate(d) if d < depth - 1 else None) for d in range(depth)]
+        y, dy = time_tangent(x - self.input_offset, self.input_scale, layers, self.output_scale)
+        return y + self.output_offset, dy
 
     def _activate(self, depth_i: int, z: torch.Tensor) -> torch.Tensor:
         runs, mask = self.activation_runs[depth_i], self.unit_masks[depth_i]

@@ -97,13 +97,9 @@ class PhysicsTerm:
         return first(self.draw_block(gen, 1))
 
     def value(self, model, batch) -> torch.Tensor:
-        x = batch.requires_grad_(True)
-        out = model(x)
-        u, w = out[..., 0], out[..., 1]
-        du_dt = torch.autograd.grad(u.sum(), x, create_graph=True)[0][..., 0]
-        dw_dt = torch.autograd.grad(w.sum(), x, create_graph=True)[0][..., 0]
-        fu, fw = rhs(u, w, self.current(x), self.params)
-        return ((du_dt - fu) ** 2 + (dw_dt - fw) ** 2).mean(dim=-1)
+        out, slope = model.with_time_derivative(batch)
+        fu, fw = rhs(out[..., 0], out[..., 1], self.current(batch), self.params)
+        return ((slope[..., 0] - fu) ** 2 + (slope[..., 1] - fw) ** 2).mean(dim=-1)
 
     def loss(self, model, gen: torch.Generator) -> torch.Tensor:
         return self.value(model, self.draw(gen))
