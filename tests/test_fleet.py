@@ -358,3 +358,26 @@ def test_no_host_traffic_per_iteration_inside_a_block(grid, classes):
                 group.advance(n)
             counts.append(sorted(traffic.calls))
         assert counts[1] == counts[0], f"per-iteration host traffic: {counts}"
+
+
+@pytest.mark.parametrize("classes", [("ddnn",), ("pinn",)], ids=["data terms (by hand)", "PINN terms (autograd)"])
+def test_an_iteration_reads_and_writes_its_state_in_place(grid, classes):
+    """A CUDA graph replays an iteration on the memory it was captured on: every tensor of a group's
+    training state and staging must stay where it is from block to block (GPU-only replay is in the GPU
+    check; this is what makes it correct)."""
+    specs, data = grid
+    group = next(g for g in make_groups(runs_of([s for s in specs if s["class"] in classes], data))
+                 if isinstance(g, StackedGroup))
+
+    def addresses():
+        state = [group.net.flat, group.net.flat_grad, group.exp_avg, group.exp_avg_sq, group._adam_step,
+                 group._counter, group._values, *[getattr(group, n) for n in group._STATE]]
+        state += [part for staged in group._staged for part in staged]
+        return [t.data_ptr() for t in state]
+
+    group.advance(5)
+    before = addresses()
+    group.advance(5)
+    group.advance(3)  # a shorter block reuses the buffers
+    assert addresses() == before
+    assert int(group._counter) == 3 and group.adam_steps == 13 and float(group._adam_step) == 13.0

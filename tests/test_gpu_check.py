@@ -54,6 +54,9 @@ def test_on_a_cpu_every_check_runs_or_skips_with_its_reason(tmp_path):
     assert [(f["label"], f["replicas"]) for f in fleets["fleets"]] == [
         ("ddnn", 1), ("ddnn", 2), ("pinn", 1), ("pinn", 2), ("itnn", 2)]
     assert fleets["fleets"][1]["models"] == 2 * fleets["fleets"][0]["models"]
+    # a CPU fleet runs as it is: the same weights twice, and "without graphs" is the same computation
+    assert {cls: (r["repeats_bit_for_bit"], r["max_abs_graphs_vs_eager"])
+            for cls, r in fleets["repeatability"]["by_class"].items()} == {"ddnn": (True, 0.0), "pinn": (True, 0.0)}
     assert outcomes["compile_onnxruntime"]["numbers"]["reloaded_max_abs"] < 1e-4
     assert outcomes["compile_torch_compile"]["numbers"]["batches"] == [1, 8, 1 << 14]
     assert "5 passed, 0 failed, 5 skipped" in proc.stdout

@@ -283,7 +283,7 @@ def _bench_train(args) -> int:
     study = _study(config, args.study)
     try:
         result = bench_train(config, study, args.iterations, args.device, args.threads, args.replicas, args.classes,
-                             solo=not args.no_solo)
+                             solo=not args.no_solo, graphs=not args.no_graphs)
     except ValueError as err:  # no model of those classes in the study
         raise UserError(str(err)) from None
     for rec in result["records"]:
@@ -292,7 +292,8 @@ def _bench_train(args) -> int:
               f"on {rec['device']} ({rec['threads']} threads, {rec['groups']} computations per iteration): "
               f"{rec['model_iterations_per_s']:.0f} model-iterations/s; peak memory "
               f"{'unknown' if peak is None else f'{peak / 2**20:,.0f} MiB'} ({rec['peak_memory_of']})"
-              + ("" if syncs is None else f"; {syncs:.2f} host syncs per iteration"))
+              + ("" if syncs is None else f"; {syncs:.2f} host syncs per iteration")
+              + (f"; {', '.join(rec['execution'])}" if rec["mode"] == "fleet" else ""))
     skipped = f" (left out: {', '.join(result['skipped'])})" if result["skipped"] else ""
     if result["ratio"] is not None:
         print(f"fleet / solo: {result['ratio']:.2f}x{skipped}")

@@ -168,6 +168,8 @@ COMMANDS = [
       (("--classes",), dict(nargs="+", choices=["ddnn", "pinn", "itnn"],
                             help="train: only models of these classes")),
       (("--no-solo",), dict(action="store_true", help="train: time the fleet only, not the models one at a time")),
+      (("--no-graphs",), dict(action="store_true", help="train: on a GPU, run the fleet's iterations as they are, "
+                                                        "not replayed from CUDA graphs (to measure what graphs buy)")),
       (("--cells",), dict(type=COUNT, help="CPU parameter sets (default: solver 4,000,000; network: the "
                                          "config's benchmark.n_sets)")),
       (("--gpu-cells",), dict(type=COUNT, nargs="+", help="GPU parameter sets (default: solver 16M 32M 64M; "

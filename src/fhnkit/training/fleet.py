@@ -55,6 +55,7 @@ class SoloGroup:
         self.window: list[dict] = []
         self.diverged: TrainingDiverged | None = None
         self.reported = False
+        self.execution = "alone (one network per time window)"
 
     def advance(self, n_iterations: int) -> None:
         for _ in range(n_iterations):
@@ -75,14 +76,9 @@ class SoloGroup:
         return [result]
 
 
-def count_groups(runs: list[TrainingRun]) -> int:
-    """How many computations per iteration `make_groups` would make of `runs` (without building them)."""
-    keys = [group_key(run) for run in runs]
-    return len({key for key in keys if key is not None}) + keys.count(None)
-
-
-def make_groups(runs: list[TrainingRun]) -> list:
-    """The stacked groups (and solo runs) of a fleet, in the order of their first run."""
+def make_groups(runs: list[TrainingRun], graphs: bool = True) -> list:
+    """The stacked groups (and solo runs) of a fleet, in the order of their first run; with `graphs`, a
+    group on a GPU replays its iterations from a CUDA graph (`StackedGroup`)."""
     groups: dict = {}
     solos = []
     for run in runs:
@@ -91,17 +87,18 @@ def make_groups(runs: list[TrainingRun]) -> list:
             solos.append(SoloGroup(run))
         else:
             groups.setdefault(key, []).append(run)
-    return [StackedGroup(members) for members in groups.values()] + solos
+    return [StackedGroup(members, graphs) for members in groups.values()] + solos
 
 
-def fit_fleet(runs: list[TrainingRun]) -> list[pd.DataFrame | TrainingDiverged]:
+def fit_fleet(runs: list[TrainingRun], groups: list | None = None) -> list[pd.DataFrame | TrainingDiverged]:
     """Train every run to its `training.iterations`, validating each every `validate_every` as `fit`
     does; returns per run its history, or the TrainingDiverged that stopped it (with `.rows`, its
     history until then). A row's `iter_time_s` is the run's share of its group's iteration time
-    (the group's time per iteration / the models of the group)."""
+    (the group's time per iteration / the models of the group). `groups`: those `make_groups` made of
+    `runs` (made here when None)."""
     outcome: dict[int, pd.DataFrame | TrainingDiverged] = {}
     start = time.perf_counter()
-    for group in make_groups(runs):
+    for group in make_groups(runs) if groups is None else groups:
         outcome.update(zip(map(id, group.runs), fit_group(group, start), strict=True))
     return [outcome[id(run)] for run in runs]
 

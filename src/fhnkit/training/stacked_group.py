@@ -4,15 +4,19 @@ Per iteration there is one forward, one backward and one Adam update for the who
 the stacked net's one weight tensor), and no host synchronisation: every model's losses,
 learning rate, ReduceLROnPlateau state and whether it is still training stay on the device.
 Batches are drawn on the CPU by each run's own generators (the batches it draws alone), a block
-of iterations at a time with one call per term and run, and sent in one copy per term. The host
-reads the block's losses back only between blocks (`collect`), when the models are validated,
-and finds there where a model diverged. A model whose loss becomes NaN or infinite is frozen in
-that very iteration, before its update, as a run alone stops: its weights stay the last finite
-ones.
+of iterations at a time (`LossTerm.group_sampler`: per term one copy to the device), into
+buffers that stay in place; an iteration takes its batch from them by a counter on the device.
+On a GPU, after a few iterations run as they are, one iteration is captured as a CUDA graph and
+replayed: an iteration is then one launch instead of hundreds (`graphs`; on failure to capture,
+the group goes on without, and says why in `execution`). The host reads the block's losses back
+only between blocks (`collect`), when the models are validated, and finds there where a model
+diverged. A model whose loss becomes NaN or infinite is frozen in that very iteration, before
+its update, as a run alone stops: its weights stay the last finite ones.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -23,36 +27,28 @@ from .stacked import StackedMLP, activation_order
 from .stacked_data import AutogradTermsStep, DataTermsStep
 from .train import TrainingDiverged, TrainingRun
 
+log = logging.getLogger(__name__)
+
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # torch.optim.Adam's defaults, as the solo run uses
+WARMUP_ITERATIONS = 3  # run as they are before a CUDA graph is captured (PyTorch's advice: on a side stream)
 
 
-def _stack(batches: list):
-    """One block per run -> the group's block (iterations, models, ...): a tensor, or a tuple of them."""
-    if isinstance(batches[0], tuple):
-        return tuple(torch.stack(parts, dim=1) for parts in zip(*batches, strict=True))
-    return torch.stack(batches, dim=1)
-
-
-def _index(batch, k: int):
-    return tuple(part[k] for part in batch) if isinstance(batch, tuple) else batch[k]
-
-
-def _to(batch, device):
-    if isinstance(batch, tuple):
-        return tuple(part.to(device, non_blocking=True) for part in batch)
-    return batch.to(device, non_blocking=True)
+def _parts(block) -> tuple:
+    return block if isinstance(block, tuple) else (block,)
 
 
 class StackedGroup:
-    """Runs with one network shape, loss terms and schedule (`fleet.group_key`), trained as one."""
+    """Runs with one network shape, loss terms and schedule (`fleet.group_key`), trained as one; with
+    `graphs` (default), on a CUDA device, each iteration replayed from a CUDA graph."""
 
-    def __init__(self, runs: list[TrainingRun]):
+    def __init__(self, runs: list[TrainingRun], graphs: bool = True):
         self.runs = runs = [runs[i] for i in activation_order([run.model for run in runs])]
         self.net = StackedMLP([run.model for run in runs])
         self.terms = runs[0].terms  # every run of the group has these terms: one of them computes for all
         # data terms only: gradients by hand, without autograd (`stacked_data`); any other loss: autograd
         step = DataTermsStep if DataTermsStep.applies(self.net, self.terms) else AutogradTermsStep
         self.step = step(self.net, self.terms)
+        self.samplers = [type(term).group_sampler([run.terms[i] for run in runs]) for i, term in enumerate(self.terms)]
         device = self.device = self.net.weights[0].device
         n = len(runs)
         f64 = {"dtype": torch.float64, "device": device}
@@ -74,28 +70,91 @@ class StackedGroup:
         self._adam_step = torch.zeros((), device=self.device)
         self.diverged_at = [-1] * n  # per run: the iteration whose loss was not finite, or -1
         self.blocks: list[tuple[int, torch.Tensor]] = []  # (first iteration, its loss values) since `collect`
+        # what an iteration reads and writes, in place (a CUDA graph replays on the same memory): the block's
+        # batches per term (iterations, models, ...), its loss values (iterations, terms + total, models), and
+        # the iteration's index in the block
+        self._staged: list[tuple[torch.Tensor, ...]] | None = None
+        self._values: torch.Tensor | None = None
+        self._counter = torch.zeros(1, dtype=torch.long, device=device)
+        self.graphs = graphs and device.type == "cuda"
+        self._graph = None
+        self._eager_iterations = 0
+        self.execution = "cuda graph" if self.graphs else "eager"
 
-    def _draw(self, n_iterations: int) -> list:
-        """The next `n_iterations` batches of every run's terms (each with its generator: the batches
-        the run draws alone), stacked per term as (iterations, models, ...)."""
-        return [_to(_stack([run.terms[i].draw_block(run.gens[i], n_iterations) for run in self.runs]), self.device)
-                for i in range(len(self.terms))]
+    def _stage(self, n_iterations: int) -> None:
+        """Draw the next `n_iterations` batches of every run's terms (each with its generator: the batches
+        the run draws alone) into the staging buffers, which grow (and a captured graph is dropped) only
+        when a block is longer than any before."""
+        blocks = [_parts(draw([run.gens[i] for run in self.runs], n_iterations))
+                  for i, draw in enumerate(self.samplers)]
+        if self._staged is None or self._staged[0][0].shape[0] < n_iterations:
+            self._staged = [tuple(torch.empty_like(part) for part in block) for block in blocks]
+            self._values = torch.empty((n_iterations, len(self.terms) + 1, len(self.runs)), device=self.device)
+            self._graph = None
+        for staged, block in zip(self._staged, blocks, strict=True):
+            for buffer, part in zip(staged, block, strict=True):
+                buffer[:n_iterations].copy_(part)
+        self._counter.zero_()
+
+    def _batches(self) -> list:
+        """The batches of the current iteration (`_counter`) of the staged block, per term."""
+        out = []
+        for staged in self._staged:
+            parts = tuple(buffer.index_select(0, self._counter)[0] for buffer in staged)
+            out.append(parts if len(parts) > 1 else parts[0])
+        return out
+
+    def _iterate(self) -> None:
+        """One training iteration of every model, wholly on the device: losses, freezing of a model whose
+        loss is not finite, gradients, Adam, ReduceLROnPlateau; its loss values into the block's row."""
+        losses = self.step.forward(self._batches())
+        total = (self.weights * losses).sum(dim=0)
+        row = torch.cat([losses.detach(), total.detach()[None]])
+        self._values.index_copy_(0, self._counter, row[None])
+        self.active &= torch.isfinite(row).all(dim=0)  # a model is frozen before a non-finite update
+        self.step.backward(self.weights * self.active)
+        self._adam()
+        self._plateau(row[-1].double())
+        self._counter.add_(1)
+
+    def _iterate_on_device(self) -> None:
+        """`_iterate`, replayed from a CUDA graph once one is captured (after WARMUP_ITERATIONS as they are,
+        on a side stream); without `graphs`, or where capture failed, as it is."""
+        if self._graph is not None:
+            self._graph.replay()
+            return
+        if not self.graphs:
+            self._iterate()
+            return
+        if self._eager_iterations < WARMUP_ITERATIONS:
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                self._iterate()
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            self._eager_iterations += 1
+            return
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                self._iterate()
+        except Exception as exc:  # a kernel that cannot be captured: go on as before, and say so
+            log.warning("fleet group of %d models: no CUDA graph (%s); iterations run as they are",
+                        len(self.runs), exc)
+            self.graphs, self.execution = False, f"eager (CUDA graph capture failed: {exc})"
+            self._iterate()
+            return
+        self._graph = graph
+        graph.replay()
 
     def advance(self, n_iterations: int) -> None:
         """Train every run of the group `n_iterations` further (a frozen run stays as it is). Each
         iteration's loss values are kept on the device, (iterations, terms + total, models), for `collect`."""
-        staged = self._draw(n_iterations)
-        values = torch.empty((n_iterations, len(self.terms) + 1, len(self.runs)), device=self.device)
-        for k in range(n_iterations):
-            batches = [_index(batch, k) for batch in staged]
-            losses = self.step.forward(batches)
-            total = (self.weights * losses).sum(dim=0)
-            torch.cat([losses.detach(), total.detach()[None]], out=values[k])
-            self.active &= torch.isfinite(values[k]).all(dim=0)  # a model is frozen before a non-finite update
-            self.step.backward(self.weights * self.active)
-            self._adam()
-            self._plateau(values[k, -1].double())
-        self.blocks.append((self.iteration, values))
+        self._stage(n_iterations)
+        for _ in range(n_iterations):
+            self._iterate_on_device()
+        self.blocks.append((self.iteration, self._values[:n_iterations].clone()))
+        self.adam_steps += n_iterations
         self.iteration += n_iterations
 
     @torch.no_grad()
@@ -104,7 +163,6 @@ class StackedGroup:
         with its own rate; a frozen model's row stays as it is. torch's fused Adam kernel (one pass over
         weights, gradients and moments) computes every model's step at rate 1 into `_step`, which is
         then added at each model's rate (the same update up to the rounding of one product)."""
-        self.adam_steps += 1
         self._adam_step.add_(1.0)
         grad = torch.where(self.active[:, None], self.net.flat_grad, 0.0)  # a frozen model's may be NaN
         self._step.zero_()
@@ -118,12 +176,12 @@ class StackedGroup:
         model's rate stays (its other state no longer matters)."""
         p = self.plateau
         better = loss < self.best * p["keep"]
-        self.best = torch.where(better, loss, self.best)
-        self.bad = torch.where(better, 0.0, self.bad + 1)
+        self.best.copy_(torch.where(better, loss, self.best))  # in place, as all state (a CUDA graph replays)
+        self.bad.copy_(torch.where(better, 0.0, self.bad + 1))
         reduce = self.active & (self.bad > p["patience"])
         new_lr = torch.maximum(self.lr * p["factor"], p["min_lr"])
-        self.lr = torch.where(reduce & (self.lr - new_lr > p["eps"]), new_lr, self.lr)
-        self.bad = torch.where(reduce, 0.0, self.bad)
+        self.lr.copy_(torch.where(reduce & (self.lr - new_lr > p["eps"]), new_lr, self.lr))
+        self.bad.masked_fill_(reduce, 0.0)
 
     def collect(self) -> list[dict | TrainingDiverged | None]:
         """Read the blocks back (one synchronisation): each run's network, learning rate and iteration
@@ -183,7 +241,7 @@ class StackedGroup:
         with torch.no_grad():
             self.net.flat.copy_(state["tensors"]["flat"])
         for name in self._STATE:
-            setattr(self, name, state["tensors"][name].to(self.device))
+            getattr(self, name).copy_(state["tensors"][name])
         self.iteration, self.adam_steps = state["iteration"], state["adam_steps"]
         self._adam_step.fill_(float(self.adam_steps))
         self.diverged_at = list(state["diverged_at"])

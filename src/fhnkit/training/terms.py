@@ -16,6 +16,8 @@ evaluated by a stacked network give one loss per model.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 
 from ..cell.model import FHNParams, rhs
@@ -26,7 +28,66 @@ def first(block):
     return tuple(part[0] for part in block) if isinstance(block, tuple) else block[0]
 
 
-class DataTerm:
+def stack_blocks(blocks: list, dim: int = 1):
+    """Blocks of several runs (each a tensor or a tuple of tensors) stacked along `dim` (the models' axis)."""
+    if isinstance(blocks[0], tuple):
+        return tuple(torch.stack(parts, dim=dim) for parts in zip(*blocks, strict=True))
+    return torch.stack(blocks, dim=dim)
+
+
+def to_device(block, device):
+    """A block (tensor or tuple) on `device`; from the host to a GPU through pinned memory, without waiting."""
+    device = torch.device(device)
+
+    def move(t):
+        if t.device == device:
+            return t
+        if device.type == "cuda" and t.device.type == "cpu":
+            t = t.pin_memory()
+        return t.to(device, non_blocking=True)
+    return tuple(map(move, block)) if isinstance(block, tuple) else move(block)
+
+
+class LossTerm:
+    """A loss term: draws its batches (`host_block`: n batches on the CPU, with the run's generator for this
+    term) and turns a network's outputs on a batch into a loss per model (`value`)."""
+
+    name: str
+    batch_size: int
+    weight: float
+
+    @property
+    def device(self) -> torch.device:
+        raise NotImplementedError
+
+    def host_block(self, gen: torch.Generator, n: int):
+        """The next n batches, stacked (n, batch, ...), on the CPU."""
+        raise NotImplementedError
+
+    def draw_block(self, gen: torch.Generator, n: int):
+        """The next n batches, stacked (n, batch, ...), on the term's device."""
+        return to_device(self.host_block(gen, n), self.device)
+
+    def draw(self, gen: torch.Generator):
+        """The next batch, on the term's device."""
+        return first(self.draw_block(gen, 1))
+
+    def loss(self, model, gen: torch.Generator) -> torch.Tensor:
+        return self.value(model, self.draw(gen))
+
+    def value(self, model, batch) -> torch.Tensor:
+        raise NotImplementedError
+
+    @classmethod
+    def group_sampler(cls, terms: list[LossTerm]):
+        """draw(gens, n): the next n batches of each of `terms` (one per model of a fleet group, with its
+        generator in `gens`), stacked (n, models, batch, ...) on the device: the batches each draws alone."""
+        device = terms[0].device
+        return lambda gens, n: to_device(stack_blocks([t.host_block(g, n) for t, g in zip(terms, gens, strict=True)]),
+                                         device)
+
+
+class DataTerm(LossTerm):
     """Mean over a random batch of 1/2 * |prediction - solver|^2 (eq. 3.7)."""
 
     kind = "data"
@@ -35,22 +96,42 @@ class DataTerm:
         self.inputs, self.targets = inputs, targets
         self.batch_size, self.weight, self.name = min(batch_size, len(inputs)), weight, name
 
+    @property
+    def device(self) -> torch.device:
+        return self.inputs.device
+
+    def draw_indices(self, gen: torch.Generator, n: int) -> torch.Tensor:
+        """The rows of the next n batches, drawn with replacement: (n, batch) on the CPU."""
+        return torch.randint(len(self.inputs), (n, self.batch_size), generator=gen)
+
     def draw_block(self, gen: torch.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """n random batches of (inputs, targets), drawn with replacement: (n, batch, columns) each."""
-        idx = torch.randint(len(self.inputs), (n, self.batch_size), generator=gen).to(self.inputs.device)
+        idx = to_device(self.draw_indices(gen, n), self.device)
         return self.inputs[idx], self.targets[idx]
 
-    def draw(self, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """A random batch of (inputs, targets), drawn with replacement."""
-        return first(self.draw_block(gen, 1))
+    @classmethod
+    def group_sampler(cls, terms: list[DataTerm]):
+        """As `LossTerm.group_sampler`, with the rows gathered on the device: the terms' data sets (each one
+        once, however many models share it) side by side in one tensor, each model's drawn rows offset to
+        its own; per block one copy of the rows to the device and one gather."""
+        distinct: dict[int, DataTerm] = {}
+        for t in terms:
+            distinct.setdefault(id(t.inputs), t)
+        starts = dict(zip(distinct, itertools.accumulate([len(t.inputs) for t in distinct.values()], initial=0)))
+        offsets = torch.tensor([starts[id(t.inputs)] for t in terms])[None, :, None]
+        inputs = torch.cat([t.inputs for t in distinct.values()])
+        targets = torch.cat([t.targets for t in distinct.values()])
+
+        def draw(gens, n):
+            rows = torch.stack([t.draw_indices(g, n) for t, g in zip(terms, gens, strict=True)], dim=1) + offsets
+            rows = to_device(rows, inputs.device)
+            return inputs[rows], targets[rows]
+        return draw
 
     def value(self, model, batch) -> torch.Tensor:
         inputs, targets = batch
         err = model(inputs) - targets
         return 0.5 * (err ** 2).sum(dim=-1).mean(dim=-1)
-
-    def loss(self, model, gen: torch.Generator) -> torch.Tensor:
-        return self.value(model, self.draw(gen))
 
     def to(self, device):
         self.inputs, self.targets = self.inputs.to(device), self.targets.to(device)
@@ -65,17 +146,19 @@ class BoxSampler:
         self.hi = torch.as_tensor(hi, dtype=torch.float32)
         self.device = torch.device("cpu")
 
-    def __call__(self, n: int, gen: torch.Generator, blocks: int | None = None) -> torch.Tensor:
-        """n points (n, inputs); with `blocks`, that many sets of n at once (blocks, n, inputs)."""
+    def __call__(self, n: int, gen: torch.Generator, blocks: int | None = None, host: bool = False) -> torch.Tensor:
+        """n points (n, inputs); with `blocks`, that many sets of n at once (blocks, n, inputs); on the
+        sampler's device, or with `host` on the CPU."""
         shape = (n, self.lo.numel()) if blocks is None else (blocks, n, self.lo.numel())
-        return (self.lo + torch.rand(shape, generator=gen) * (self.hi - self.lo)).to(self.device)
+        points = self.lo + torch.rand(shape, generator=gen) * (self.hi - self.lo)
+        return points if host else points.to(self.device)
 
     def to(self, device):
         self.device = torch.device(device)
         return self
 
 
-class PhysicsTerm:
+class PhysicsTerm(LossTerm):
     """Mean squared ODE residual d(net)/dt - f(net) at random collocation points (eq. 3.13).
 
     `current(x)` gives I_app for each collocation point (constant, or from the K column).
@@ -88,28 +171,25 @@ class PhysicsTerm:
         self.sampler, self.params, self.current = sampler, params, current
         self.batch_size, self.weight, self.name = batch_size, weight, name
 
-    def draw_block(self, gen: torch.Generator, n: int) -> torch.Tensor:
-        """n batches of random collocation points in the term's box: (n, batch, inputs)."""
-        return self.sampler(self.batch_size, gen, blocks=n)
+    @property
+    def device(self) -> torch.device:
+        return self.sampler.device
 
-    def draw(self, gen: torch.Generator) -> torch.Tensor:
-        """Random collocation points in the term's box."""
-        return first(self.draw_block(gen, 1))
+    def host_block(self, gen: torch.Generator, n: int) -> torch.Tensor:
+        """n batches of random collocation points in the term's box: (n, batch, inputs)."""
+        return self.sampler(self.batch_size, gen, blocks=n, host=True)
 
     def value(self, model, batch) -> torch.Tensor:
         out, slope = model.with_time_derivative(batch)
         fu, fw = rhs(out[..., 0], out[..., 1], self.current(batch), self.params)
         return ((slope[..., 0] - fu) ** 2 + (slope[..., 1] - fw) ** 2).mean(dim=-1)
 
-    def loss(self, model, gen: torch.Generator) -> torch.Tensor:
-        return self.value(model, self.draw(gen))
-
     def to(self, device):
         self.sampler.to(device)
         return self
 
 
-class InitialTerm:
+class InitialTerm(LossTerm):
     """Mean squared miss of the initial state at t = 0 (eq. 3.15).
 
     Problem A has one fixed initial state; B and C read (U0, W0) from input columns 1 and 2.
@@ -121,32 +201,28 @@ class InitialTerm:
         self.sampler, self.batch_size, self.weight, self.name = sampler, batch_size, weight, name
         self.fixed = None if fixed_state is None else torch.as_tensor(fixed_state, dtype=torch.float32)
 
-    def draw_block(self, gen: torch.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    @property
+    def device(self) -> torch.device:
+        return self.sampler.device
+
+    def host_block(self, gen: torch.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """n batches of (inputs at t = 0, the initial states they must give): (n, batch, columns) each."""
         if self.fixed is not None:
-            x = torch.zeros((n, 1, self.sampler.lo.numel()), device=self.sampler.device)
-            return x, self.fixed.to(self.sampler.device).expand(n, 1, -1)
-        x = self.sampler(self.batch_size, gen, blocks=n)
+            return torch.zeros((n, 1, self.sampler.lo.numel())), self.fixed.expand(n, 1, -1).clone()
+        x = self.sampler(self.batch_size, gen, blocks=n, host=True)
         x[..., 0] = 0.0
-        return x, x[..., 1:3]
-
-    def draw(self, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """(inputs at t = 0, the initial states they must give)."""
-        return first(self.draw_block(gen, 1))
+        return x, x[..., 1:3].clone()
 
     def value(self, model, batch) -> torch.Tensor:
         x, target = batch
         return ((model(x) - target) ** 2).sum(dim=-1).mean(dim=-1)
-
-    def loss(self, model, gen: torch.Generator) -> torch.Tensor:
-        return self.value(model, self.draw(gen))
 
     def to(self, device):
         self.sampler.to(device)
         return self
 
 
-class ContinuityTerm:
+class ContinuityTerm(LossTerm):
     """Eq. 3.20: mean over a batch of parameter sets of |net_k(t_k, p) - net_{k+1}(t_k, p)|^2 at every
     interface t_k, averaged over the interfaces."""
 

@@ -26,7 +26,7 @@ import torch
 from ..datasets import write_dataset
 from ..plan import expand_study, layout
 from ..plan.config import grid_size
-from .fleet import count_groups, fit_fleet
+from .fleet import fit_fleet, make_groups
 from .train import TrainingRun, fit
 
 log = logging.getLogger(__name__)
@@ -115,8 +115,9 @@ def peak_memory(device) -> int | None:
     return int(found.group(1)) * 1024 if found else None
 
 
-def _measured(mode: str, train: Callable[[], object], runs: list[TrainingRun], groups: int, base: dict) -> dict:
-    """Train `runs` by `train()`; the record of `mode` with its speed, groups, peak memory and host syncs."""
+def _measured(mode: str, train: Callable[[], object], runs: list[TrainingRun], groups: list, base: dict) -> dict:
+    """Train `runs` by `train()` (in `groups`: the fleet's groups, or one per run alone); the record of
+    `mode` with its speed, groups and how they ran, peak memory and host syncs."""
     device = runs[0].device
     scope = reset_peak_memory(device)
     t0 = time.perf_counter()
@@ -124,19 +125,14 @@ def _measured(mode: str, train: Callable[[], object], runs: list[TrainingRun], g
     wall = time.perf_counter() - t0
     iterations = base["iterations"]
     return {"mode": mode, **base, "wall_s": wall, "model_iterations_per_s": len(runs) * iterations / wall,
-            "groups": groups, "peak_memory_bytes": peak_memory(device), "peak_memory_of": scope,
+            "groups": len(groups), "execution": sorted({getattr(g, "execution", "alone") for g in groups}),
+            "peak_memory_bytes": peak_memory(device), "peak_memory_of": scope,
             "host_syncs_per_iteration": None if syncs is None else syncs / iterations}
 
 
-def bench_train(config: dict, study: str, iterations: int = 200, device: str = "cpu", threads: int | None = None,
-                replicas: int = 1, classes: list[str] | None = None, solo: bool = True) -> dict:
-    """Train `study`'s models (of `classes`, its grid over `replicas` times its seeds) for `iterations` each as
-    a fleet and, with `solo`, one at a time; returns {"records": [{"mode": "fleet"|"solo",
-    "model_iterations_per_s", "models", "iterations", "device", "threads", "wall_s", "groups",
-    "peak_memory_bytes", "peak_memory_of", "host_syncs_per_iteration" (CUDA; None on a CPU), ...}],
-    "ratio": fleet / solo (None without solo), "skipped": [...], "classes": {class: models}}."""
-    if threads:
-        torch.set_num_threads(threads)
+def _bench_inputs(config: dict, study: str, iterations: int, device: str, replicas: int,
+                  classes: list[str] | None) -> tuple[list[dict], dict, list[str]]:
+    """(specs, data frames by split, models left out) of a study's grid to time (`bench_specs`)."""
     config = replicated(config, study, replicas)
     specs, skipped = bench_specs(config, study, iterations, device, classes)
     if not specs:
@@ -145,13 +141,38 @@ def bench_train(config: dict, study: str, iterations: int = 200, device: str = "
     with tempfile.TemporaryDirectory(prefix="fhnkit_bench_train_") as tmp:
         splits = {split for spec in specs for split in layout.data_files(spec)}
         frames = {split: write_dataset(config, study, split, Path(tmp) / f"{split}.parquet") for split in splits}
+    return specs, frames, skipped
+
+
+def fleet_weights(config: dict, study: str, iterations: int, device: str, graphs: bool = True,
+                  classes: list[str] | None = None) -> list[torch.Tensor]:
+    """Every model's weights (one flat CPU tensor per model) after training `study`'s grid as a fleet for
+    `iterations`: the same call twice shows whether training on `device` is repeatable, bit for bit."""
+    specs, frames, _ = _bench_inputs(config, study, iterations, device, 1, classes)
+    runs = _runs(specs, frames)
+    fit_fleet(runs, make_groups(runs, graphs))
+    return [torch.cat([p.detach().flatten().cpu() for p in run.model.parameters()]) for run in runs]
+
+
+def bench_train(config: dict, study: str, iterations: int = 200, device: str = "cpu", threads: int | None = None,
+                replicas: int = 1, classes: list[str] | None = None, solo: bool = True, graphs: bool = True) -> dict:
+    """Train `study`'s models (of `classes`, its grid over `replicas` times its seeds) for `iterations` each as
+    a fleet and, with `solo`, one at a time; returns {"records": [{"mode": "fleet"|"solo",
+    "model_iterations_per_s", "models", "iterations", "device", "threads", "wall_s", "groups",
+    "peak_memory_bytes", "peak_memory_of", "host_syncs_per_iteration" (CUDA; None on a CPU), "execution"
+    (how the groups ran: CUDA graphs, with `graphs` on a GPU, or eager), ...}],
+    "ratio": fleet / solo (None without solo), "skipped": [...], "classes": {class: models}}."""
+    if threads:
+        torch.set_num_threads(threads)
+    specs, frames, skipped = _bench_inputs(config, study, iterations, device, replicas, classes)
     runs = _runs(specs, frames)
     base = {"study": study, "models": len(specs), "iterations": iterations, "device": str(runs[0].device),
             "threads": torch.get_num_threads(), "replicas": replicas}
-    records = [_measured("fleet", lambda: fit_fleet(runs), runs, count_groups(runs), base)]
+    groups = make_groups(runs, graphs)
+    records = [_measured("fleet", lambda: fit_fleet(runs, groups), runs, groups, base)]
     if solo:
         runs = _runs(specs, frames)
-        records.append(_measured("solo", lambda: [fit(run, progress=False) for run in runs], runs, len(specs), base))
+        records.append(_measured("solo", lambda: [fit(run, progress=False) for run in runs], runs, runs, base))
     ratio = records[0]["model_iterations_per_s"] / records[1]["model_iterations_per_s"] if solo else None
     log.info("%s: %d models x %d iterations: %s", study, len(specs), iterations,
              ", ".join(f"{r['mode']} {r['model_iterations_per_s']:.0f} model-iterations/s" for r in records))
