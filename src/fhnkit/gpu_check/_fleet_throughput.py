@@ -106,8 +106,8 @@ def check_fleet_throughput(ctx: Context) -> Outcome:
         estimate = (f"thesis grid ({sum(totals.values()):.3g} model-iterations) in {total_hours:.1f} device-hours: "
                     + ", ".join(f"{cls} {h:.2f} h" for cls, h in sorted(hours.items())))
     return Outcome("fleet_throughput", "PASS", "; ".join(parts) + f" ({iterations} iterations); {estimate}",
-                   {"fleets": rows, "repeatability": repeat, "class_rates": class_rates, "thesis_model_iterations": totals,
-                    "thesis_hours_by_class": hours, "thesis_hours": total_hours})
+                   {"fleets": rows, "repeatability": repeat, "class_rates": class_rates,
+                    "thesis_model_iterations": totals, "thesis_hours_by_class": hours, "thesis_hours": total_hours})
 
 
 def _repeatability(config: dict, device: str, iterations: int) -> dict:

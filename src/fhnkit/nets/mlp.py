@@ -101,8 +101,8 @@ class MLP(Surrogate):
         def affine(lin):
             return lambda h, bias: torch.nn.functional.linear(h, lin.weight, lin.bias if bias else None)
 
-        y, dy = time_tangent(x - self.input_offset, self.input_scale, zip(map(affine, linears), activations),
-                             self.output_scale)
+        layers = zip(map(affine, linears), activations, strict=True)
+        y, dy = time_tangent(x - self.input_offset, self.input_scale, layers, self.output_scale)
         return y + self.output_offset, dy
 
 

@@ -117,7 +117,8 @@ class DataTerm(LossTerm):
         distinct: dict[int, DataTerm] = {}
         for t in terms:
             distinct.setdefault(id(t.inputs), t)
-        starts = dict(zip(distinct, itertools.accumulate([len(t.inputs) for t in distinct.values()], initial=0)))
+        sizes = [len(t.inputs) for t in distinct.values()]
+        starts = dict(zip(distinct, itertools.accumulate(sizes, initial=0), strict=False))  # one start too many
         offsets = torch.tensor([starts[id(t.inputs)] for t in terms])[None, :, None]
         inputs = torch.cat([t.inputs for t in distinct.values()])
         targets = torch.cat([t.targets for t in distinct.values()])
