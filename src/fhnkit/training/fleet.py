@@ -67,6 +67,9 @@ class SoloGroup:
                 self.diverged = exc
         self.iteration += n_iterations
 
+    def validation_errors(self) -> list[tuple[float, float]]:
+        return [self.runs[0].validate()]
+
     def collect(self) -> list:
         if self.diverged is not None:
             result, self.reported = (None if self.reported else self.diverged), True
@@ -120,12 +123,13 @@ def fit_group(group, start: float, checkpoint: Path | None = None) -> list[pd.Da
         group.advance(n)
         results = group.collect()
         share = (time.perf_counter() - t0) / n / len(group.runs)
+        errors = group.validation_errors()
         for j, (run, result) in enumerate(zip(group.runs, results, strict=True)):
             if isinstance(result, TrainingDiverged):
                 stopped[j] = result
             elif result is not None:
                 row = {"iteration": run.iteration, "lr": run.optimizer.param_groups[0]["lr"], **result}
-                row.update(run.validation_row(), iter_time_s=share, wall_time_s=time.perf_counter() - start)
+                row.update(run.validation_row(errors[j]), iter_time_s=share, wall_time_s=time.perf_counter() - start)
                 rows[j].append(row)
         due = group.iteration - last_save >= training["checkpoint_every"] and group.iteration < total
         if checkpoint is not None and due:

@@ -80,6 +80,7 @@ class StackedGroup:
         self._graph = None
         self._eager_iterations = 0
         self.execution = "cuda graph" if self.graphs else "eager"
+        self._val: tuple[torch.Tensor, torch.Tensor] | None = None  # `validation_errors`' inputs and targets
 
     def _stage(self, n_iterations: int) -> None:
         """Draw the next `n_iterations` batches of every run's terms (each with its generator: the batches
@@ -182,6 +183,23 @@ class StackedGroup:
         new_lr = torch.maximum(self.lr * p["factor"], p["min_lr"])
         self.lr.copy_(torch.where(reduce & (self.lr - new_lr > p["eps"]), new_lr, self.lr))
         self.bad.masked_fill_(reduce, 0.0)
+
+    @torch.no_grad()
+    def validation_errors(self, max_values: int = 1 << 26) -> list[tuple[float, float]]:
+        """Per run, mean and max over its validation set of eq. 3.3 (`TrainingRun.validate`), every model
+        in one stacked evaluation (in chunks of rows of at most `max_values` inputs) and one read back;
+        runs whose validation sets differ in shape are validated one by one."""
+        if len({tuple(run.val_x.shape) for run in self.runs}) > 1:
+            return [run.validate() for run in self.runs]
+        if self._val is None:  # the validation sets on the device, once: (models, rows, columns)
+            self._val = tuple(torch.stack([getattr(run, name) for run in self.runs]).to(self.device)
+                              for name in ("val_x", "val_y"))
+        x, y = self._val
+        chunk = max(1, max_values // max(1, x.shape[0] * x.shape[2]))
+        errors = torch.cat([(self.net(x[:, i:i + chunk]) - y[:, i:i + chunk]).abs().sum(dim=-1)
+                            for i in range(0, x.shape[1], chunk)], dim=1)
+        stats = torch.stack([errors.double().mean(dim=1), errors.max(dim=1).values.double()], dim=1).cpu()
+        return [tuple(map(float, row)) for row in stats.tolist()]
 
     def collect(self) -> list[dict | TrainingDiverged | None]:
         """Read the blocks back (one synchronisation): each run's network, learning rate and iteration

@@ -36,16 +36,9 @@ def stack_blocks(blocks: list, dim: int = 1):
 
 
 def to_device(block, device):
-    """A block (tensor or tuple) on `device`; from the host to a GPU through pinned memory, without waiting."""
-    device = torch.device(device)
-
-    def move(t):
-        if t.device == device:
-            return t
-        if device.type == "cuda" and t.device.type == "cpu":
-            t = t.pin_memory()
-        return t.to(device, non_blocking=True)
-    return tuple(map(move, block)) if isinstance(block, tuple) else move(block)
+    """A block (tensor or tuple) on `device` (from the host's pageable memory: pinning a fresh block of
+    hundreds of MB costs more than the copy waits)."""
+    return tuple(t.to(device) for t in block) if isinstance(block, tuple) else block.to(device)
 
 
 class LossTerm:

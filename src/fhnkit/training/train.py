@@ -152,10 +152,11 @@ class TrainingRun:
         err = sample_errors(self.model, self.val_x, self.val_y)
         return float(err.mean()), float(err.max())
 
-    def validation_row(self) -> dict:
+    def validation_row(self, errors: tuple[float, float] | None = None) -> dict:
         """The validation columns of a history row; an ITNN adds its full-rollout mean and max, a
-        marching model its errors marched to the horizon."""
-        val_mean, val_max = self.validate()
+        marching model its errors marched to the horizon. `errors`: `validate()`'s (mean, max), when
+        computed already (for a fleet group's models at once)."""
+        val_mean, val_max = self.validate() if errors is None else errors
         row = {"val_mean": val_mean, "val_max": val_max}
         for name, check in (("rollout", self.rollout), ("march", self.march)):
             if check is not None:
