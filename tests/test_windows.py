@@ -54,12 +54,12 @@ def test_each_window_network_is_scaled_to_its_own_window():
 def test_continuity_term_is_the_interface_jump_and_vanishes_for_identical_networks():
     model = windowed()
     term = ContinuityTerm(BoxSampler([0, 0, 0], [6, 1, 0.18]), window_edges(6.0, 3), 64, 1.0)
-    assert float(term.loss(model, torch.Generator().manual_seed(0)).detach()) > 0
+    assert float(term.loss(model, 0).detach()) > 0
     for net in model.nets[1:]:
         net.load_state_dict(model.nets[0].state_dict())
     for net in model.nets:  # same scaling in every window too: the three networks are one function
         net.input_offset[0], net.input_scale[0] = 3.0, 3.0
-    assert float(term.loss(model, torch.Generator().manual_seed(0)).detach()) == 0.0
+    assert float(term.loss(model, 0).detach()) == 0.0
     assert np.all(interface_jumps(model, torch.rand(5, 2)) == 0)
 
 
@@ -68,10 +68,10 @@ def test_continuity_term_alone_closes_the_jumps():
     params = torch.rand(50, 2) * torch.tensor([1.0, 0.18])
     before = interface_jumps(model, params).mean()
     term = ContinuityTerm(BoxSampler([0, 0, 0], [6, 1, 0.18]), window_edges(6.0, 3), 64, 1.0)
-    opt, gen = torch.optim.Adam(model.parameters(), lr=1e-2), torch.Generator().manual_seed(0)
-    for _ in range(200):
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for k in range(200):
         opt.zero_grad()
-        term.loss(model, gen).backward()
+        term.loss(model, 0, k).backward()
         opt.step()
     assert interface_jumps(model, params).mean() < 0.1 * before
 

@@ -1,8 +1,8 @@
 """Periodic training checkpoints, so that a killed job resumes where it stopped.
 
 A checkpoint holds everything that determines the rest of the run: weights,
-Adam and ReduceLROnPlateau states, the batch generator's state, the iteration
-and the history so far. It is written atomically (a killed write leaves the
+Adam and ReduceLROnPlateau states, the iteration (which also says where the
+counter-based batch draws go on) and the history so far. It is written atomically (a killed write leaves the
 previous checkpoint intact) and only taken for a spec with the same config
 hash, so a changed model never resumes from another's state. On a CPU a
 resumed run ends with exactly the weights of an uninterrupted one.
@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from .draws import DRAWS
+
 log = logging.getLogger(__name__)
 NAME = "checkpoint.pt"
 
@@ -26,7 +28,7 @@ def save(run, rows: list[dict], directory) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"config_hash": run.spec.get("config_hash"), "model": run.spec["model"], "iteration": run.iteration,
              "weights": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
-             "scheduler": run.scheduler.state_dict(), "generators": [gen.get_state() for gen in run.gens], "rows": rows}
+             "scheduler": run.scheduler.state_dict(), "draws": DRAWS, "rows": rows}
     tmp = path.with_name(f".{NAME}.tmp{os.getpid()}")
     torch.save(state, tmp)
     os.replace(tmp, path)
@@ -46,15 +48,13 @@ def restore(run, directory) -> list[dict] | None:
     if state.get("config_hash") != run.spec.get("config_hash") or state.get("model") != run.spec["model"]:
         log.warning("ignoring checkpoint %s: it belongs to another spec", path)
         return None
-    if len(state.get("generators", [])) != len(run.gens):  # written before each loss term had its own generator
-        log.warning("ignoring checkpoint %s: written by an older fhnkit (one batch generator per model); "
-                    "the model starts over", path)
+    if state.get("draws") != DRAWS:  # drawn by torch generators, which a run cannot go on from here
+        log.warning("ignoring checkpoint %s: written by an older fhnkit (other batch draws); the model starts over",
+                    path)
         return None
     run.model.load_state_dict(state["weights"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
-    for gen, gen_state in zip(run.gens, state["generators"], strict=True):
-        gen.set_state(gen_state)
     run.iteration = state["iteration"]
     log.info("resuming %s from its checkpoint at iteration %d", run.spec["model"], run.iteration)
     return state["rows"]

@@ -3,9 +3,8 @@
 Per iteration there is one forward, one backward and one Adam update for the whole group (over
 the stacked net's one weight tensor), and no host synchronisation: every model's losses,
 learning rate, ReduceLROnPlateau state and whether it is still training stay on the device.
-Batches are drawn on the CPU by each run's own generators (the batches it draws alone), a block
-of iterations at a time (`LossTerm.group_sampler`: per term one copy to the device), into
-buffers that stay in place; an iteration takes its batch from them by a counter on the device.
+Each iteration's batches are drawn on the device by counter-based draws (`fhnkit.training.draws`:
+the batches each run draws alone, for every model at once, from the iteration number on the device).
 On a GPU, after a few iterations run as they are, one iteration is captured as a CUDA graph and
 replayed: an iteration is then one launch instead of hundreds (`graphs`; on failure to capture,
 the group goes on without, and says why in `execution`). The host reads the block's losses back
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from ..plan.kinds import kind_of
+from .draws import DRAWS
 from .stacked import StackedMLP, activation_order
 from .stacked_data import AutogradTermsStep, DataTermsStep
 from .train import TrainingDiverged, TrainingRun
@@ -31,10 +31,6 @@ log = logging.getLogger(__name__)
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # torch.optim.Adam's defaults, as the solo run uses
 WARMUP_ITERATIONS = 3  # run as they are before a CUDA graph is captured (PyTorch's advice: on a side stream)
-
-
-def _parts(block) -> tuple:
-    return block if isinstance(block, tuple) else (block,)
 
 
 class StackedGroup:
@@ -48,7 +44,8 @@ class StackedGroup:
         # data terms only: gradients by hand, without autograd (`stacked_data`); any other loss: autograd
         step = DataTermsStep if DataTermsStep.applies(self.net, self.terms) else AutogradTermsStep
         self.step = step(self.net, self.terms)
-        self.samplers = [type(term).group_sampler([run.terms[i] for run in runs]) for i, term in enumerate(self.terms)]
+        self.samplers = [type(term).batch_sampler([run.terms[i] for run in runs], [run.seeds[i] for run in runs])
+                         for i, term in enumerate(self.terms)]
         device = self.device = self.net.weights[0].device
         n = len(runs)
         f64 = {"dtype": torch.float64, "device": device}
@@ -70,45 +67,30 @@ class StackedGroup:
         self._adam_step = torch.zeros((), device=self.device)
         self.diverged_at = [-1] * n  # per run: the iteration whose loss was not finite, or -1
         self.blocks: list[tuple[int, torch.Tensor]] = []  # (first iteration, its loss values) since `collect`
-        # what an iteration reads and writes, in place (a CUDA graph replays on the same memory): the block's
-        # batches per term (iterations, models, ...), its loss values (iterations, terms + total, models), and
-        # the iteration's index in the block
-        self._staged: list[tuple[torch.Tensor, ...]] | None = None
+        # what an iteration reads and writes in place (a CUDA graph replays on the same memory): the block's
+        # loss values (iterations, terms + total, models), the iteration's index in the block, and the
+        # iteration number its batches are drawn for
         self._values: torch.Tensor | None = None
         self._counter = torch.zeros(1, dtype=torch.long, device=device)
+        self._draw = torch.full((), self.iteration, dtype=torch.long, device=device)
         self.graphs = graphs and device.type == "cuda"
         self._graph = None
         self._eager_iterations = 0
         self.execution = "cuda graph" if self.graphs else "eager"
         self._val: tuple[torch.Tensor, torch.Tensor] | None = None  # `validation_errors`' inputs and targets
 
-    def _stage(self, n_iterations: int) -> None:
-        """Draw the next `n_iterations` batches of every run's terms (each with its generator: the batches
-        the run draws alone) into the staging buffers, which grow (and a captured graph is dropped) only
-        when a block is longer than any before."""
-        blocks = [_parts(draw([run.gens[i] for run in self.runs], n_iterations))
-                  for i, draw in enumerate(self.samplers)]
-        if self._staged is None or self._staged[0][0].shape[0] < n_iterations:
-            self._staged = [tuple(torch.empty_like(part) for part in block) for block in blocks]
+    def _start_block(self, n_iterations: int) -> None:
+        """Make room for a block's loss values (the buffer grows, and a captured graph is dropped, only when
+        a block is longer than any before) and set the block's counter to its first iteration."""
+        if self._values is None or self._values.shape[0] < n_iterations:
             self._values = torch.empty((n_iterations, len(self.terms) + 1, len(self.runs)), device=self.device)
             self._graph = None
-        for staged, block in zip(self._staged, blocks, strict=True):
-            for buffer, part in zip(staged, block, strict=True):
-                buffer[:n_iterations].copy_(part)
         self._counter.zero_()
-
-    def _batches(self) -> list:
-        """The batches of the current iteration (`_counter`) of the staged block, per term."""
-        out = []
-        for staged in self._staged:
-            parts = tuple(buffer.index_select(0, self._counter)[0] for buffer in staged)
-            out.append(parts if len(parts) > 1 else parts[0])
-        return out
 
     def _iterate(self) -> None:
         """One training iteration of every model, wholly on the device: losses, freezing of a model whose
         loss is not finite, gradients, Adam, ReduceLROnPlateau; its loss values into the block's row."""
-        losses = self.step.forward(self._batches())
+        losses = self.step.forward([draw(self._draw) for draw in self.samplers])
         total = (self.weights * losses).sum(dim=0)
         row = torch.cat([losses.detach(), total.detach()[None]])
         self._values.index_copy_(0, self._counter, row[None])
@@ -117,6 +99,7 @@ class StackedGroup:
         self._adam()
         self._plateau(row[-1].double())
         self._counter.add_(1)
+        self._draw.add_(1)
 
     def _iterate_on_device(self) -> None:
         """`_iterate`, replayed from a CUDA graph once one is captured (after WARMUP_ITERATIONS as they are,
@@ -151,7 +134,7 @@ class StackedGroup:
     def advance(self, n_iterations: int) -> None:
         """Train every run of the group `n_iterations` further (a frozen run stays as it is). Each
         iteration's loss values are kept on the device, (iterations, terms + total, models), for `collect`."""
-        self._stage(n_iterations)
+        self._start_block(n_iterations)
         for _ in range(n_iterations):
             self._iterate_on_device()
         self.blocks.append((self.iteration, self._values[:n_iterations].clone()))
@@ -185,9 +168,10 @@ class StackedGroup:
         self.bad.masked_fill_(reduce, 0.0)
 
     @torch.no_grad()
-    def validation_errors(self, max_values: int = 1 << 26) -> list[tuple[float, float]]:
+    def validation_errors(self, max_values: int | None = None) -> list[tuple[float, float]]:
         """Per run, mean and max over its validation set of eq. 3.3 (`TrainingRun.validate`), every model
-        in one stacked evaluation (in chunks of rows of at most `max_values` inputs) and one read back;
+        in one stacked evaluation (in chunks of rows of at most `max_values` values per layer: by default
+        2^26 on a GPU, 2^22 on a CPU, where they are the process's memory) and one read back;
         runs whose validation sets differ in shape are validated one by one."""
         if len({tuple(run.val_x.shape) for run in self.runs}) > 1:
             return [run.validate() for run in self.runs]
@@ -195,7 +179,9 @@ class StackedGroup:
             self._val = tuple(torch.stack([getattr(run, name) for run in self.runs]).to(self.device)
                               for name in ("val_x", "val_y"))
         x, y = self._val
-        chunk = max(1, max_values // max(1, x.shape[0] * x.shape[2]))
+        max_values = max_values or (1 << 26 if self.device.type == "cuda" else 1 << 22)
+        widest = max(weight.shape[1] for weight in self.net.weights)
+        chunk = max(1, max_values // (x.shape[0] * widest))
         errors = torch.cat([(self.net(x[:, i:i + chunk]) - y[:, i:i + chunk]).abs().sum(dim=-1)
                             for i in range(0, x.shape[1], chunk)], dim=1)
         stats = torch.stack([errors.double().mean(dim=1), errors.max(dim=1).values.double()], dim=1).cpu()
@@ -240,15 +226,15 @@ class StackedGroup:
 
     def state_dict(self) -> dict:
         """Everything that determines the rest of the group's training, at a block boundary: the stacked
-        weights and Adam moments, every model's rate, steps, plateau and divergence state, iteration and
-        batch generator state, and which models (by name and config hash) it holds."""
+        weights and Adam moments, every model's rate, steps, plateau and divergence state, iteration (which
+        also says where the batch draws go on) and which models (by name and config hash) it holds."""
         if self.blocks:
             raise RuntimeError("collect() the group's losses before saving its state")
         tensors = {name: getattr(self, name).clone() for name in self._STATE}
         return {"models": [(run.spec["model"], run.spec.get("config_hash")) for run in self.runs],
-                "iteration": self.iteration, "adam_steps": self.adam_steps, "diverged_at": list(self.diverged_at),
+                "draws": DRAWS, "iteration": self.iteration, "adam_steps": self.adam_steps,
+                "diverged_at": list(self.diverged_at),
                 "tensors": {"flat": self.net.flat.clone(), **tensors},
-                "generators": [[gen.get_state() for gen in run.gens] for run in self.runs],
                 "run_iterations": [run.iteration for run in self.runs]}
 
     def load_state_dict(self, state: dict) -> None:
@@ -256,6 +242,8 @@ class StackedGroup:
         models = [(run.spec["model"], run.spec.get("config_hash")) for run in self.runs]
         if state["models"] != models:
             raise ValueError("the checkpoint holds other models (or the same with another config)")
+        if state.get("draws") != DRAWS:
+            raise ValueError("the checkpoint was written by an older fhnkit (other batch draws)")
         with torch.no_grad():
             self.net.flat.copy_(state["tensors"]["flat"])
         for name in self._STATE:
@@ -264,9 +252,8 @@ class StackedGroup:
         self._adam_step.fill_(float(self.adam_steps))
         self.diverged_at = list(state["diverged_at"])
         lrs = self.lr.tolist()
-        for j, (run, gens, it) in enumerate(zip(self.runs, state["generators"], state["run_iterations"], strict=True)):
-            for gen, gen_state in zip(run.gens, gens, strict=True):
-                gen.set_state(gen_state)
+        self._draw.fill_(self.iteration)
+        for j, (run, it) in enumerate(zip(self.runs, state["run_iterations"], strict=True)):
             run.iteration = it
             run.optimizer.param_groups[0]["lr"] = lrs[j]
             self.net.copy_into(j, run.model)

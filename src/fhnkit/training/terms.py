@@ -1,83 +1,72 @@
 """Loss terms of the training objective (thesis eq. 3.5-3.16).
 
-Each term draws its batches with its own torch.Generator (`draw`; the training run
-gives every term one, so that a term's batch sequence does not depend on the other
-terms) and turns a network's outputs on a batch into a loss (`value`); `loss` is the
-two in one. The total loss is the weighted sum of the terms. Batches are drawn on
-the CPU (the generator lives there, so that a run draws the same batches on any
-device) and moved to the device of the term's data. `draw_block(gen, n)` draws the
-next n batches at once, stacked: the very batches n calls of `draw` would give
-(torch's CPU generator fills a tensor element after element, tests/test_terms.py).
+Each term turns a network's outputs on a batch into a loss (`value`) and says how its batches
+are drawn (`sampler`): counter-based draws (`fhnkit.training.draws`), the k-th batch of a model's
+term a pure function of the term's stream seed and k, computed on the term's device. One sampler
+draws for one model (a run alone) or for every model of a fleet group at once, stacked
+(models, batch, ...): the same batches either way, on any device. The total loss is the weighted
+sum of the terms.
 
-`value` reduces over the last axes only, so that it also takes a stack of batches,
-one per model of a fleet (`fhnkit.training.fleet`): inputs (models, batch, n_in)
-evaluated by a stacked network give one loss per model.
+`value` reduces over the last axes only, so that it also takes a stack of batches, one per model
+of a fleet (`fhnkit.training.fleet`): inputs (models, batch, n_in) evaluated by a stacked network
+give one loss per model.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import torch
 
 from ..cell.model import FHNParams, rhs
+from .draws import Draws
+
+Sampler = Callable[[torch.Tensor], object]  # draw number(s) -> a batch per model (models, batch, ...)
 
 
-def first(block):
-    """The first batch of a block (a tensor, or a tuple of tensors)."""
-    return tuple(part[0] for part in block) if isinstance(block, tuple) else block[0]
-
-
-def stack_blocks(blocks: list, dim: int = 1):
-    """Blocks of several runs (each a tensor or a tuple of tensors) stacked along `dim` (the models' axis)."""
-    if isinstance(blocks[0], tuple):
-        return tuple(torch.stack(parts, dim=dim) for parts in zip(*blocks, strict=True))
-    return torch.stack(blocks, dim=dim)
-
-
-def to_device(block, device):
-    """A block (tensor or tuple) on `device` (from the host's pageable memory: pinning a fresh block of
-    hundreds of MB costs more than the copy waits)."""
-    return tuple(t.to(device) for t in block) if isinstance(block, tuple) else block.to(device)
+def first(batch):
+    """The first model's batch of a stacked batch (a tensor, or a tuple of tensors)."""
+    return tuple(part[0] for part in batch) if isinstance(batch, tuple) else batch[0]
 
 
 class LossTerm:
-    """A loss term: draws its batches (`host_block`: n batches on the CPU, with the run's generator for this
-    term) and turns a network's outputs on a batch into a loss per model (`value`)."""
+    """A loss term: `value(model, batch)`, its loss on a batch (per model, for a stacked batch), and
+    `sampler(terms, seeds)`, how the batches of one or many such terms are drawn."""
 
     name: str
     batch_size: int
     weight: float
 
+    def value(self, model, batch) -> torch.Tensor:
+        raise NotImplementedError
+
+    def loss(self, model, seed: int, k: int = 0) -> torch.Tensor:
+        """The loss of one model on its k-th batch of the stream `seed` (as a run draws it alone)."""
+        device = next((p.device for p in model.parameters()), self.device)
+        return self.value(model, first(type(self).batch_sampler([self], [seed])(torch.tensor(k, device=device))))
+
     @property
     def device(self) -> torch.device:
         raise NotImplementedError
 
-    def host_block(self, gen: torch.Generator, n: int):
-        """The next n batches, stacked (n, batch, ...), on the CPU."""
-        raise NotImplementedError
-
-    def draw_block(self, gen: torch.Generator, n: int):
-        """The next n batches, stacked (n, batch, ...), on the term's device."""
-        return to_device(self.host_block(gen, n), self.device)
-
-    def draw(self, gen: torch.Generator):
-        """The next batch, on the term's device."""
-        return first(self.draw_block(gen, 1))
-
-    def loss(self, model, gen: torch.Generator) -> torch.Tensor:
-        return self.value(model, self.draw(gen))
-
-    def value(self, model, batch) -> torch.Tensor:
-        raise NotImplementedError
-
     @classmethod
-    def group_sampler(cls, terms: list[LossTerm]):
-        """draw(gens, n): the next n batches of each of `terms` (one per model of a fleet group, with its
-        generator in `gens`), stacked (n, models, batch, ...) on the device: the batches each draws alone."""
-        device = terms[0].device
-        return lambda gens, n: to_device(stack_blocks([t.host_block(g, n) for t, g in zip(terms, gens, strict=True)]),
-                                         device)
+    def batch_sampler(cls, terms: list[LossTerm], seeds: list[int]) -> Sampler:
+        """draw(k): the k-th batch of each of `terms` (one per model, drawn from the stream of its seed in
+        `seeds`), stacked (models, batch, ...) on the terms' device; k is an int64 tensor, one number per
+        model or one for all."""
+        raise NotImplementedError
+
+
+def _first_equal(distinct: list, term) -> int:
+    """The index in `distinct` of a data term with the same data as `term` (appended when there is none)."""
+    for i, seen in enumerate(distinct):
+        same = seen.inputs is term.inputs and seen.targets is term.targets
+        if same or (seen.inputs.shape == term.inputs.shape and seen.targets.shape == term.targets.shape
+                    and torch.equal(seen.inputs, term.inputs) and torch.equal(seen.targets, term.targets)):
+            return i
+    distinct.append(term)
+    return len(distinct) - 1
 
 
 class DataTerm(LossTerm):
@@ -93,33 +82,23 @@ class DataTerm(LossTerm):
     def device(self) -> torch.device:
         return self.inputs.device
 
-    def draw_indices(self, gen: torch.Generator, n: int) -> torch.Tensor:
-        """The rows of the next n batches, drawn with replacement: (n, batch) on the CPU."""
-        return torch.randint(len(self.inputs), (n, self.batch_size), generator=gen)
-
-    def draw_block(self, gen: torch.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """n random batches of (inputs, targets), drawn with replacement: (n, batch, columns) each."""
-        idx = to_device(self.draw_indices(gen, n), self.device)
-        return self.inputs[idx], self.targets[idx]
-
     @classmethod
-    def group_sampler(cls, terms: list[DataTerm]):
-        """As `LossTerm.group_sampler`, with the rows gathered on the device: the terms' data sets (each one
-        once, however many models share it) side by side in one tensor, each model's drawn rows offset to
-        its own; per block one copy of the rows to the device and one gather."""
-        distinct: dict[int, DataTerm] = {}
-        for t in terms:
-            distinct.setdefault(id(t.inputs), t)
-        sizes = [len(t.inputs) for t in distinct.values()]
-        starts = dict(zip(distinct, itertools.accumulate(sizes, initial=0), strict=False))  # one start too many
-        offsets = torch.tensor([starts[id(t.inputs)] for t in terms])[None, :, None]
-        inputs = torch.cat([t.inputs for t in distinct.values()])
-        targets = torch.cat([t.targets for t in distinct.values()])
+    def batch_sampler(cls, terms: list[DataTerm], seeds: list[int]) -> Sampler:
+        """Rows drawn with replacement (each model's from its own data set). The data sets, each once
+        however many models share it, lie side by side in one tensor: one gather draws for all."""
+        distinct: list[DataTerm] = []  # each data set once (equal sets of different runs are one)
+        which = [_first_equal(distinct, t) for t in terms]
+        starts = list(itertools.accumulate([len(t.inputs) for t in distinct], initial=0))
+        device = terms[0].inputs.device
+        offsets = torch.tensor([starts[i] for i in which], device=device)[:, None]
+        rows = torch.tensor([len(t.inputs) for t in terms], device=device)[:, None]
+        inputs = torch.cat([t.inputs for t in distinct]) if len(distinct) > 1 else terms[0].inputs
+        targets = torch.cat([t.targets for t in distinct]) if len(distinct) > 1 else terms[0].targets
+        draws = Draws(seeds, terms[0].batch_size, device)
 
-        def draw(gens, n):
-            rows = torch.stack([t.draw_indices(g, n) for t, g in zip(terms, gens, strict=True)], dim=1) + offsets
-            rows = to_device(rows, inputs.device)
-            return inputs[rows], targets[rows]
+        def draw(k):
+            picked = draws(k) % rows + offsets
+            return inputs[picked], targets[picked]
         return draw
 
     def value(self, model, batch) -> torch.Tensor:
@@ -138,17 +117,21 @@ class BoxSampler:
     def __init__(self, lo, hi):
         self.lo = torch.as_tensor(lo, dtype=torch.float32)
         self.hi = torch.as_tensor(hi, dtype=torch.float32)
-        self.device = torch.device("cpu")
 
-    def __call__(self, n: int, gen: torch.Generator, blocks: int | None = None, host: bool = False) -> torch.Tensor:
-        """n points (n, inputs); with `blocks`, that many sets of n at once (blocks, n, inputs); on the
-        sampler's device, or with `host` on the CPU."""
-        shape = (n, self.lo.numel()) if blocks is None else (blocks, n, self.lo.numel())
-        points = self.lo + torch.rand(shape, generator=gen) * (self.hi - self.lo)
-        return points if host else points.to(self.device)
+    @property
+    def device(self) -> torch.device:
+        return self.lo.device
+
+    @staticmethod
+    def points(boxes: list[BoxSampler], seeds: list[int], n: int) -> Sampler:
+        """draw(k): n uniform points of each model's box (from its stream), (models, n, inputs)."""
+        lo = torch.stack([b.lo for b in boxes])[:, None, :]
+        span = torch.stack([b.hi - b.lo for b in boxes])[:, None, :]
+        draws = Draws(seeds, n * lo.shape[-1], lo.device)
+        return lambda k: lo + draws.uniform(k).view(len(boxes), n, -1) * span
 
     def to(self, device):
-        self.device = torch.device(device)
+        self.lo, self.hi = self.lo.to(device), self.hi.to(device)
         return self
 
 
@@ -169,9 +152,10 @@ class PhysicsTerm(LossTerm):
     def device(self) -> torch.device:
         return self.sampler.device
 
-    def host_block(self, gen: torch.Generator, n: int) -> torch.Tensor:
-        """n batches of random collocation points in the term's box: (n, batch, inputs)."""
-        return self.sampler(self.batch_size, gen, blocks=n, host=True)
+    @classmethod
+    def batch_sampler(cls, terms: list[PhysicsTerm], seeds: list[int]) -> Sampler:
+        """Collocation points, uniform in each term's box."""
+        return BoxSampler.points([t.sampler for t in terms], seeds, terms[0].batch_size)
 
     def value(self, model, batch) -> torch.Tensor:
         out, slope = model.with_time_derivative(batch)
@@ -199,13 +183,21 @@ class InitialTerm(LossTerm):
     def device(self) -> torch.device:
         return self.sampler.device
 
-    def host_block(self, gen: torch.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """n batches of (inputs at t = 0, the initial states they must give): (n, batch, columns) each."""
-        if self.fixed is not None:
-            return torch.zeros((n, 1, self.sampler.lo.numel())), self.fixed.expand(n, 1, -1).clone()
-        x = self.sampler(self.batch_size, gen, blocks=n, host=True)
-        x[..., 0] = 0.0
-        return x, x[..., 1:3].clone()
+    @classmethod
+    def batch_sampler(cls, terms: list[InitialTerm], seeds: list[int]) -> Sampler:
+        """(inputs at t = 0, the initial states they must give): uniform in the box with t set to 0, or
+        the one fixed state of problem A (nothing random)."""
+        if terms[0].fixed is not None:
+            x = torch.zeros((len(terms), 1, terms[0].sampler.lo.numel()), device=terms[0].sampler.device)
+            fixed = torch.stack([t.fixed for t in terms])[:, None, :].to(x.device)
+            return lambda k: (x, fixed)
+        points = BoxSampler.points([t.sampler for t in terms], seeds, terms[0].batch_size)
+
+        def draw(k):
+            x = points(k)
+            x[..., 0].zero_()  # (not `= 0.0`: that makes a tensor from a host number every iteration)
+            return x, x[..., 1:3]
+        return draw
 
     def value(self, model, batch) -> torch.Tensor:
         x, target = batch
@@ -226,11 +218,20 @@ class ContinuityTerm(LossTerm):
         self.sampler, self.edges = sampler, list(edges)
         self.batch_size, self.weight, self.name = batch_size, weight, name
 
-    def loss(self, model, gen: torch.Generator) -> torch.Tensor:
-        x = self.sampler(self.batch_size, gen)
+    @property
+    def device(self) -> torch.device:
+        return self.sampler.device
+
+    @classmethod
+    def batch_sampler(cls, terms: list[ContinuityTerm], seeds: list[int]) -> Sampler:
+        """Parameter sets (the time column is set to each interface by `value`), uniform in the box."""
+        return BoxSampler.points([t.sampler for t in terms], seeds, terms[0].batch_size)
+
+    def value(self, model, batch) -> torch.Tensor:
+        """One model's (windowed) continuity loss on points x (batch, inputs)."""
         jumps = []
         for k in range(1, len(self.edges) - 1):
-            x_k = x.clone()
+            x_k = batch.clone()
             x_k[:, 0] = self.edges[k]
             jumps.append(((model.nets[k - 1](x_k) - model.nets[k](x_k)) ** 2).sum(dim=1).mean())
         return torch.stack(jumps).mean()

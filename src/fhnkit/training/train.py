@@ -30,6 +30,7 @@ from ..provenance import check_fits
 from . import checkpoint
 from .loss import build_terms, frame_tensor
 from .marching import MarchValidation
+from .terms import first
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +108,10 @@ class TrainingRun:
         self.device = training_device(training["device"])
         self.model = build_network(network_spec(spec, train_df)).to(self.device)
         self.terms = [term.to(self.device) for term in build_terms(spec, train_df, region_df, resampled_df)]
-        # one generator per term, on the CPU (the same batches on any device); a term's batches do not
-        # depend on the other terms, so they can be drawn a block at a time (`fhnkit.training.stacked_group`)
-        self.gens = [torch.Generator().manual_seed(spec["torch_seed"] + 1 + i) for i in range(len(self.terms))]
+        # one stream of counter-based draws per term (`fhnkit.training.draws`): the k-th iteration's batch is
+        # a function of the term's seed and k, the same on any device, alone or in a fleet group
+        self.seeds = [spec["torch_seed"] + 1 + i for i in range(len(self.terms))]
+        self.samplers = [type(t).batch_sampler([t], [seed]) for t, seed in zip(self.terms, self.seeds, strict=True)]
         self.rollout = self.march = None
         if march_df is not None:  # reused window after window up to the marching horizon
             self.march = MarchValidation(march_df, spec["problem"], spec["problem_settings"]["t_max"])
@@ -132,7 +134,9 @@ class TrainingRun:
     def step(self) -> dict[str, float]:
         """One Adam step on the weighted sum of the terms; returns each term's loss."""
         self.optimizer.zero_grad(set_to_none=True)
-        losses = {f"loss_{t.name}": t.loss(self.model, gen) for t, gen in zip(self.terms, self.gens, strict=True)}
+        k = torch.tensor(self.iteration, device=self.device)
+        losses = {f"loss_{t.name}": t.value(self.model, first(draw(k)))
+                  for t, draw in zip(self.terms, self.samplers, strict=True)}
         total = sum(t.weight * losses[f"loss_{t.name}"] for t in self.terms)
         values = {k: float(v.detach()) for k, v in losses.items()}
         values["loss_total"] = float(total.detach())
