@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch import nn
 
 import fhnkit.training.train as train_mod
 from fhnkit.artifacts import read_json, read_parquet_meta
