@@ -29,7 +29,7 @@ BOUND = 1e-4  # max |fleet - alone| over every weight after 200 iterations (meas
 def make_config(classes=("ddnn", "pinn"), layers=(1, 2), lr=0.005):
     study = {"problem": "B", "t_max": 5, "times_per_trajectory": 11, "train": {"n": 30}, "val": {"n": 8},
              "grid": {"layers": list(layers), "layer_configs": [["tanh", 8], ["silu", 16]], "classes": list(classes),
-                      "batch_size": [16], "seeds": [0, 1]},
+                      "batch_size": [8, 16], "seeds": [0, 1]},
              "training": {"iterations": ITERATIONS, "validate_every": 50, "lr": lr,
                           "batch": {"physics": 32, "initial": 8}}}
     return validate_config({"data_solver": {"dt": 0.01}, "studies": {"S": study}})
@@ -67,8 +67,10 @@ def test_a_stacked_network_gives_each_models_outputs(grid):
 def test_the_grid_trains_as_a_handful_of_stacked_groups(grid):
     specs, data = grid
     groups = make_groups(runs_of(specs, data))
-    # DDNN and PINN (other loss terms) x depth 1 and 2: four batched computations for the whole grid
-    assert len(specs) == 2 * (2 + 4) * 2 and len(groups) == 4
+    # DDNN and PINN (other loss terms) x depth 1 and 2: four batched computations for the whole grid; the two
+    # batch sizes stack (the smaller padded, the padding weighted 0)
+    assert len(specs) == 2 * (2 + 4) * 2 * 2 and len(groups) == 4
+    assert sorted({run.terms[0].batch_size for g in groups for run in g.runs}) == [8, 16]
     assert all(isinstance(g, StackedGroup) for g in groups)
 
 
@@ -96,7 +98,7 @@ def test_each_model_in_a_fleet_ends_as_when_trained_alone(grid, capsys):
 
 def test_the_batch_sequence_is_the_solo_one(grid):
     """A fleet group draws, for each of its models and each iteration, the batches the model draws alone
-    (counter-based draws: the group's samplers against each run's own)."""
+    (counter-based draws: the group's samplers against each run's own), whatever its batch size."""
     specs, data = grid
     for group in make_groups(runs_of(specs, data)):
         for k in (0, 1, 199):
@@ -107,7 +109,8 @@ def test_the_batch_sequence_is_the_solo_one(grid):
                     alone = draw(torch.tensor(k))
                     parts = zip(batch if isinstance(batch, tuple) else (batch,),
                                 alone if isinstance(alone, tuple) else (alone,), strict=True)
-                    assert all(torch.equal(t[m], a[0]) for t, a in parts), (run.spec["model"], k)
+                    # its own rows (a smaller batch is padded to the group's largest)
+                    assert all(torch.equal(t[m][: len(a[0])], a[0]) for t, a in parts), (run.spec["model"], k)
 
 
 def test_a_diverging_model_stops_alone_and_its_mates_go_on(grid):
@@ -271,10 +274,10 @@ def test_models_are_cut_into_fleets_stackable_ones_together():
 
     cfg = make_config()
     specs = expand_study(cfg, "S")
-    assert len(study_fleets(cfg, specs)) == 1  # the default (fleet: 64): the 24 models in one fleet
+    assert len(study_fleets(cfg, specs)) == 1  # the default (fleet: 64): the 48 models in one fleet
     assert study_fleets({**cfg, "fleet": 1}, specs) == {}  # fleet: 1, one job per model
     fleets = study_fleets({**cfg, "fleet": 5}, specs)
-    assert [len(v) for v in fleets.values()] == [5, 5, 5, 5, 4] and list(fleets) == ["f0", "f1", "f2", "f3", "f4"]
+    assert [len(v) for v in fleets.values()] == [5] * 9 + [3] and list(fleets) == [f"f{i}" for i in range(10)]
     by_name = {s["model"]: s for s in specs}
     first = [by_name[m] for m in fleets["f0"]]
     assert {s["class"] for s in first} == {"ddnn"} and [s["depth"] for s in first] == sorted(s["depth"] for s in first)

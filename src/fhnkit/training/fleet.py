@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 
 def _term_key(run: TrainingRun) -> tuple:
-    return tuple((type(t).__name__, t.name, t.batch_size, t.weight) for t in run.terms)
+    """The loss terms a group shares (their kinds and names; batch sizes and weights are each model's own)."""
+    return tuple((type(t).__name__, t.name) for t in run.terms)
 
 
 def group_key(run: TrainingRun) -> tuple | None:

@@ -82,16 +82,33 @@ class _Buffers:
         self.loss = torch.empty((n, batch), dtype=like.dtype, device=like.device)
 
 
+def row_weights(terms_per_model: list[list], device) -> list[torch.Tensor | None]:
+    """Per term of a group (`terms_per_model`: each model's terms), None where every model draws batches of
+    one size, else the (models, largest batch) weights of each model's rows: 1 / its batch size on its
+    own rows, 0 on the padding (a model's loss stays the mean over its own batch)."""
+    weights = []
+    for same_terms in zip(*terms_per_model, strict=True):
+        sizes = [t.rows for t in same_terms]
+        if len(set(sizes)) == 1:
+            weights.append(None)
+            continue
+        position = torch.arange(max(sizes), device=device)[None, :]
+        size = torch.tensor(sizes, device=device)[:, None]
+        weights.append((position < size).float() / size)
+    return weights
+
+
 class AutogradTermsStep:
     """Losses (forward) and gradients (backward) of any loss terms, by autograd (a PINN's second derivatives)."""
 
-    def __init__(self, net: StackedMLP, terms: list):
-        self.net, self.terms = net, terms
+    def __init__(self, net: StackedMLP, terms: list, rows: list[torch.Tensor | None] | None = None):
+        self.net, self.terms, self.rows = net, terms, rows or [None] * len(terms)
         self.losses = None
 
     def forward(self, batches: list) -> torch.Tensor:
         """Each term's loss per model, (terms, models), with its graph kept for `backward`."""
-        self.losses = torch.stack([t.value(self.net, b) for t, b in zip(self.terms, batches, strict=True)])
+        self.losses = torch.stack([t.value(self.net, b, r) for t, b, r in zip(self.terms, batches, self.rows,
+                                                                              strict=True)])
         return self.losses
 
     def backward(self, coefficients: torch.Tensor) -> None:
@@ -104,11 +121,13 @@ class AutogradTermsStep:
 class DataTermsStep:
     """Losses (forward) and gradients (backward) of a stacked group's data terms, by hand."""
 
-    def __init__(self, net: StackedMLP, terms: list):
+    def __init__(self, net: StackedMLP, terms: list, rows: list[torch.Tensor | None] | None = None):
         if not self.applies(net, terms):
             raise ValueError("DataTermsStep takes data terms only, with activations it knows")
-        self.net, self.terms = net, terms
-        self.buffers = [_Buffers(net, t.batch_size) for t in terms]
+        self.net, self.terms, self.rows = net, terms, rows or [None] * len(terms)
+        self.padding = [None if r is None else (r == 0)[:, :, None] for r in self.rows]
+        self.buffers = [_Buffers(net, t.batch_size if r is None else r.shape[1])
+                        for t, r in zip(terms, self.rows, strict=True)]
 
     @staticmethod
     def applies(net: StackedMLP, terms: list) -> bool:
@@ -132,7 +151,7 @@ class DataTermsStep:
         """Each term's loss per model, (terms, models), on its batch ((models, batch, n_in), (models, batch,
         n_out)); the activations stay in the buffers for `backward`."""
         net, losses = self.net, []
-        for buf, (inputs, targets) in zip(self.buffers, batches, strict=True):
+        for buf, rows, padding, (inputs, targets) in zip(self.buffers, self.rows, self.padding, batches, strict=True):
             torch.sub(inputs, net.input_offset, out=buf.x)
             buf.x.div_(net.input_scale)
             h = buf.x
@@ -143,9 +162,11 @@ class DataTermsStep:
                     h = buf.h[depth]
             torch.mul(buf.z[-1], net.output_scale, out=buf.err)
             buf.err.add_(net.output_offset).sub_(targets)
+            if padding is not None:  # a padded row's error is 0, even where its output is not finite
+                buf.err.masked_fill_(padding, 0.0)
             torch.mul(buf.err, buf.err, out=buf.g[-1])  # scratch: g[-1] is written again in backward
             torch.sum(buf.g[-1], dim=-1, out=buf.loss)
-            losses.append(buf.loss.mean(dim=-1).mul_(0.5))
+            losses.append((buf.loss.mean(dim=-1) if rows is None else (buf.loss * rows).sum(dim=-1)).mul_(0.5))
         return torch.stack(losses)
 
     @torch.no_grad()
@@ -153,11 +174,13 @@ class DataTermsStep:
         """Write into the net's gradients d/dw of sum over terms t and models m of coefficients[t, m] x
         loss[t, m] (a term's weight, 0 for a frozen model), for the batches of the last `forward`."""
         net = self.net
-        for k, buf in enumerate(self.buffers):
-            batch = buf.err.shape[1]
+        for k, (buf, rows) in enumerate(zip(self.buffers, self.rows, strict=True)):
             g = buf.g[-1]
             torch.mul(buf.err, net.output_scale, out=g)  # d(1/2 mean |out - y|^2)/dz = err x scale / batch
-            g.mul_((coefficients[k] / batch)[:, None, None])
+            if rows is None:
+                g.mul_((coefficients[k] / buf.err.shape[1])[:, None, None])
+            else:  # each row's weight: 1 / the model's batch size, 0 on padding
+                g.mul_(coefficients[k][:, None, None] * rows[:, :, None])
             for depth in range(len(net.weights) - 1, -1, -1):
                 h = buf.h[depth - 1] if depth else buf.x
                 weight_grad, bias_grad = net.weights[depth].grad, net.biases[depth].grad

@@ -24,7 +24,7 @@ import torch
 from ..plan.kinds import kind_of
 from .draws import DRAWS
 from .stacked import StackedMLP, activation_order
-from .stacked_data import AutogradTermsStep, DataTermsStep
+from .stacked_data import AutogradTermsStep, DataTermsStep, row_weights
 from .train import TrainingDiverged, TrainingRun
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,8 @@ WARMUP_ITERATIONS = 3  # run as they are before a CUDA graph is captured (PyTorc
 
 
 class StackedGroup:
-    """Runs with one network shape, loss terms and schedule (`fleet.group_key`), trained as one; with
+    """Runs with one network shape, loss terms and schedule (`fleet.group_key`), trained as one (batches of
+    smaller size padded to the group's largest, the padding weighted 0: `stacked_data.row_weights`); with
     `graphs` (default), on a CUDA device, each iteration replayed from a CUDA graph."""
 
     def __init__(self, runs: list[TrainingRun], graphs: bool = True):
@@ -43,7 +44,7 @@ class StackedGroup:
         self.terms = runs[0].terms  # every run of the group has these terms: one of them computes for all
         # data terms only: gradients by hand, without autograd (`stacked_data`); any other loss: autograd
         step = DataTermsStep if DataTermsStep.applies(self.net, self.terms) else AutogradTermsStep
-        self.step = step(self.net, self.terms)
+        self.step = step(self.net, self.terms, row_weights([run.terms for run in runs], self.net.flat.device))
         self.samplers = [type(term).batch_sampler([run.terms[i] for run in runs], [run.seeds[i] for run in runs])
                          for i, term in enumerate(self.terms)]
         device = self.device = self.net.weights[0].device

@@ -25,6 +25,12 @@ from .draws import Draws
 Sampler = Callable[[torch.Tensor], object]  # draw number(s) -> a batch per model (models, batch, ...)
 
 
+def mean_rows(values: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+    """The mean over the last axis (a batch's rows), or with `rows` the sum weighted by it (a padded row,
+    weighted 0, counts 0 even where its value is not finite)."""
+    return values.mean(dim=-1) if rows is None else (torch.where(rows > 0, values, 0.0) * rows).sum(dim=-1)
+
+
 def first(batch):
     """The first model's batch of a stacked batch (a tensor, or a tuple of tensors)."""
     return tuple(part[0] for part in batch) if isinstance(batch, tuple) else batch[0]
@@ -38,7 +44,15 @@ class LossTerm:
     batch_size: int
     weight: float
 
-    def value(self, model, batch) -> torch.Tensor:
+    @property
+    def rows(self) -> int:
+        """Rows per batch (the batch size; one for a fixed initial state)."""
+        return self.batch_size
+
+    def value(self, model, batch, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """The loss on `batch` (per model, for a stacked batch): the mean over its rows, or, with `rows`
+        (models, batch), the sum weighted by it (a fleet group pads smaller batches to its largest,
+        weighting a model's own rows 1 / its batch size and the padding 0)."""
         raise NotImplementedError
 
     def loss(self, model, seed: int, k: int = 0) -> torch.Tensor:
@@ -94,17 +108,17 @@ class DataTerm(LossTerm):
         rows = torch.tensor([len(t.inputs) for t in terms], device=device)[:, None]
         inputs = torch.cat([t.inputs for t in distinct]) if len(distinct) > 1 else terms[0].inputs
         targets = torch.cat([t.targets for t in distinct]) if len(distinct) > 1 else terms[0].targets
-        draws = Draws(seeds, terms[0].batch_size, device)
+        draws = Draws(seeds, max(t.rows for t in terms), device)
 
         def draw(k):
             picked = draws(k) % rows + offsets
             return inputs[picked], targets[picked]
         return draw
 
-    def value(self, model, batch) -> torch.Tensor:
+    def value(self, model, batch, rows: torch.Tensor | None = None) -> torch.Tensor:
         inputs, targets = batch
         err = model(inputs) - targets
-        return 0.5 * (err ** 2).sum(dim=-1).mean(dim=-1)
+        return 0.5 * mean_rows((err ** 2).sum(dim=-1), rows)
 
     def to(self, device):
         self.inputs, self.targets = self.inputs.to(device), self.targets.to(device)
@@ -155,12 +169,12 @@ class PhysicsTerm(LossTerm):
     @classmethod
     def batch_sampler(cls, terms: list[PhysicsTerm], seeds: list[int]) -> Sampler:
         """Collocation points, uniform in each term's box."""
-        return BoxSampler.points([t.sampler for t in terms], seeds, terms[0].batch_size)
+        return BoxSampler.points([t.sampler for t in terms], seeds, max(t.rows for t in terms))
 
-    def value(self, model, batch) -> torch.Tensor:
+    def value(self, model, batch, rows: torch.Tensor | None = None) -> torch.Tensor:
         out, slope = model.with_time_derivative(batch)
         fu, fw = rhs(out[..., 0], out[..., 1], self.current(batch), self.params)
-        return ((slope[..., 0] - fu) ** 2 + (slope[..., 1] - fw) ** 2).mean(dim=-1)
+        return mean_rows((slope[..., 0] - fu) ** 2 + (slope[..., 1] - fw) ** 2, rows)
 
     def to(self, device):
         self.sampler.to(device)
@@ -191,7 +205,7 @@ class InitialTerm(LossTerm):
             x = torch.zeros((len(terms), 1, terms[0].sampler.lo.numel()), device=terms[0].sampler.device)
             fixed = torch.stack([t.fixed for t in terms])[:, None, :].to(x.device)
             return lambda k: (x, fixed)
-        points = BoxSampler.points([t.sampler for t in terms], seeds, terms[0].batch_size)
+        points = BoxSampler.points([t.sampler for t in terms], seeds, max(t.rows for t in terms))
 
         def draw(k):
             x = points(k)
@@ -199,9 +213,13 @@ class InitialTerm(LossTerm):
             return x, x[..., 1:3]
         return draw
 
-    def value(self, model, batch) -> torch.Tensor:
+    @property
+    def rows(self) -> int:
+        return 1 if self.fixed is not None else self.batch_size
+
+    def value(self, model, batch, rows: torch.Tensor | None = None) -> torch.Tensor:
         x, target = batch
-        return ((model(x) - target) ** 2).sum(dim=-1).mean(dim=-1)
+        return mean_rows(((model(x) - target) ** 2).sum(dim=-1), rows)
 
     def to(self, device):
         self.sampler.to(device)
@@ -225,10 +243,10 @@ class ContinuityTerm(LossTerm):
     @classmethod
     def batch_sampler(cls, terms: list[ContinuityTerm], seeds: list[int]) -> Sampler:
         """Parameter sets (the time column is set to each interface by `value`), uniform in the box."""
-        return BoxSampler.points([t.sampler for t in terms], seeds, terms[0].batch_size)
+        return BoxSampler.points([t.sampler for t in terms], seeds, max(t.rows for t in terms))
 
-    def value(self, model, batch) -> torch.Tensor:
-        """One model's (windowed) continuity loss on points x (batch, inputs)."""
+    def value(self, model, batch, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """One model's (windowed) continuity loss on points x (batch, inputs) (never stacked: no `rows`)."""
         jumps = []
         for k in range(1, len(self.edges) - 1):
             x_k = batch.clone()
