@@ -1,10 +1,10 @@
 """A fleet: many models of a study trained in one process as a few batched computations per iteration.
 
 Each model stays itself. It is built exactly as when trained alone (`TrainingRun`: same
-initial weights, same loss terms and weights, same batch generator, so the same batch
-sequence), and keeps its own Adam state, learning rate and ReduceLROnPlateau schedule and
+initial weights, same loss terms and weights, same counter-based batch streams, so the same
+batch sequence), and keeps its own Adam state, learning rate and ReduceLROnPlateau schedule and
 its own divergence. Models whose networks can be stacked (`stacked.stack_key`: same depth,
-inputs, outputs) and whose loss terms match (same terms and batch sizes) form one group,
+inputs, outputs) and whose loss terms are of the same kinds (batch sizes and weights may differ) form one group,
 evaluated as one `StackedMLP`; any other model (one network per time window) steps alone.
 The only difference from training alone is the floating-point order of the batched matrix
 products (tests/test_fleet.py measures it). A group trains a block of iterations (up to its next

@@ -1,7 +1,7 @@
 """Training of one model from its spec (DDNN or PINN), with validation history.
 
 `TrainingRun` holds everything one model's training needs (network, loss
-terms, optimiser, scheduler, generator) and advances by `step()`; the loop in
+terms, optimiser, scheduler, batch streams) and advances by `step()`; the loop in
 `fit()` is kept outside so that a batched driver can later step several runs
 in one process.
 """
