@@ -149,7 +149,26 @@ class BoxSampler:
         return self
 
 
-class PhysicsTerm(LossTerm):
+class BoxTerm(LossTerm):
+    """A term whose batches are uniform points of an input box (`self.sampler`, a BoxSampler)."""
+
+    sampler: BoxSampler
+
+    @property
+    def device(self) -> torch.device:
+        return self.sampler.device
+
+    @classmethod
+    def batch_sampler(cls, terms: list[BoxTerm], seeds: list[int]) -> Sampler:
+        """Points uniform in each term's box."""
+        return BoxSampler.points([t.sampler for t in terms], seeds, max(t.rows for t in terms))
+
+    def to(self, device):
+        self.sampler.to(device)
+        return self
+
+
+class PhysicsTerm(BoxTerm):
     """Mean squared ODE residual d(net)/dt - f(net) at random collocation points (eq. 3.13).
 
     `current(x)` gives I_app for each collocation point (constant, or from the K column).
@@ -162,26 +181,13 @@ class PhysicsTerm(LossTerm):
         self.sampler, self.params, self.current = sampler, params, current
         self.batch_size, self.weight, self.name = batch_size, weight, name
 
-    @property
-    def device(self) -> torch.device:
-        return self.sampler.device
-
-    @classmethod
-    def batch_sampler(cls, terms: list[PhysicsTerm], seeds: list[int]) -> Sampler:
-        """Collocation points, uniform in each term's box."""
-        return BoxSampler.points([t.sampler for t in terms], seeds, max(t.rows for t in terms))
-
     def value(self, model, batch, rows: torch.Tensor | None = None) -> torch.Tensor:
         out, slope = model.with_time_derivative(batch)
         fu, fw = rhs(out[..., 0], out[..., 1], self.current(batch), self.params)
         return mean_rows((slope[..., 0] - fu) ** 2 + (slope[..., 1] - fw) ** 2, rows)
 
-    def to(self, device):
-        self.sampler.to(device)
-        return self
 
-
-class InitialTerm(LossTerm):
+class InitialTerm(BoxTerm):
     """Mean squared miss of the initial state at t = 0 (eq. 3.15).
 
     Problem A has one fixed initial state; B and C read (U0, W0) from input columns 1 and 2.
@@ -193,10 +199,6 @@ class InitialTerm(LossTerm):
         self.sampler, self.batch_size, self.weight, self.name = sampler, batch_size, weight, name
         self.fixed = None if fixed_state is None else torch.as_tensor(fixed_state, dtype=torch.float32)
 
-    @property
-    def device(self) -> torch.device:
-        return self.sampler.device
-
     @classmethod
     def batch_sampler(cls, terms: list[InitialTerm], seeds: list[int]) -> Sampler:
         """(inputs at t = 0, the initial states they must give): uniform in the box with t set to 0, or
@@ -205,7 +207,7 @@ class InitialTerm(LossTerm):
             x = torch.zeros((len(terms), 1, terms[0].sampler.lo.numel()), device=terms[0].sampler.device)
             fixed = torch.stack([t.fixed for t in terms])[:, None, :].to(x.device)
             return lambda k: (x, fixed)
-        points = BoxSampler.points([t.sampler for t in terms], seeds, max(t.rows for t in terms))
+        points = super().batch_sampler(terms, seeds)
 
         def draw(k):
             x = points(k)
@@ -221,12 +223,8 @@ class InitialTerm(LossTerm):
         x, target = batch
         return mean_rows(((model(x) - target) ** 2).sum(dim=-1), rows)
 
-    def to(self, device):
-        self.sampler.to(device)
-        return self
 
-
-class ContinuityTerm(LossTerm):
+class ContinuityTerm(BoxTerm):
     """Eq. 3.20: mean over a batch of parameter sets of |net_k(t_k, p) - net_{k+1}(t_k, p)|^2 at every
     interface t_k, averaged over the interfaces."""
 
@@ -236,15 +234,6 @@ class ContinuityTerm(LossTerm):
         self.sampler, self.edges = sampler, list(edges)
         self.batch_size, self.weight, self.name = batch_size, weight, name
 
-    @property
-    def device(self) -> torch.device:
-        return self.sampler.device
-
-    @classmethod
-    def batch_sampler(cls, terms: list[ContinuityTerm], seeds: list[int]) -> Sampler:
-        """Parameter sets (the time column is set to each interface by `value`), uniform in the box."""
-        return BoxSampler.points([t.sampler for t in terms], seeds, max(t.rows for t in terms))
-
     def value(self, model, batch, rows: torch.Tensor | None = None) -> torch.Tensor:
         """One model's (windowed) continuity loss on points x (batch, inputs) (never stacked: no `rows`)."""
         jumps = []
@@ -253,7 +242,3 @@ class ContinuityTerm(LossTerm):
             x_k[:, 0] = self.edges[k]
             jumps.append(((model.nets[k - 1](x_k) - model.nets[k](x_k)) ** 2).sum(dim=1).mean())
         return torch.stack(jumps).mean()
-
-    def to(self, device):
-        self.sampler.to(device)
-        return self
