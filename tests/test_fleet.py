@@ -397,3 +397,47 @@ def test_a_group_validates_its_models_at_once_as_each_alone(grid):
         alone = [run.validate() for run in group.runs]
         assert np.allclose(together, alone, rtol=1e-5, atol=1e-7), (together, alone)
         assert np.allclose(group.validation_errors(max_values=64), together, rtol=1e-6)  # in chunks of rows
+
+
+def _with_terms_changed(runs):
+    """Half of the PINNs without their initial-state term, half of the DDNNs with a second data term of another
+    batch size and weight (as a resampled high-error term adds): models that differ in loss terms."""
+    from fhnkit.training.terms import DataTerm
+
+    for k, run in enumerate(runs):
+        if k % 2:
+            continue
+        if run.spec["class"] == "pinn":
+            i = [t.name for t in run.terms].index("initial")
+            for seq in (run.terms, run.seeds, run.samplers):
+                del seq[i]
+        else:
+            data = run.terms[0]
+            extra = DataTerm(data.inputs[:40], data.targets[:40], batch_size=24, weight=0.5, name="data_resampled")
+            run.terms.append(extra)
+            run.seeds.append(run.spec["torch_seed"] + len(run.seeds) + 1)
+            run.samplers.append(DataTerm.batch_sampler([extra], [run.seeds[-1]]))
+    return runs
+
+
+def test_models_with_other_loss_terms_share_a_group_and_each_ends_as_alone(grid, capsys):
+    """Issue 22: a group computes the union of its models' terms, each model's own weighted as alone and the
+    others 0; a model's history has its own terms' columns only."""
+    specs, data = grid
+    specs = [s for s in specs if s["depth"] == 2][::2]
+    alone_runs, fleet_runs = _with_terms_changed(runs_of(specs, data)), _with_terms_changed(runs_of(specs, data))
+    groups = make_groups(fleet_runs)
+    assert len(groups) == 2 and all(isinstance(g, StackedGroup) for g in groups)  # data-only, and the others
+    assert {len({tuple(t.name for t in r.terms) for r in g.runs}) for g in groups} == {2}
+    for run in alone_runs:
+        fit(run, progress=False)
+    histories = fit_fleet(fleet_runs, groups)
+    worst = 0.0
+    for a, f, history in zip(alone_runs, fleet_runs, histories, strict=True):
+        worst = max(worst, max(float((weights(a)[k] - weights(f)[k]).abs().max()) for k in weights(a)))
+        assert {c for c in history.columns if c.startswith("loss_")} == {f"loss_{t.name}" for t in f.terms} | {
+            "loss_total"}
+    assert worst < BOUND
+    with capsys.disabled():
+        print(f"\nmixed loss terms, fleet vs alone after {ITERATIONS} iterations, {len(specs)} models: "
+              f"max |dw| = {worst:.2e}")

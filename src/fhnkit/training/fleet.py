@@ -4,7 +4,8 @@ Each model stays itself. It is built exactly as when trained alone (`TrainingRun
 initial weights, same loss terms and weights, same counter-based batch streams, so the same
 batch sequence), and keeps its own Adam state, learning rate and ReduceLROnPlateau schedule and
 its own divergence. Models whose networks can be stacked (`stacked.stack_key`: same depth,
-inputs, outputs) and whose loss terms are of the same kinds (batch sizes and weights may differ) form one group,
+inputs, outputs) form one group, those with data terms only apart from the others (gradients by hand); a
+group computes the union of its models' loss terms, each model's own as alone and the others weighted 0,
 evaluated as one `StackedMLP`; any other model (one network per time window) steps alone.
 The only difference from training alone is the floating-point order of the batched matrix
 products (tests/test_fleet.py measures it). A group trains a block of iterations (up to its next
@@ -27,24 +28,26 @@ from ..artifacts import read_json
 from . import checkpoint
 from .stacked import stack_key
 from .stacked_group import StackedGroup
+from .terms import DataTerm
 from .train import TrainingDiverged, TrainingRun, fit, load_training_data, record_divergence, write_finished
 
 log = logging.getLogger(__name__)
 
 
-def _term_key(run: TrainingRun) -> tuple:
-    """The loss terms a group shares (their kinds and names; batch sizes and weights are each model's own)."""
-    return tuple((type(t).__name__, t.name) for t in run.terms)
+def _by_hand(run: TrainingRun) -> bool:
+    """Whether the run's loss has data terms only (its group takes its gradients by hand, `stacked_data`)."""
+    return all(isinstance(t, DataTerm) for t in run.terms)
 
 
 def group_key(run: TrainingRun) -> tuple | None:
-    """Runs with equal keys train as one stacked group (same network shape, study, device, loss terms
-    and schedule); None: the run steps alone."""
+    """Runs with equal keys train as one stacked group (same network shape, study, device and schedule,
+    and data terms only or not: a group computes the union of its models' terms, each model's own weighted
+    as alone and the others 0); None: the run steps alone."""
     net = stack_key(run.model)
     if net is None:
         return None
     training = run.spec["training"]
-    return (net, run.spec["study"], str(run.device), _term_key(run), training["iterations"],
+    return (net, run.spec["study"], str(run.device), _by_hand(run), training["iterations"],
             training["validate_every"], run.iteration)
 
 

@@ -33,6 +33,21 @@ BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # torch.optim.Adam's defaults, as the solo
 WARMUP_ITERATIONS = 3  # run as they are before a CUDA graph is captured (PyTorch's advice: on a side stream)
 
 
+def union_of_terms(runs: list[TrainingRun]) -> tuple[list, list[list], list[list[int]]]:
+    """(every term name's first term, in order of first appearance; per run its term of each name or None;
+    per run the stream seed of each, as the run draws it alone, 0 for a term it does not have)."""
+    first: dict[str, object] = {}
+    for run in runs:
+        for term in run.terms:
+            first.setdefault(term.name, term)
+    own, seeds = [], []
+    for run in runs:
+        by_name = {t.name: (t, seed) for t, seed in zip(run.terms, run.seeds, strict=True)}
+        own.append([by_name.get(name, (None, 0))[0] for name in first])
+        seeds.append([by_name.get(name, (None, 0))[1] for name in first])
+    return list(first.values()), own, seeds
+
+
 class StackedGroup:
     """Runs with one network shape, loss terms and schedule (`fleet.group_key`), trained as one (batches of
     smaller size padded to the group's largest, the padding weighted 0: `stacked_data.row_weights`); with
@@ -41,16 +56,23 @@ class StackedGroup:
     def __init__(self, runs: list[TrainingRun], graphs: bool = True):
         self.runs = runs = [runs[i] for i in activation_order([run.model for run in runs])]
         self.net = StackedMLP([run.model for run in runs])
-        self.terms = runs[0].terms  # every run of the group has these terms: one of them computes for all
+        device = self.device = self.net.weights[0].device
+        # every loss term of the group's models (by name, in order of first appearance), one of them computing
+        # for all; per model its own term (its data, box, batch size, weight, stream), or, where it has no
+        # such term, a stand-in drawn and evaluated but weighted 0 (`present`)
+        self.terms, own, seeds = union_of_terms(runs)
+        self.present = torch.tensor([[t is not None for t in per_model] for per_model in own], device=device).T
+        stand_in = [[t if t is not None else proto for t, proto in zip(per_model, self.terms, strict=True)]
+                    for per_model in own]
         # data terms only: gradients by hand, without autograd (`stacked_data`); any other loss: autograd
         step = DataTermsStep if DataTermsStep.applies(self.net, self.terms) else AutogradTermsStep
-        self.step = step(self.net, self.terms, row_weights([run.terms for run in runs], self.net.flat.device))
-        self.samplers = [type(term).batch_sampler([run.terms[i] for run in runs], [run.seeds[i] for run in runs])
+        self.step = step(self.net, self.terms, row_weights(stand_in, device))
+        self.samplers = [type(term).batch_sampler([terms[i] for terms in stand_in], [ss[i] for ss in seeds])
                          for i, term in enumerate(self.terms)]
-        device = self.device = self.net.weights[0].device
         n = len(runs)
         f64 = {"dtype": torch.float64, "device": device}
-        self.weights = torch.tensor([[t.weight for t in run.terms] for run in runs], device=device).T
+        self.weights = torch.tensor([[0.0 if t is None else t.weight for t in per_model] for per_model in own],
+                                    device=device).T
         self.lr = torch.tensor([run.optimizer.param_groups[0]["lr"] for run in runs], **f64)
         self.active = torch.ones(n, dtype=torch.bool, device=device)
         plateau = [run.spec["training"]["plateau"] for run in runs]
@@ -78,6 +100,7 @@ class StackedGroup:
         self._graph = None
         self._eager_iterations = 0
         self.execution = "cuda graph" if self.graphs else "eager"
+        self._present = self.present.tolist()  # (terms, models), for `collect`
         self._val: tuple[torch.Tensor, torch.Tensor] | None = None  # `validation_errors`' inputs and targets
 
     def _start_block(self, n_iterations: int) -> None:
@@ -91,7 +114,7 @@ class StackedGroup:
     def _iterate(self) -> None:
         """One training iteration of every model, wholly on the device: losses, freezing of a model whose
         loss is not finite, gradients, Adam, ReduceLROnPlateau; its loss values into the block's row."""
-        losses = self.step.forward([draw(self._draw) for draw in self.samplers])
+        losses = torch.where(self.present, self.step.forward([draw(self._draw) for draw in self.samplers]), 0.0)
         total = (self.weights * losses).sum(dim=0)
         row = torch.cat([losses.detach(), total.detach()[None]])
         self._values.index_copy_(0, self._counter, row[None])
@@ -202,17 +225,18 @@ class StackedGroup:
         for j, run in enumerate(self.runs):
             self.net.copy_into(j, run.model)
             run.optimizer.param_groups[0]["lr"] = lrs[j]
-            mine = values[:, :, j]
+            own = [i for i in range(len(names)) if i == len(names) - 1 or self._present[i][j]]
+            mine, mine_names = values[:, own, j], [names[i] for i in own]
             if self.diverged_at[j] < 0 and not np.isfinite(mine).all():
                 k = int(np.flatnonzero(~np.isfinite(mine).all(axis=1))[0])
                 self.diverged_at[j] = first + k + 1
                 run.iteration = self.diverged_at[j]
-                results.append(self._divergence(run, run.iteration, dict(zip(names, mine[k], strict=True))))
+                results.append(self._divergence(run, run.iteration, dict(zip(mine_names, mine[k], strict=True))))
             elif self.diverged_at[j] >= 0:
                 results.append(None)
             else:
                 run.iteration = self.iteration
-                results.append(dict(zip(names, mine.mean(axis=0), strict=True)) if len(mine) else None)
+                results.append(dict(zip(mine_names, mine.mean(axis=0), strict=True)) if len(mine) else None)
         return results
 
     @staticmethod
