@@ -49,9 +49,10 @@ def union_of_terms(runs: list[TrainingRun]) -> tuple[list, list[list], list[list
 
 
 class StackedGroup:
-    """Runs with one network shape, loss terms and schedule (`fleet.group_key`), trained as one (batches of
-    smaller size padded to the group's largest, the padding weighted 0: `stacked_data.row_weights`); with
-    `graphs` (default), on a CUDA device, each iteration replayed from a CUDA graph."""
+    """Runs with one network shape and schedule (`fleet.group_key`), trained as one: the union of their loss
+    terms, each model's own weighted as alone and the others 0 (`union_of_terms`), batches of smaller size
+    padded to the group's largest with the padding weighted 0 (`stacked_data.row_weights`); with `graphs`
+    (default), on a CUDA device, each iteration replayed from a CUDA graph."""
 
     def __init__(self, runs: list[TrainingRun], graphs: bool = True):
         self.runs = runs = [runs[i] for i in activation_order([run.model for run in runs])]
