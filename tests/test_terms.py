@@ -12,7 +12,7 @@ import torch
 
 from fhnkit.cell.model import FHNParams
 from fhnkit.training.draws import Draws, hash32
-from fhnkit.training.terms import BoxSampler, DataTerm, InitialTerm, PhysicsTerm, first
+from fhnkit.training.terms import BoxSampler, DataTerm, InitialTerm, PhysicsTerm, entry
 
 
 def lowbias32(x: int) -> int:
@@ -76,7 +76,7 @@ def test_a_group_draws_for_each_model_the_batches_it_draws_alone(name):
     for k in (0, 1, 57):
         together = _parts(group(torch.tensor(k)))
         for m, seed in enumerate(seeds):
-            alone = _parts(first(type(term).batch_sampler([term], [seed])(torch.tensor(k))))
+            alone = _parts(entry(type(term).batch_sampler([term], [seed])(torch.tensor(k))))
             assert all(torch.equal(t[m], a) for t, a in zip(together, alone, strict=True)), (name, k, m)
 
 
@@ -91,7 +91,7 @@ def test_a_data_term_draws_rows_of_its_own_set_in_a_group_of_several_sets():
 
 def test_collocation_points_lie_in_their_box():
     term = _terms()["physics"]
-    x = first(PhysicsTerm.batch_sampler([term], [5])(torch.tensor(0)))
+    x = entry(PhysicsTerm.batch_sampler([term], [5])(torch.tensor(0)))
     assert x.shape == (256, 3)
     assert (x >= term.sampler.lo).all() and (x < term.sampler.hi).all()
     assert float(x[:, 0].max()) > 40 and float(x[:, 0].min()) < 10  # spread over the box

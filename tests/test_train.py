@@ -28,7 +28,7 @@ from fhnkit.nets.windows import WindowedMLP
 from fhnkit.plan.config import validate_config
 from fhnkit.plan.grid import expand_study
 from fhnkit.training.loss import build_terms
-from fhnkit.training.terms import BoxSampler, InitialTerm, PhysicsTerm, first
+from fhnkit.training.terms import BoxSampler, InitialTerm, PhysicsTerm, entry
 from fhnkit.training.train import TrainingDiverged, TrainingRun, fit, train_model
 
 METRIC_KEYS = {"study", "problem", "model", "class", "region", "windows", "arch", "layers", "depth", "neurons",
@@ -193,7 +193,7 @@ def test_physics_term_matches_finite_differences():
     sampler = BoxSampler([0.0, 0.0, 0.0], [5.0, 1.0, 0.18])
     term = PhysicsTerm(sampler, p, lambda x: 0.1, batch_size=128, weight=1.0)
     loss = float(term.loss(model, 5).detach())
-    x = first(PhysicsTerm.batch_sampler([term], [5])(torch.tensor(0))).double()  # the same collocation points
+    x = entry(PhysicsTerm.batch_sampler([term], [5])(torch.tensor(0))).double()  # the same collocation points
     m64 = copy.deepcopy(model).double()
     h = 1e-4
     dx = torch.zeros_like(x)
@@ -225,7 +225,7 @@ def test_problem_c_physics_term_uses_the_k_map():
     train_df = make_dataset(cfg, "S", "train")[0]
     terms = {t.name: t for t in build_terms(spec, train_df)}
     assert set(terms) == {"data", "physics", "initial"}
-    x = first(PhysicsTerm.batch_sampler([terms["physics"]], [0])(torch.tensor(0)))
+    x = entry(PhysicsTerm.batch_sampler([terms["physics"]], [0])(torch.tensor(0)))
     assert x.shape == (spec["training"]["batch"]["physics"], 4)
     torch.testing.assert_close(terms["physics"].current(x), 0.08 + 0.04 * x[:, 3])
 

@@ -54,10 +54,11 @@ class Draws:
         self.positions = hash32(positions ^ _POSITION_SALT)[None, :]  # (1, size)
 
     def __call__(self, draw: torch.Tensor) -> torch.Tensor:
-        """(models, size) int64 hashes of each model's draw number `draw` (models,) or (,)."""
-        k = (draw.reshape(-1, 1) * _DRAW_SALT) & MASK32  # the golden-ratio step (k < 2^31: no overflow)
+        """(models, size) int64 hashes of each model's draw number `draw` (models,) or (,); for a column of
+        draw numbers (iterations, 1), those of each: (iterations, models, size)."""
+        k = (draw.unsqueeze(-1) * _DRAW_SALT) & MASK32  # the golden-ratio step (k < 2^31: no overflow)
         return hash32(hash32(self.streams ^ k) ^ self.positions)
 
     def uniform(self, draw: torch.Tensor) -> torch.Tensor:
-        """(models, size) float32 uniform numbers in [0, 1)."""
+        """(models, size) float32 uniform numbers in [0, 1) (see `__call__` for a column of draw numbers)."""
         return (self(draw) >> 8).to(torch.float32) * UNIT

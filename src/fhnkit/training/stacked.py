@@ -10,7 +10,8 @@ floating-point order of a matrix product's sums). Each model keeps its own activ
 per layer, input/output scaling and weights.
 
 All weights and biases live in one (models, values per model) tensor, `flat`, and their
-gradients in another, `flat_grad` (the parameters are views of them): an optimiser
+gradients in another, `flat_grad` (the parameters are views of them; `LAYOUT` names the order of
+a model's values, which checkpoints record): an optimiser
 updates every model with a handful of operations (`fhnkit.training.stacked_group`).
 Models are ordered by their activations (`activation_order`), so that a layer applies
 each activation to contiguous runs of models (no activation is computed twice).
@@ -25,6 +26,8 @@ import torch
 from torch import nn
 
 from ..nets.mlp import ACTIVATIONS, MLP, activation_and_slope, time_tangent
+
+LAYOUT = "per layer: weight (in, out), then bias"  # the order of a model's values in `flat`
 
 
 def _linears(net: MLP) -> list[nn.Linear]:
@@ -83,12 +86,12 @@ class StackedMLP(nn.Module):
         self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
         start = 0
         for n_out, n_in in shapes:
-            for shape, params in (((n_out, n_in), self.weights), ((n_out,), self.biases)):
-                size = shape[0] * (shape[1] if len(shape) > 1 else 1)
-                param = nn.Parameter(self.flat[:, start:start + size].view(n_models, *shape))
-                param.grad = self.flat_grad[:, start:start + size].view(n_models, *shape)
-                params.append(param)
-                start += size
+            # a weight (models, out, in) lies in memory as (models, in, out): the forward's product
+            # h W^T then reads a plain matrix per model (on a CPU about 1.5x faster than a transposed one)
+            self.weights.append(self._view(start, (n_in, n_out), transposed=True))
+            start += n_in * n_out
+            self.biases.append(self._view(start, (n_out,)))
+            start += n_out
         with torch.no_grad():
             for depth_i, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
                 for i, ls in enumerate(layers):
@@ -111,6 +114,18 @@ class StackedMLP(nn.Module):
             self.unit_masks.append(mask)
         for name in ("input_offset", "input_scale", "output_offset", "output_scale"):
             self.register_buffer(name, torch.stack([getattr(net, name) for net in nets]).unsqueeze(1))
+
+    def _view(self, start: int, shape: tuple, transposed: bool = False) -> nn.Parameter:
+        """A parameter of every model viewing `flat` from column `start` as (models, *shape), or, `transposed`,
+        as its last two dimensions swapped (its gradient the same view of `flat_grad`)."""
+        size = shape[0] * (shape[1] if len(shape) > 1 else 1)
+
+        def view(of):
+            block = of[:, start:start + size].view(self.n_models, *shape)
+            return block.transpose(1, 2) if transposed else block
+        param = nn.Parameter(view(self.flat))
+        param.grad = view(self.flat_grad)
+        return param
 
     @property
     def n_models(self) -> int:

@@ -128,6 +128,10 @@ class DataTermsStep:
         self.padding = [None if r is None else (r == 0)[:, :, None] for r in self.rows]
         self.buffers = [_Buffers(net, t.batch_size if r is None else r.shape[1])
                         for t, r in zip(terms, self.rows, strict=True)]
+        # each layer's dL/dW^T, (models, in, out), summed over the terms here and then copied into
+        # `flat_grad` (a product written straight into its strided views is several times slower on a CPU)
+        self.weight_grads = [torch.empty_like(w.transpose(1, 2), memory_format=torch.contiguous_format)
+                             for w in net.weights]
 
     @staticmethod
     def applies(net: StackedMLP, terms: list) -> bool:
@@ -183,13 +187,15 @@ class DataTermsStep:
                 g.mul_(coefficients[k][:, None, None] * rows[:, :, None])
             for depth in range(len(net.weights) - 1, -1, -1):
                 h = buf.h[depth - 1] if depth else buf.x
-                weight_grad, bias_grad = net.weights[depth].grad, net.biases[depth].grad
+                weight_grad, bias_grad = self.weight_grads[depth], net.biases[depth].grad
                 if k == 0:
-                    torch.bmm(g.transpose(1, 2), h, out=weight_grad)
+                    torch.bmm(h.transpose(1, 2), g, out=weight_grad)
                     torch.sum(g, dim=1, out=bias_grad)
                 else:
-                    weight_grad.baddbmm_(g.transpose(1, 2), h)
+                    weight_grad.baddbmm_(h.transpose(1, 2), g)
                     bias_grad.add_(g.sum(dim=1))
                 if depth:
                     torch.bmm(g, net.weights[depth], out=buf.dh[depth - 1])
                     g = torch.mul(buf.dh[depth - 1], buf.slope[depth - 1], out=buf.g[depth - 1])
+        for weight, weight_grad in zip(net.weights, self.weight_grads, strict=True):
+            weight.grad.copy_(weight_grad.transpose(1, 2))

@@ -30,7 +30,7 @@ from ..provenance import check_fits
 from . import checkpoint
 from .loss import build_terms, frame_tensor
 from .marching import MarchValidation
-from .terms import first
+from .terms import entry
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ class TrainingRun:
         """One Adam step on the weighted sum of the terms; returns each term's loss."""
         self.optimizer.zero_grad(set_to_none=True)
         k = torch.tensor(self.iteration, device=self.device)
-        losses = {f"loss_{t.name}": t.value(self.model, first(draw(k)))
+        losses = {f"loss_{t.name}": t.value(self.model, entry(draw(k)))
                   for t, draw in zip(self.terms, self.samplers, strict=True)}
         total = sum(t.weight * losses[f"loss_{t.name}"] for t in self.terms)
         values = {k: float(v.detach()) for k, v in losses.items()}
