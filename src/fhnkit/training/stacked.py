@@ -84,14 +84,19 @@ class StackedMLP(nn.Module):
         self.flat = torch.zeros((n_models, per_model), device=device)
         self.flat_grad = torch.zeros_like(self.flat)
         self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
+        # per layer, its weight and bias as one (models, in + 1, out) view of `flat` (and of `flat_grad`):
+        # [h, 1] times it is the layer's pre-activation h W^T + b, in one product
+        self.affine, self.affine_grad = [], []
         start = 0
         for n_out, n_in in shapes:
             # a weight (models, out, in) lies in memory as (models, in, out): the forward's product
             # h W^T then reads a plain matrix per model (on a CPU about 1.5x faster than a transposed one)
             self.weights.append(self._view(start, (n_in, n_out), transposed=True))
-            start += n_in * n_out
-            self.biases.append(self._view(start, (n_out,)))
-            start += n_out
+            self.biases.append(self._view(start + n_in * n_out, (n_out,)))
+            size = (n_in + 1) * n_out
+            self.affine.append(self.flat[:, start:start + size].view(n_models, n_in + 1, n_out))
+            self.affine_grad.append(self.flat_grad[:, start:start + size].view(n_models, n_in + 1, n_out))
+            start += size
         with torch.no_grad():
             for depth_i, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
                 for i, ls in enumerate(layers):

@@ -27,17 +27,18 @@ import torch
 from .stacked import StackedMLP
 from .terms import DataTerm
 
+_ONE = torch.ones(())  # (a 0-dimensional tensor: `lerp_` and `addcmul` take no plain number)
+
 
 def _silu(z, h, d):
     torch.sigmoid(z, out=d)
     torch.mul(z, d, out=h)
-    d.addcmul_(h, d, value=-1).add_(h)  # σ + h (1 - σ), with h = z σ
+    d.lerp_(_ONE.to(d), h)  # σ + h (1 - σ), with h = z σ
 
 
 def _tanh(z, h, d):
     torch.tanh(z, out=h)
-    torch.mul(h, h, out=d)
-    d.neg_().add_(1)
+    torch.addcmul(_ONE.to(d), h, h, value=-1, out=d)
 
 
 def _sigmoid(z, h, d):
@@ -67,15 +68,19 @@ ACTIVATION_AND_SLOPE = {"silu": _silu, "tanh": _tanh, "sigmoid": _sigmoid, "relu
 
 
 class _Buffers:
-    """Every tensor one term's forward and backward write, for a batch of `batch` rows."""
+    """Every tensor one term's forward and backward write, for a batch of `batch` rows. A layer's input
+    (the scaled inputs `x`, the activations `h`) has a last column of ones, for the bias (`StackedMLP.affine`)."""
 
     def __init__(self, net: StackedMLP, batch: int):
         n, like = net.n_models, net.flat
         widths = [w.shape[1] for w in net.weights]
-        self.x = torch.empty((n, batch, net.weights[0].shape[2]), dtype=like.dtype, device=like.device)
+
+        def with_ones(width):
+            return torch.ones((n, batch, width + 1), dtype=like.dtype, device=like.device)
+        self.x = with_ones(net.weights[0].shape[2])
         self.z = [torch.empty((n, batch, w), dtype=like.dtype, device=like.device) for w in widths]
-        self.h = [torch.empty_like(z) for z in self.z[:-1]]  # activations
-        self.slope = [torch.empty_like(z) for z in self.z[:-1]]  # act'(z)
+        self.h = [with_ones(w) for w in widths[:-1]]  # activations
+        self.slope = [torch.zeros_like(z) for z in self.z[:-1]]  # act'(z)
         self.g = [torch.empty_like(z) for z in self.z]  # dL/dz
         self.dh = [torch.empty_like(z) for z in self.z[:-1]]  # dL/dh
         self.err = torch.empty_like(self.z[-1])
@@ -128,10 +133,12 @@ class DataTermsStep:
         self.padding = [None if r is None else (r == 0)[:, :, None] for r in self.rows]
         self.buffers = [_Buffers(net, t.batch_size if r is None else r.shape[1])
                         for t, r in zip(terms, self.rows, strict=True)]
-        # each layer's dL/dW^T, (models, in, out), summed over the terms here and then copied into
-        # `flat_grad` (a product written straight into its strided views is several times slower on a CPU)
-        self.weight_grads = [torch.empty_like(w.transpose(1, 2), memory_format=torch.contiguous_format)
-                             for w in net.weights]
+        self.runs = [self._runs(buf) for buf in self.buffers]
+        self.inputs = [buf.x[..., :-1] for buf in self.buffers]
+        # each layer's gradient of its weight and bias (`StackedMLP.affine`), summed over the terms here and
+        # then copied into `flat_grad` (a product written straight into its strided views is several times
+        # slower on a CPU)
+        self.affine_grads = [torch.empty_like(a, memory_format=torch.contiguous_format) for a in net.affine]
 
     @staticmethod
     def applies(net: StackedMLP, terms: list) -> bool:
@@ -139,15 +146,26 @@ class DataTermsStep:
         return all(type(t) is DataTerm for t in terms) and all(
             name in ACTIVATION_AND_SLOPE for runs in net.activation_names for name, _ in runs)
 
-    def _activate(self, depth: int, buf: _Buffers) -> None:
-        start = 0
-        for name, count in self.net.activation_names[depth]:
-            part = slice(start, start + count)
-            ACTIVATION_AND_SLOPE[name](buf.z[depth][part], buf.h[depth][part], buf.slope[depth][part])
-            start += count
+    def _runs(self, buf: _Buffers) -> list[list[tuple]]:
+        """Per hidden layer, per run of models sharing an activation: (fill, z, h, slope), views of `buf`'s
+        tensors made once (slicing in every iteration costs as much as a small operation)."""
+        layers = []
+        for depth, runs in enumerate(self.net.activation_names):
+            start, h, layer = 0, buf.h[depth][..., :-1], []
+            for name, count in runs:
+                part = slice(start, start + count)
+                layer.append((ACTIVATION_AND_SLOPE[name], buf.z[depth][part], h[part], buf.slope[depth][part]))
+                start += count
+            layers.append(layer)
+        return layers
+
+    def _activate(self, depth: int, buf: _Buffers, runs: list[tuple]) -> None:
+        """Layer `depth`'s activations and slopes into the buffers, by `runs` (`_runs`)."""
+        for fill, z, h, slope in runs:
+            fill(z, h, slope)
         mask = self.net.unit_masks[depth]
         if mask is not None:  # padded units of an activation that does not map 0 to 0
-            buf.h[depth].mul_(mask)
+            buf.h[depth][..., :-1].mul_(mask)
             buf.slope[depth].mul_(mask)
 
     @torch.no_grad()
@@ -155,15 +173,14 @@ class DataTermsStep:
         """Each term's loss per model, (terms, models), on its batch ((models, batch, n_in), (models, batch,
         n_out)); the activations stay in the buffers for `backward`."""
         net, losses = self.net, []
-        for buf, rows, padding, (inputs, targets) in zip(self.buffers, self.rows, self.padding, batches, strict=True):
-            torch.sub(inputs, net.input_offset, out=buf.x)
-            buf.x.div_(net.input_scale)
-            h = buf.x
-            for depth, (weight, bias) in enumerate(zip(net.weights, net.biases, strict=True)):
-                torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2), out=buf.z[depth])
+        for buf, runs, x, rows, padding, (inputs, targets) in zip(self.buffers, self.runs, self.inputs, self.rows,
+                                                                 self.padding, batches, strict=True):
+            torch.sub(inputs, net.input_offset, out=x)
+            x.div_(net.input_scale)
+            for depth, affine in enumerate(net.affine):
+                torch.bmm(buf.h[depth - 1] if depth else buf.x, affine, out=buf.z[depth])
                 if depth < len(buf.h):
-                    self._activate(depth, buf)
-                    h = buf.h[depth]
+                    self._activate(depth, buf, runs[depth])
             torch.mul(buf.z[-1], net.output_scale, out=buf.err)
             buf.err.add_(net.output_offset).sub_(targets)
             if padding is not None:  # a padded row's error is 0, even where its output is not finite
@@ -186,16 +203,13 @@ class DataTermsStep:
             else:  # each row's weight: 1 / the model's batch size, 0 on padding
                 g.mul_(coefficients[k][:, None, None] * rows[:, :, None])
             for depth in range(len(net.weights) - 1, -1, -1):
-                h = buf.h[depth - 1] if depth else buf.x
-                weight_grad, bias_grad = self.weight_grads[depth], net.biases[depth].grad
+                h = (buf.h[depth - 1] if depth else buf.x).transpose(1, 2)  # [h, 1]^T: its last row sums g
                 if k == 0:
-                    torch.bmm(h.transpose(1, 2), g, out=weight_grad)
-                    torch.sum(g, dim=1, out=bias_grad)
+                    torch.bmm(h, g, out=self.affine_grads[depth])
                 else:
-                    weight_grad.baddbmm_(h.transpose(1, 2), g)
-                    bias_grad.add_(g.sum(dim=1))
+                    self.affine_grads[depth].baddbmm_(h, g)
                 if depth:
                     torch.bmm(g, net.weights[depth], out=buf.dh[depth - 1])
                     g = torch.mul(buf.dh[depth - 1], buf.slope[depth - 1], out=buf.g[depth - 1])
-        for weight, weight_grad in zip(net.weights, self.weight_grads, strict=True):
-            weight.grad.copy_(weight_grad.transpose(1, 2))
+        for flat_grad, affine_grad in zip(net.affine_grad, self.affine_grads, strict=True):
+            flat_grad.copy_(affine_grad)
