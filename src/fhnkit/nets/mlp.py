@@ -24,13 +24,15 @@ class Sin(nn.Module):
         return torch.sin(x)
 
 
+# "identity" is no choice of the config (its schema lists the others): a stacked group passes a shallower
+# model's last hidden layer through it, unchanged, to the deepest model's output layer (`fhnkit.training.stacked`)
 ACTIVATIONS = {"silu": nn.SiLU, "tanh": nn.Tanh, "elu": nn.ELU, "relu": nn.ReLU, "sigmoid": nn.Sigmoid,
-               "sin": Sin}
+               "sin": Sin, "identity": nn.Identity}
 
 # per activation: the function and its derivative act'(z) from z and h = act(z), as differentiable
 # torch expressions (a PINN's loss is differentiated through them)
 ACTIVATION_FUNCTIONS = {"silu": torch.nn.functional.silu, "tanh": torch.tanh, "elu": torch.nn.functional.elu,
-                        "relu": torch.relu, "sigmoid": torch.sigmoid, "sin": torch.sin}
+                        "relu": torch.relu, "sigmoid": torch.sigmoid, "sin": torch.sin, "identity": lambda z: z}
 SLOPES = {
     "silu": lambda z, h: torch.sigmoid(z) * (1 + z - h),  # σ + z σ (1 - σ) = σ (1 + z - h), h = z σ
     "tanh": lambda z, h: 1 - h * h,
@@ -38,6 +40,7 @@ SLOPES = {
     "relu": lambda z, h: (z > 0).to(z.dtype),
     "sigmoid": lambda z, h: h * (1 - h),
     "sin": lambda z, h: torch.cos(z),
+    "identity": lambda z, h: torch.ones_like(z),
 }
 
 

@@ -35,21 +35,33 @@ def _linears(net: MLP) -> list[nn.Linear]:
 
 
 def stack_key(net: nn.Module) -> tuple | None:
-    """What models must share to be stacked (exact type MLP or its iterator subclass, depth, inputs and
-    outputs); None for a network that cannot be stacked (e.g. one MLP per time window)."""
+    """What models must share to be stacked (exact type MLP or its iterator subclass, inputs and outputs;
+    any depths and widths); None for a network that cannot be stacked (e.g. one MLP per time window)."""
     if not isinstance(net, MLP):
         return None
     linears = _linears(net)
-    return (type(net).__name__, len(linears), linears[0].in_features, linears[-1].out_features)
+    return (type(net).__name__, linears[0].in_features, linears[-1].out_features)
+
+
+def stacked_layers(nets: list[MLP]) -> list[list[tuple[str, int]]]:
+    """Per model, its hidden layers (activation, width) in the stack: its own, then, where it is shallower
+    than the deepest, its last hidden layer passed through ("identity", that width) to the output layer."""
+    depth = max(len(net.spec["layers"]) for net in nets)
+    out = []
+    for net in nets:
+        layers = [tuple(layer) for layer in net.spec["layers"]]
+        width = layers[-1][1] if layers else len(net.spec["inputs"])
+        out.append(layers + [("identity", width)] * (depth - len(layers)))
+    return out
 
 
 def activation_order(nets: list[MLP]) -> list[int]:
-    """Indices of `nets` in reflected Gray-code order of their hidden layers' activations: models
-    sharing the first layer's activation are contiguous, and within them, alternately forwards and
-    backwards, those sharing the next; on a full grid neighbours differ in one layer only, so the
-    layers together have as few runs of one activation as an order allows (3 x 3 x 3: 29, where
-    sorting gives 39)."""
-    keys = [[act for act, _ in net.spec["layers"]] for net in nets]
+    """Indices of `nets` in reflected Gray-code order of their hidden layers' activations in the stack
+    (`stacked_layers`): models sharing the first layer's activation are contiguous, and within them,
+    alternately forwards and backwards, those sharing the next; on a full grid neighbours differ in one
+    layer only, so the layers together have as few runs of one activation as an order allows (3 x 3 x 3:
+    29, where sorting gives 39)."""
+    keys = [[act for act, _ in layers] for layers in stacked_layers(nets)]
 
     def order(members: list[int], depth: int) -> list[int]:
         if len(members) <= 1 or depth >= len(keys[members[0]]):
@@ -68,18 +80,24 @@ def _zero_preserving(name: str) -> bool:
 
 
 class StackedMLP(nn.Module):
-    """`len(nets)` MLPs of equal depth, inputs and outputs, evaluated together on (models, batch, n_in)."""
+    """`len(nets)` MLPs of equal inputs and outputs, evaluated together on (models, batch, n_in). A model
+    shallower than the deepest passes its last hidden layer through identity layers (weights I, bias 0,
+    never trained: `pass_through`) to its output layer, the stack's last: the same values and gradients
+    exactly."""
 
     def __init__(self, nets: list[MLP]):
         super().__init__()
         keys = {stack_key(net) for net in nets}
         if len(keys) != 1 or None in keys:
-            raise ValueError(f"cannot stack networks of different kinds, depths, inputs or outputs: {keys}")
-        layers = [_linears(net) for net in nets]
-        n_models, depth = len(nets), len(layers[0])
-        device = layers[0][0].weight.device
-        shapes = [(max(ls[d].out_features for ls in layers), max(ls[d].in_features for ls in layers))
-                  for d in range(depth)]
+            raise ValueError(f"cannot stack networks of different kinds, inputs or outputs: {keys}")
+        hidden = stacked_layers(nets)
+        n_models, depth = len(nets), len(hidden[0]) + 1
+        n_in, n_out = len(nets[0].spec["inputs"]), len(nets[0].spec["outputs"])
+        device = next(nets[0].parameters()).device
+        # per model and layer of the stack: (outputs, inputs)
+        dims = [[(units, ([n_in] + [w for _, w in layers])[d])
+                 for d, units in enumerate([w for _, w in layers] + [n_out])] for layers in hidden]
+        shapes = [tuple(max(model[d][k] for model in dims) for k in (0, 1)) for d in range(depth)]
         per_model = sum(n_out * n_in + n_out for n_out, n_in in shapes)
         self.flat = torch.zeros((n_models, per_model), device=device)
         self.flat_grad = torch.zeros_like(self.flat)
@@ -88,37 +106,55 @@ class StackedMLP(nn.Module):
         # [h, 1] times it is the layer's pre-activation h W^T + b, in one product
         self.affine, self.affine_grad = [], []
         start = 0
-        for n_out, n_in in shapes:
+        for n_out_d, n_in_d in shapes:
             # a weight (models, out, in) lies in memory as (models, in, out): the forward's product
             # h W^T then reads a plain matrix per model (on a CPU about 1.5x faster than a transposed one)
-            self.weights.append(self._view(start, (n_in, n_out), transposed=True))
-            self.biases.append(self._view(start + n_in * n_out, (n_out,)))
-            size = (n_in + 1) * n_out
-            self.affine.append(self.flat[:, start:start + size].view(n_models, n_in + 1, n_out))
-            self.affine_grad.append(self.flat_grad[:, start:start + size].view(n_models, n_in + 1, n_out))
+            self.weights.append(self._view(start, (n_in_d, n_out_d), transposed=True))
+            self.biases.append(self._view(start + n_in_d * n_out_d, (n_out_d,)))
+            size = (n_in_d + 1) * n_out_d
+            self.affine.append(self.flat[:, start:start + size].view(n_models, n_in_d + 1, n_out_d))
+            self.affine_grad.append(self.flat_grad[:, start:start + size].view(n_models, n_in_d + 1, n_out_d))
             start += size
         with torch.no_grad():
-            for depth_i, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
-                for i, ls in enumerate(layers):
-                    lin = ls[depth_i]
-                    weight[i, : lin.out_features, : lin.in_features] = lin.weight.detach()
-                    bias[i, : lin.out_features] = lin.bias.detach()
+            for i, net in enumerate(nets):
+                own = dict(zip(self.positions(net, depth), _linears(net), strict=True))
+                for d in range(depth):
+                    if d in own:
+                        lin = own[d]
+                        self.weights[d][i, : lin.out_features, : lin.in_features] = lin.weight.detach()
+                        self.biases[d][i, : lin.out_features] = lin.bias.detach()
+                    else:
+                        width = dims[i][d][0]
+                        self.weights[d][i, :width, :width] = torch.eye(width, device=device)
+        # per layer, the runs of consecutive models for which it is a pass-through layer (never trained)
+        self.pass_through = []
+        for d in range(depth):
+            through = [d not in self.positions(net, depth) for net in nets]
+            starts = [i for i in range(n_models) if through[i] and (i == 0 or not through[i - 1])]
+            ends = [i + 1 for i in range(n_models) if through[i] and (i == n_models - 1 or not through[i + 1])]
+            self.pass_through.append([slice(a, b) for a, b in zip(starts, ends, strict=True)])
         # per hidden layer: the runs of consecutive models sharing an activation, and, where an
         # activation does not map 0 to 0, which units exist (1) or pad (0)
         self.activation_runs, self.activation_names, self.unit_masks = [], [], []
         for depth_i in range(depth - 1):
-            names = [net.spec["layers"][depth_i][0] for net in nets]
+            names = [layers[depth_i][0] for layers in hidden]
             runs = [(name, len(list(group))) for name, group in itertools.groupby(names)]
             self.activation_names.append(runs)
             self.activation_runs.append([(ACTIVATIONS[name](), count) for name, count in runs])
             mask = None
             if not all(_zero_preserving(name) for name, _ in runs):
                 mask = torch.zeros((n_models, 1, shapes[depth_i][0]), device=device)
-                for i, net in enumerate(nets):
-                    mask[i, 0, : net.spec["layers"][depth_i][1]] = 1.0
+                for i, layers in enumerate(hidden):
+                    mask[i, 0, : layers[depth_i][1]] = 1.0
             self.unit_masks.append(mask)
         for name in ("input_offset", "input_scale", "output_offset", "output_scale"):
             self.register_buffer(name, torch.stack([getattr(net, name) for net in nets]).unsqueeze(1))
+
+    @staticmethod
+    def positions(net: MLP, depth: int) -> list[int]:
+        """The stack's layers (of `depth`) that hold `net`'s linear layers: its hidden ones first, its output last."""
+        hidden = len(net.spec["layers"])
+        return list(range(hidden)) + [depth - 1]
 
     def _view(self, start: int, shape: tuple, transposed: bool = False) -> nn.Parameter:
         """A parameter of every model viewing `flat` from column `start` as (models, *shape), or, `transposed`,
@@ -177,6 +213,13 @@ class StackedMLP(nn.Module):
             out = torch.cat([act(part) for (act, _), part in zip(runs, parts, strict=True)])
         return out if mask is None else out * mask
 
+    def zero_pass_through(self, grads: list[torch.Tensor]) -> None:
+        """Zero the pass-through layers' entries of per-layer gradients (each (models, ...)), so that no
+        optimiser step changes them (Adam's step is 0 where every gradient so far was)."""
+        for grad, runs in zip(grads, self.pass_through, strict=True):
+            for run in runs:
+                grad[run].zero_()
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Zero every model's gradients (they stay views of `flat_grad`, whatever `set_to_none` says)."""
         self.flat_grad.zero_()
@@ -191,6 +234,6 @@ class StackedMLP(nn.Module):
     @torch.no_grad()
     def copy_into(self, i: int, net: MLP) -> None:
         """Write model i's weights into `net` (the network it was stacked from)."""
-        for lin, weight, bias in zip(_linears(net), self.weights, self.biases, strict=True):
-            lin.weight.copy_(weight[i, : lin.out_features, : lin.in_features])
-            lin.bias.copy_(bias[i, : lin.out_features])
+        for lin, d in zip(_linears(net), self.positions(net, len(self.weights)), strict=True):
+            lin.weight.copy_(self.weights[d][i, : lin.out_features, : lin.in_features])
+            lin.bias.copy_(self.biases[d][i, : lin.out_features])

@@ -63,8 +63,14 @@ def _sin(z, h, d):
     torch.cos(z, out=d)
 
 
+def _identity(z, h, d):
+    h.copy_(z)
+    d.fill_(1.0)
+
+
 # per activation's name (fhnkit.nets.mlp.ACTIVATIONS): fill h = act(z) and d = act'(z)
-ACTIVATION_AND_SLOPE = {"silu": _silu, "tanh": _tanh, "sigmoid": _sigmoid, "relu": _relu, "elu": _elu, "sin": _sin}
+ACTIVATION_AND_SLOPE = {"silu": _silu, "tanh": _tanh, "sigmoid": _sigmoid, "relu": _relu, "elu": _elu, "sin": _sin,
+                        "identity": _identity}
 
 
 class _Buffers:
@@ -120,6 +126,7 @@ class AutogradTermsStep:
         """The gradients of sum over terms and models of coefficients x loss, into the net's `flat_grad`."""
         self.net.zero_grad()
         self.net.backward((coefficients * self.losses).sum())
+        self.net.zero_pass_through(self.net.affine_grad)
         self.losses = None
 
 
@@ -211,5 +218,6 @@ class DataTermsStep:
                 if depth:
                     torch.bmm(g, net.weights[depth], out=buf.dh[depth - 1])
                     g = torch.mul(buf.dh[depth - 1], buf.slope[depth - 1], out=buf.g[depth - 1])
+        net.zero_pass_through(self.affine_grads)
         for flat_grad, affine_grad in zip(net.affine_grad, self.affine_grads, strict=True):
             flat_grad.copy_(affine_grad)
