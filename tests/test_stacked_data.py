@@ -85,3 +85,31 @@ def test_a_group_with_other_terms_keeps_autograd():
     physics = PhysicsTerm(None, None, lambda x: 0.0, 4, 1.0)
     data = DataTerm(torch.zeros(9, 3), torch.zeros(9, 2), 4, 1.0)
     assert DataTermsStep.applies(net, [data]) and not DataTermsStep.applies(net, [data, physics])
+
+
+@pytest.mark.parametrize("by_hand", [True, False])
+def test_a_shallower_model_passes_through_identity_layers_that_never_train(by_hand):
+    from fhnkit.training.stacked_data import AutogradTermsStep
+
+    nets = _nets(("silu", "tanh"), depth=1) + _nets(("sigmoid",), widths=(4, 7), depth=3, seed=3)
+    net = StackedMLP(nets)
+    assert len(net.weights) == 4  # the deepest: 3 hidden layers and the output
+    shallow = [i for i, m in enumerate(nets) if len(m.spec["layers"]) == 1]
+    assert net.pass_through[1] == net.pass_through[2] == [slice(0, len(shallow))] and net.pass_through[0] == []
+    x = _batches(net.n_models, (6,))[0][0]
+    with torch.no_grad():
+        alone = torch.stack([m(x[i]) for i, m in enumerate(nets)])
+        assert torch.allclose(net(x), alone, atol=1e-6, rtol=1e-5)
+    terms = [DataTerm(torch.zeros(9, 3), torch.zeros(9, 2), 6, 1.0)]
+    step = (DataTermsStep if by_hand else AutogradTermsStep)(net, terms)
+    step.forward(_batches(net.n_models, (6,)))
+    step.backward(torch.ones((1, net.n_models)))
+    for d in (1, 2):
+        assert float(net.affine_grad[d][: len(shallow)].abs().max()) == 0.0  # the identity layers: no step
+        assert float(net.affine_grad[d][len(shallow):].abs().max()) > 0.0  # the deep models' own layers
+    assert float(net.affine_grad[3][: len(shallow)].abs().max()) > 0.0  # a shallow model's output layer trains
+    for i in shallow:  # its own weights come back from their places in the stack
+        copy = MLP(nets[i].spec)
+        net.copy_into(i, copy)
+        assert all(torch.equal(a, b) for a, b in zip(copy.state_dict().values(), nets[i].state_dict().values(),
+                                                    strict=True))

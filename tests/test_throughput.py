@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from conftest import DEFAULT_CONFIG, TINY
 from fhnkit.cli import main
@@ -36,7 +37,7 @@ def test_fleet_alone_of_one_class_with_its_records(tmp_path):
     result = json.loads(out.read_text())
     (fleet,) = result["records"]
     assert fleet["mode"] == "fleet" and fleet["models"] == 4 and fleet["replicas"] == 2 and result["ratio"] is None
-    assert result["classes"] == {"pinn": 4} and fleet["groups"] == 2  # PINNs of 1 and 2 layers
+    assert result["classes"] == {"pinn": 4} and fleet["groups"] == 1  # PINNs of 1 and 2 layers, in one group
     assert fleet["host_syncs_per_iteration"] is None  # a CPU: nothing to wait for
     assert fleet["peak_memory_bytes"] > 10 * 2**20 and "resident set" in fleet["peak_memory_of"]
 
@@ -61,6 +62,27 @@ def test_bench_train_solo_and_fleet_train_the_same_models():
     result = bench_train(config, "A_scarce", 5, "cpu", replicas=1, classes=["ddnn"])
     fleet, solo = result["records"]
     assert fleet["models"] == solo["models"] == 2 and solo["groups"] == 2 and result["ratio"] > 0
+
+
+def test_bench_train_times_the_plain_pytorch_loop_of_the_same_networks(monkeypatch):
+    from fhnkit.training import throughput
+
+    trained = []
+    real = throughput.plain_loop
+
+    def watched(runs, iterations):
+        before = [torch.cat([p.detach().flatten().clone() for p in run.model.parameters()]) for run in runs]
+        real(runs, iterations)
+        trained.extend(float((torch.cat([p.detach().flatten() for p in run.model.parameters()]) - b).abs().max())
+                       for run, b in zip(runs, before, strict=True))
+    monkeypatch.setattr(throughput, "plain_loop", watched)
+    result = bench_train(load_config(TINY), "A_scarce", 5, "cpu", classes=["ddnn"], solo=False, plain=True)
+    fleet, plain = result["records"]
+    assert plain["mode"] == "plain" and plain["models"] == fleet["models"] == 2 and plain["groups"] == 2
+    assert result["plain_ratio"] == pytest.approx(fleet["model_iterations_per_s"] / plain["model_iterations_per_s"])
+    assert len(trained) == 2 and min(trained) > 0  # every network took its steps
+    with pytest.raises(ValueError, match="one data term"):
+        bench_train(load_config(TINY), "A_scarce", 5, "cpu", classes=["pinn"], solo=False, plain=True)
 
 
 def test_thesis_grid_model_iterations_per_class():

@@ -283,7 +283,7 @@ def _bench_train(args) -> int:
     study = _study(config, args.study)
     try:
         result = bench_train(config, study, args.iterations, args.device, args.threads, args.replicas, args.classes,
-                             solo=not args.no_solo, graphs=not args.no_graphs)
+                             solo=not args.no_solo, graphs=not args.no_graphs, plain=args.plain)
     except ValueError as err:  # no model of those classes in the study
         raise UserError(str(err)) from None
     for rec in result["records"]:
@@ -297,6 +297,8 @@ def _bench_train(args) -> int:
     skipped = f" (left out: {', '.join(result['skipped'])})" if result["skipped"] else ""
     if result["ratio"] is not None:
         print(f"fleet / solo: {result['ratio']:.2f}x{skipped}")
+    if result["plain_ratio"] is not None:
+        print(f"fleet / plain PyTorch loop: {result['plain_ratio']:.2f}x")
     elif skipped:
         print(skipped.strip())
     if args.output:

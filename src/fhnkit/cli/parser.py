@@ -155,7 +155,7 @@ COMMANDS = [
      "iteration) and one at a time, side by side in this process; reports model-iterations per second, the "
      "computations per iteration, peak memory and, on CUDA, host synchronisations per iteration. --replicas K "
      "scales the grid over K times its seeds, --classes keeps some classes, --no-solo skips the one-at-a-time "
-     "side (for grids too large to wait for).",
+     "side (for grids too large to wait for), --plain adds the textbook PyTorch loop of the same networks.",
      "examples:\n  fhnkit bench solver\n  fhnkit bench solver --cells 1000000 --precision float32 -o solver.json\n"
      "  fhnkit bench network --config config/config.yaml --study B_S --model results/B_S/models/M \\\n"
      "      --data results/B_S/data/val.parquet --gpu-cells 16000000 -o bench.json\n"
@@ -168,6 +168,9 @@ COMMANDS = [
       (("--classes",), dict(nargs="+", choices=["ddnn", "pinn", "itnn"],
                             help="train: only models of these classes")),
       (("--no-solo",), dict(action="store_true", help="train: time the fleet only, not the models one at a time")),
+      (("--plain",), dict(action="store_true", help="train: also time the textbook PyTorch loop (Adam, MSE, "
+                                                     "torch.randint batches) of the same networks, one at a time "
+                                                     "(models of one data term)")),
       (("--no-graphs",), dict(action="store_true", help="train: on a GPU, run the fleet's iterations as they are, "
                                                         "not replayed from CUDA graphs (to measure what graphs buy)")),
       (("--cells",), dict(type=COUNT, help="CPU parameter sets (default: solver 4,000,000; network: the "

@@ -1,8 +1,11 @@
 """Which models of a study train together as a fleet (the config's `fleet`: the most models per fleet).
 
-Models are ordered so that those a fleet can stack (same class, region and window settings, depth
-and batch size) sit next to each other, then cut into fleets of at most `training.fleet` models,
-named f0, f1, ... With `fleet: 1` there are no fleets: one job per model.
+Models are ordered so that those a fleet stacks into one group (same network kind and whether the loss
+has data terms only, `fhnkit.training.fleet.group_key`) sit next to each other (by class, region and
+window settings, then depth and batch size, which stack too), then cut into fleets of at most
+`training.fleet` models, named f0, f1, ... With `fleet: 1` there are no fleets: one job per model.
+(The order, and so which models share a fleet job, is unchanged from when depth and batch size split
+groups: a new order would rename every fleet's models and retrain them for nothing.)
 """
 
 from __future__ import annotations

@@ -154,14 +154,39 @@ def fleet_weights(config: dict, study: str, iterations: int, device: str, graphs
     return [torch.cat([p.detach().flatten().cpu() for p in run.model.parameters()]) for run in runs]
 
 
+def plain_loop(runs: list[TrainingRun], iterations: int) -> None:
+    """The textbook PyTorch loop, model after model: `torch.optim.Adam` at the run's rate, `iterations` steps of
+    1/2 the mean squared error on batches of the run's size drawn by `torch.randint` from its training data,
+    then one evaluation of its validation error: what one writes without fhnkit, for the runs' networks
+    (their data term only; the runs must have no other term)."""
+    for run in runs:
+        data = run.terms[0]
+        inputs, targets, batch = data.inputs, data.targets, data.batch_size
+        optimizer = torch.optim.Adam(run.model.parameters(), lr=run.spec["training"]["lr"])
+        for _ in range(iterations):
+            rows = torch.randint(len(inputs), (batch,), device=inputs.device)
+            loss = 0.5 * ((run.model(inputs[rows]) - targets[rows]) ** 2).sum(dim=-1).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            float((run.model(run.val_x) - run.val_y).abs().sum(dim=-1).mean())
+
+
+def _data_terms_only(runs: list[TrainingRun]) -> bool:
+    return all(len(run.terms) == 1 and run.terms[0].kind == "data" for run in runs)
+
+
 def bench_train(config: dict, study: str, iterations: int = 200, device: str = "cpu", threads: int | None = None,
-                replicas: int = 1, classes: list[str] | None = None, solo: bool = True, graphs: bool = True) -> dict:
+                replicas: int = 1, classes: list[str] | None = None, solo: bool = True, graphs: bool = True,
+                plain: bool = False) -> dict:
     """Train `study`'s models (of `classes`, its grid over `replicas` times its seeds) for `iterations` each as
     a fleet and, with `solo`, one at a time; returns {"records": [{"mode": "fleet"|"solo",
     "model_iterations_per_s", "models", "iterations", "device", "threads", "wall_s", "groups",
     "peak_memory_bytes", "peak_memory_of", "host_syncs_per_iteration" (CUDA; None on a CPU), "execution"
     (how the groups ran: CUDA graphs, with `graphs` on a GPU, or eager), ...}],
-    "ratio": fleet / solo (None without solo), "skipped": [...], "classes": {class: models}}."""
+    "ratio": fleet / solo (None without solo), "skipped": [...], "classes": {class: models}}; with `plain`, a
+    record of mode "plain" too (`plain_loop`, for grids of one data term only) and "plain_ratio": fleet / plain."""
     if threads:
         torch.set_num_threads(threads)
     specs, frames, skipped = _bench_inputs(config, study, iterations, device, replicas, classes)
@@ -174,9 +199,17 @@ def bench_train(config: dict, study: str, iterations: int = 200, device: str = "
         runs = _runs(specs, frames)
         records.append(_measured("solo", lambda: [fit(run, progress=False) for run in runs], runs, runs, base))
     ratio = records[0]["model_iterations_per_s"] / records[1]["model_iterations_per_s"] if solo else None
+    plain_ratio = None
+    if plain:
+        runs = _runs(specs, frames)
+        if not _data_terms_only(runs):
+            raise ValueError("the plain PyTorch loop is for models of one data term (DDNN, ITNN): pass "
+                             "--classes ddnn or itnn")
+        records.append(_measured("plain", lambda: plain_loop(runs, iterations), runs, runs, base))
+        plain_ratio = records[0]["model_iterations_per_s"] / records[-1]["model_iterations_per_s"]
     log.info("%s: %d models x %d iterations: %s", study, len(specs), iterations,
              ", ".join(f"{r['mode']} {r['model_iterations_per_s']:.0f} model-iterations/s" for r in records))
     by_class: dict[str, int] = {}
     for spec in specs:
         by_class[spec["class"]] = by_class.get(spec["class"], 0) + 1
-    return {"records": records, "ratio": ratio, "skipped": skipped, "classes": by_class}
+    return {"records": records, "ratio": ratio, "plain_ratio": plain_ratio, "skipped": skipped, "classes": by_class}
