@@ -223,19 +223,24 @@ class StackedGroup:
         self.lr.copy_(torch.where(reduce & (self.lr - new_lr > p["eps"]), new_lr, self.lr))
         self.bad.masked_fill_(reduce, 0.0)
 
-    @torch.no_grad()
-    def validation_errors(self, max_values: int | None = None) -> list[tuple[float, float]]:
-        """Per run, mean and max over its validation set of eq. 3.3 (`TrainingRun.validate`), every model
-        in one stacked evaluation (in chunks of rows of at most `max_values` values per layer: by default
-        2^26 on a GPU, 2^22 on a CPU, where they are the process's memory) and one read back;
-        runs whose validation sets differ in shape are validated one by one."""
-        if len({tuple(run.val_x.shape) for run in self.runs}) > 1:
+    def validation_errors(self) -> list[tuple[float, float]]:
+        """Per run, mean and max over its validation set of eq. 3.3 (`TrainingRun.validate`), after `collect`:
+        on a GPU every model in one stacked evaluation (`stacked_validation_errors`); on a CPU, or where the
+        validation sets differ in shape, model by model (a CPU core runs each model's products at a
+        validation set's size near its peak, where the stacked evaluation computes every padded unit too:
+        on B_S's grid 2x slower)."""
+        if self.device.type == "cpu" or len({tuple(run.val_x.shape) for run in self.runs}) > 1:
             return [run.validate() for run in self.runs]
+        return self.stacked_validation_errors()
+
+    @torch.no_grad()
+    def stacked_validation_errors(self, max_values: int = 1 << 26) -> list[tuple[float, float]]:
+        """`validation_errors` of every model in one stacked evaluation (in chunks of rows of at most
+        `max_values` values per layer) and one read back; the runs' validation sets must have one shape."""
         if self._val is None:  # the validation sets on the device, once: (models, rows, columns)
             self._val = tuple(torch.stack([getattr(run, name) for run in self.runs]).to(self.device)
                               for name in ("val_x", "val_y"))
         x, y = self._val
-        max_values = max_values or (1 << 26 if self.device.type == "cuda" else 1 << 22)
         widest = max(weight.shape[1] for weight in self.net.weights)
         chunk = max(1, max_values // (x.shape[0] * widest))
         errors = torch.cat([(self.net(x[:, i:i + chunk]) - y[:, i:i + chunk]).abs().sum(dim=-1)
