@@ -133,6 +133,7 @@ class StackedMLP(nn.Module):
             starts = [i for i in range(n_models) if through[i] and (i == 0 or not through[i - 1])]
             ends = [i + 1 for i in range(n_models) if through[i] and (i == n_models - 1 or not through[i + 1])]
             self.pass_through.append([slice(a, b) for a, b in zip(starts, ends, strict=True)])
+        self.widths = [[layers[d][1] for layers in hidden] for d in range(depth - 1)]  # per hidden layer, model
         # per hidden layer: the runs of consecutive models sharing an activation, and, where an
         # activation does not map 0 to 0, which units exist (1) or pad (0)
         self.activation_runs, self.activation_names, self.unit_masks = [], [], []

@@ -81,8 +81,10 @@ class _Buffers:
         n, like = net.n_models, net.flat
         widths = [w.shape[1] for w in net.weights]
 
-        def with_ones(width):
-            return torch.ones((n, batch, width + 1), dtype=like.dtype, device=like.device)
+        def with_ones(width):  # zeros (a unit a model lacks stays 0), and the last column ones
+            out = torch.zeros((n, batch, width + 1), dtype=like.dtype, device=like.device)
+            out[..., -1] = 1.0
+            return out
         self.x = with_ones(net.weights[0].shape[2])
         self.z = [torch.empty((n, batch, w), dtype=like.dtype, device=like.device) for w in widths]
         self.h = [with_ones(w) for w in widths[:-1]]  # activations
@@ -155,13 +157,16 @@ class DataTermsStep:
 
     def _runs(self, buf: _Buffers) -> list[list[tuple]]:
         """Per hidden layer, per run of models sharing an activation: (fill, z, h, slope), views of `buf`'s
-        tensors made once (slicing in every iteration costs as much as a small operation)."""
+        tensors made once (slicing in every iteration costs as much as a small operation), of the run's
+        widest model's units only (the others' activation and slope stay 0, as a padded unit's must)."""
         layers = []
         for depth, runs in enumerate(self.net.activation_names):
-            start, h, layer = 0, buf.h[depth][..., :-1], []
+            start, layer = 0, []
             for name, count in runs:
                 part = slice(start, start + count)
-                layer.append((ACTIVATION_AND_SLOPE[name], buf.z[depth][part], h[part], buf.slope[depth][part]))
+                units = slice(0, max(self.net.widths[depth][part]))
+                layer.append((ACTIVATION_AND_SLOPE[name], buf.z[depth][part, :, units], buf.h[depth][part, :, units],
+                              buf.slope[depth][part, :, units]))
                 start += count
             layers.append(layer)
         return layers
