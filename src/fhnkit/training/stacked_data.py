@@ -27,18 +27,25 @@ import torch
 from .stacked import StackedMLP
 from .terms import DataTerm
 
-_ONE = torch.ones(())  # (a 0-dimensional tensor: `lerp_` and `addcmul` take no plain number)
+_ONES: dict = {}  # 1 as a 0-dimensional tensor per (dtype, device): `lerp_` and `addcmul` take no plain number
+
+
+def _one(like: torch.Tensor) -> torch.Tensor:
+    key = (like.dtype, like.device)
+    if key not in _ONES:
+        _ONES[key] = torch.ones((), dtype=like.dtype, device=like.device)
+    return _ONES[key]
 
 
 def _silu(z, h, d):
     torch.sigmoid(z, out=d)
     torch.mul(z, d, out=h)
-    d.lerp_(_ONE.to(d), h)  # σ + h (1 - σ), with h = z σ
+    d.lerp_(_one(d), h)  # σ + h (1 - σ), with h = z σ
 
 
 def _tanh(z, h, d):
     torch.tanh(z, out=h)
-    torch.addcmul(_ONE.to(d), h, h, value=-1, out=d)
+    torch.addcmul(_one(d), h, h, value=-1, out=d)
 
 
 def _sigmoid(z, h, d):
@@ -66,6 +73,10 @@ def _sin(z, h, d):
 def _identity(z, h, d):
     h.copy_(z)
     d.fill_(1.0)
+
+
+def _pass_through(z, h, d):  # `_identity` whose slope d was filled with 1 once (`DataTermsStep._runs`)
+    h.copy_(z)
 
 
 # per activation's name (fhnkit.nets.mlp.ACTIVATIONS): fill h = act(z) and d = act'(z)
@@ -165,7 +176,11 @@ class DataTermsStep:
             for name, count in runs:
                 part = slice(start, start + count)
                 units = slice(0, max(self.net.widths[depth][part]))
-                layer.append((ACTIVATION_AND_SLOPE[name], buf.z[depth][part, :, units], buf.h[depth][part, :, units],
+                fill = ACTIVATION_AND_SLOPE[name]
+                if fill is _identity:  # its slope is 1 whatever z: once
+                    buf.slope[depth][part, :, units].fill_(1.0)
+                    fill = _pass_through
+                layer.append((fill, buf.z[depth][part, :, units], buf.h[depth][part, :, units],
                               buf.slope[depth][part, :, units]))
                 start += count
             layers.append(layer)

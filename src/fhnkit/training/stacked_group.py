@@ -216,11 +216,12 @@ class StackedGroup:
         model's rate stays (its other state no longer matters)."""
         p = self.plateau
         better = loss < self.best * p["keep"]
-        self.best.copy_(torch.where(better, loss, self.best))  # in place, as all state (a CUDA graph replays)
-        self.bad.copy_(torch.where(better, 0.0, self.bad + 1))
+        torch.where(better, loss, self.best, out=self.best)  # in place, as all state (a CUDA graph replays)
+        self.bad.add_(1).masked_fill_(better, 0.0)
         reduce = self.active & (self.bad > p["patience"])
         new_lr = torch.maximum(self.lr * p["factor"], p["min_lr"])
-        self.lr.copy_(torch.where(reduce & (self.lr - new_lr > p["eps"]), new_lr, self.lr))
+        reduce_lr = reduce & (self.lr - new_lr > p["eps"])
+        torch.where(reduce_lr, new_lr, self.lr, out=self.lr)
         self.bad.masked_fill_(reduce, 0.0)
 
     def validation_errors(self) -> list[tuple[float, float]]:
