@@ -97,7 +97,10 @@ class _Buffers:
             out[..., -1] = 1.0
             return out
         self.x = with_ones(net.weights[0].shape[2])
-        self.z = [torch.empty((n, batch, w), dtype=like.dtype, device=like.device) for w in widths]
+        # pre-activations (models, batch, units); the output layer's transposed, (models, outputs, batch), as
+        # the product that gives them (`StackedMLP.affine`), and so are its error and gradient
+        self.z = [torch.empty((n, batch, w), dtype=like.dtype, device=like.device) for w in widths[:-1]]
+        self.z.append(torch.empty((n, widths[-1], batch), dtype=like.dtype, device=like.device))
         self.h = [with_ones(w) for w in widths[:-1]]  # activations
         self.slope = [torch.zeros_like(z) for z in self.z[:-1]]  # act'(z)
         self.g = [torch.empty_like(z) for z in self.z]  # dL/dz
@@ -150,7 +153,7 @@ class DataTermsStep:
         if not self.applies(net, terms):
             raise ValueError("DataTermsStep takes data terms only, with activations it knows")
         self.net, self.terms, self.rows = net, terms, rows or [None] * len(terms)
-        self.padding = [None if r is None else (r == 0)[:, :, None] for r in self.rows]
+        self.padding = [None if r is None else (r == 0)[:, None, :] for r in self.rows]  # (models, 1, batch)
         self.buffers = [_Buffers(net, t.batch_size if r is None else r.shape[1])
                         for t, r in zip(terms, self.rows, strict=True)]
         self.runs = [self._runs(buf) for buf in self.buffers]
@@ -204,16 +207,16 @@ class DataTermsStep:
                                                                  self.padding, batches, strict=True):
             torch.sub(inputs, net.input_offset, out=x)
             x.div_(net.input_scale)
-            for depth, affine in enumerate(net.affine):
+            for depth, affine in enumerate(net.affine[:-1]):
                 torch.bmm(buf.h[depth - 1] if depth else buf.x, affine, out=buf.z[depth])
-                if depth < len(buf.h):
-                    self._activate(depth, buf, runs[depth])
-            torch.mul(buf.z[-1], net.output_scale, out=buf.err)
-            buf.err.add_(net.output_offset).sub_(targets)
+                self._activate(depth, buf, runs[depth])
+            torch.bmm(net.affine[-1], (buf.h[-1] if buf.h else buf.x).transpose(1, 2), out=buf.z[-1])
+            torch.mul(buf.z[-1], net.output_scale.transpose(1, 2), out=buf.err)
+            buf.err.add_(net.output_offset.transpose(1, 2)).sub_(targets.transpose(1, 2))
             if padding is not None:  # a padded row's error is 0, even where its output is not finite
                 buf.err.masked_fill_(padding, 0.0)
             torch.mul(buf.err, buf.err, out=buf.g[-1])  # scratch: g[-1] is written again in backward
-            torch.sum(buf.g[-1], dim=-1, out=buf.loss)
+            torch.sum(buf.g[-1], dim=1, out=buf.loss)
             losses.append((buf.loss.mean(dim=-1) if rows is None else (buf.loss * rows).sum(dim=-1)).mul_(0.5))
         return torch.stack(losses)
 
@@ -223,20 +226,23 @@ class DataTermsStep:
         loss[t, m] (a term's weight, 0 for a frozen model), for the batches of the last `forward`."""
         net = self.net
         for k, (buf, rows) in enumerate(zip(self.buffers, self.rows, strict=True)):
-            g = buf.g[-1]
-            torch.mul(buf.err, net.output_scale, out=g)  # d(1/2 mean |out - y|^2)/dz = err x scale / batch
+            g = buf.g[-1]  # (models, outputs, batch)
+            torch.mul(buf.err, net.output_scale.transpose(1, 2), out=g)  # d(1/2 mean |out - y|^2)/dz: err x scale / batch
             if rows is None:
-                g.mul_((coefficients[k] / buf.err.shape[1])[:, None, None])
+                g.mul_((coefficients[k] / buf.err.shape[2])[:, None, None])
             else:  # each row's weight: 1 / the model's batch size, 0 on padding
-                g.mul_(coefficients[k][:, None, None] * rows[:, :, None])
-            for depth in range(len(net.weights) - 1, -1, -1):
-                h = (buf.h[depth - 1] if depth else buf.x).transpose(1, 2)  # [h, 1]^T: its last row sums g
+                g.mul_(coefficients[k][:, None, None] * rows[:, None, :])
+            last = len(net.weights) - 1
+            for depth in range(last, -1, -1):
+                h = buf.h[depth - 1] if depth else buf.x  # [h, 1]: the bias's gradient sums g over the batch
+                # the output layer's g is transposed, (models, outputs, batch), as its weights are
+                a, b = (g, h) if depth == last else (h.transpose(1, 2), g)
                 if k == 0:
-                    torch.bmm(h, g, out=self.affine_grads[depth])
+                    torch.bmm(a, b, out=self.affine_grads[depth])
                 else:
-                    self.affine_grads[depth].baddbmm_(h, g)
+                    self.affine_grads[depth].baddbmm_(a, b)
                 if depth:
-                    torch.bmm(g, net.weights[depth], out=buf.dh[depth - 1])
+                    torch.bmm(g.transpose(1, 2) if depth == last else g, net.weights[depth], out=buf.dh[depth - 1])
                     g = torch.mul(buf.dh[depth - 1], buf.slope[depth - 1], out=buf.g[depth - 1])
         net.zero_pass_through(self.affine_grads)
         for flat_grad, affine_grad in zip(net.affine_grad, self.affine_grads, strict=True):
