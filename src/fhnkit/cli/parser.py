@@ -163,7 +163,8 @@ COMMANDS = [
      "  fhnkit bench train config/config.yaml --study B_S --replicas 64 --no-solo --device cuda",
      [(("target",), dict(choices=["solver", "network", "train"], help="what to benchmark")),
       (("config_path",), dict(nargs="?", metavar="CONFIG", help="train: the configuration")),
-      (("--iterations",), dict(type=COUNT, default=200, help="train: iterations of every model (default: 200)")),
+      (("--iterations",), dict(type=COUNT, default=1000, help="train: iterations of every model, one validation "
+                                                             "at the end (default: 1000)")),
       (("--replicas",), dict(type=COUNT, default=1, help="train: the grid over K times its seeds (default: 1)")),
       (("--classes",), dict(nargs="+", choices=["ddnn", "pinn", "itnn"],
                             help="train: only models of these classes")),

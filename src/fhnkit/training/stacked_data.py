@@ -226,8 +226,8 @@ class DataTermsStep:
         loss[t, m] (a term's weight, 0 for a frozen model), for the batches of the last `forward`."""
         net = self.net
         for k, (buf, rows) in enumerate(zip(self.buffers, self.rows, strict=True)):
-            g = buf.g[-1]  # (models, outputs, batch)
-            torch.mul(buf.err, net.output_scale.transpose(1, 2), out=g)  # d(1/2 mean |out - y|^2)/dz: err x scale / batch
+            g = buf.g[-1]  # (models, outputs, batch); d(1/2 mean |out - y|^2)/dz = err x scale / batch
+            torch.mul(buf.err, net.output_scale.transpose(1, 2), out=g)
             if rows is None:
                 g.mul_((coefficients[k] / buf.err.shape[2])[:, None, None])
             else:  # each row's weight: 1 / the model's batch size, 0 on padding

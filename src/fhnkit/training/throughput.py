@@ -177,7 +177,7 @@ def _data_terms_only(runs: list[TrainingRun]) -> bool:
     return all(len(run.terms) == 1 and run.terms[0].kind == "data" for run in runs)
 
 
-def bench_train(config: dict, study: str, iterations: int = 200, device: str = "cpu", threads: int | None = None,
+def bench_train(config: dict, study: str, iterations: int = 1000, device: str = "cpu", threads: int | None = None,
                 replicas: int = 1, classes: list[str] | None = None, solo: bool = True, graphs: bool = True,
                 plain: bool = False) -> dict:
     """Train `study`'s models (of `classes`, its grid over `replicas` times its seeds) for `iterations` each as
