@@ -22,6 +22,9 @@ from a model trained alone).
 
 from __future__ import annotations
 
+import functools
+import itertools
+
 import torch
 
 from .stacked import StackedMLP
@@ -99,12 +102,12 @@ class _Buffers:
         self.x = with_ones(net.weights[0].shape[2])
         # pre-activations (models, batch, units); the output layer's transposed, (models, outputs, batch), as
         # the product that gives them (`StackedMLP.affine`), and so are its error and gradient
-        self.z = [torch.empty((n, batch, w), dtype=like.dtype, device=like.device) for w in widths[:-1]]
+        self.z = [torch.zeros((n, batch, w), dtype=like.dtype, device=like.device) for w in widths[:-1]]
         self.z.append(torch.empty((n, widths[-1], batch), dtype=like.dtype, device=like.device))
         self.h = [with_ones(w) for w in widths[:-1]]  # activations
         self.slope = [torch.zeros_like(z) for z in self.z[:-1]]  # act'(z)
         self.g = [torch.empty_like(z) for z in self.z]  # dL/dz
-        self.dh = [torch.empty_like(z) for z in self.z[:-1]]  # dL/dh
+        self.dh = [torch.zeros_like(z) for z in self.z[:-1]]  # dL/dh
         self.err = torch.empty_like(self.z[-1])
         self.loss = torch.empty((n, batch), dtype=like.dtype, device=like.device)
 
@@ -160,14 +163,46 @@ class DataTermsStep:
         self.inputs = [buf.x[..., :-1] for buf in self.buffers]
         # each layer's gradient of its weight and bias (`StackedMLP.affine`), summed over the terms here and
         # then copied into `flat_grad` (a product written straight into its strided views is several times
-        # slower on a CPU)
-        self.affine_grads = [torch.empty_like(a, memory_format=torch.contiguous_format) for a in net.affine]
+        # slower on a CPU); a pass-through layer's stays 0
+        self.affine_grads = [torch.zeros_like(a, memory_format=torch.contiguous_format) for a in net.affine]
+        self.hidden = [self._hidden_layers(buf) for buf in self.buffers]
 
     @staticmethod
     def applies(net: StackedMLP, terms: list) -> bool:
         """Whether every term is a data term and every activation has a derivative here."""
         return all(type(t) is DataTerm for t in terms) and all(
             name in ACTIVATION_AND_SLOPE for runs in net.activation_names for name, _ in runs)
+
+    def _segments(self, depth: int) -> list[tuple[slice, bool]]:
+        """The models of layer `depth` in consecutive segments: (models, whether it passes them through)."""
+        through = self.net.pass_through[depth]
+        cuts = sorted({0, self.net.n_models} | {s.start for s in through} | {s.stop for s in through})
+        starts = {s.start for s in through}
+        return [(slice(a, b), a in starts) for a, b in itertools.pairwise(cuts)]
+
+    def _hidden_layers(self, buf: _Buffers) -> list[tuple[list, list, list, list]]:
+        """Per hidden layer, the operations of its forward, its weight gradient (the first term's; a further
+        term's, added) and its input gradient, on views of `buf` and the net made once. A segment of models
+        the layer passes through (`StackedMLP.pass_through`) is copied: its identity's product I h is h
+        exactly, its input gradient g, and it has no weight gradient."""
+        net, layers = self.net, []
+        for d in range(len(net.weights) - 1):
+            h, z, g, grad = buf.h[d - 1] if d else buf.x, buf.z[d], buf.g[d], self.affine_grads[d]
+            weight = net.weights[d].detach()
+            forward, first, more, back = [], [], [], []
+            for seg, through in self._segments(d):
+                if through:  # (never the first layer: every model has one hidden layer of its own)
+                    units = min(z.shape[2], h.shape[2] - 1)
+                    forward.append(functools.partial(z[seg, :, :units].copy_, h[seg, :, :units]))
+                    back.append(functools.partial(buf.dh[d - 1][seg, :, :units].copy_, g[seg, :, :units]))
+                    continue
+                forward.append(functools.partial(torch.bmm, h[seg], net.affine[d][seg], out=z[seg]))
+                first.append(functools.partial(torch.bmm, h[seg].transpose(1, 2), g[seg], out=grad[seg]))
+                more.append(functools.partial(grad[seg].baddbmm_, h[seg].transpose(1, 2), g[seg]))
+                if d:
+                    back.append(functools.partial(torch.bmm, g[seg], weight[seg], out=buf.dh[d - 1][seg]))
+            layers.append((forward, first, more, back))
+        return layers
 
     def _runs(self, buf: _Buffers) -> list[list[tuple]]:
         """Per hidden layer, per run of models sharing an activation: (fill, z, h, slope), views of `buf`'s
@@ -203,12 +238,13 @@ class DataTermsStep:
         """Each term's loss per model, (terms, models), on its batch ((models, batch, n_in), (models, batch,
         n_out)); the activations stay in the buffers for `backward`."""
         net, losses = self.net, []
-        for buf, runs, x, rows, padding, (inputs, targets) in zip(self.buffers, self.runs, self.inputs, self.rows,
-                                                                 self.padding, batches, strict=True):
+        for buf, runs, hidden, x, rows, padding, (inputs, targets) in zip(
+                self.buffers, self.runs, self.hidden, self.inputs, self.rows, self.padding, batches, strict=True):
             torch.sub(inputs, net.input_offset, out=x)
             x.div_(net.input_scale)
-            for depth, affine in enumerate(net.affine[:-1]):
-                torch.bmm(buf.h[depth - 1] if depth else buf.x, affine, out=buf.z[depth])
+            for depth, (layer, _, _, _) in enumerate(hidden):
+                for operation in layer:
+                    operation()
                 self._activate(depth, buf, runs[depth])
             torch.bmm(net.affine[-1], (buf.h[-1] if buf.h else buf.x).transpose(1, 2), out=buf.z[-1])
             torch.mul(buf.z[-1], net.output_scale.transpose(1, 2), out=buf.err)
@@ -225,25 +261,28 @@ class DataTermsStep:
         """Write into the net's gradients d/dw of sum over terms t and models m of coefficients[t, m] x
         loss[t, m] (a term's weight, 0 for a frozen model), for the batches of the last `forward`."""
         net = self.net
-        for k, (buf, rows) in enumerate(zip(self.buffers, self.rows, strict=True)):
+        for k, (buf, hidden, rows) in enumerate(zip(self.buffers, self.hidden, self.rows, strict=True)):
             g = buf.g[-1]  # (models, outputs, batch); d(1/2 mean |out - y|^2)/dz = err x scale / batch
             torch.mul(buf.err, net.output_scale.transpose(1, 2), out=g)
             if rows is None:
                 g.mul_((coefficients[k] / buf.err.shape[2])[:, None, None])
             else:  # each row's weight: 1 / the model's batch size, 0 on padding
                 g.mul_(coefficients[k][:, None, None] * rows[:, None, :])
-            last = len(net.weights) - 1
-            for depth in range(last, -1, -1):
-                h = buf.h[depth - 1] if depth else buf.x  # [h, 1]: the bias's gradient sums g over the batch
-                # the output layer's g is transposed, (models, outputs, batch), as its weights are
-                a, b = (g, h) if depth == last else (h.transpose(1, 2), g)
-                if k == 0:
-                    torch.bmm(a, b, out=self.affine_grads[depth])
-                else:
-                    self.affine_grads[depth].baddbmm_(a, b)
-                if depth:
-                    torch.bmm(g.transpose(1, 2) if depth == last else g, net.weights[depth], out=buf.dh[depth - 1])
-                    g = torch.mul(buf.dh[depth - 1], buf.slope[depth - 1], out=buf.g[depth - 1])
-        net.zero_pass_through(self.affine_grads)
+            # the output layer: g transposed, (models, outputs, batch), as its weights are; [h, 1] (the bias's
+            # gradient sums g over the batch)
+            h = buf.h[-1] if buf.h else buf.x
+            if k == 0:
+                torch.bmm(g, h, out=self.affine_grads[-1])
+            else:
+                self.affine_grads[-1].baddbmm_(g, h)
+            if buf.h:
+                torch.bmm(g.transpose(1, 2), net.weights[-1], out=buf.dh[-1])
+            for depth in range(len(hidden) - 1, -1, -1):
+                _, first, more, back = hidden[depth]
+                torch.mul(buf.dh[depth], buf.slope[depth], out=buf.g[depth])
+                for operation in first if k == 0 else more:
+                    operation()
+                for operation in back:
+                    operation()
         for flat_grad, affine_grad in zip(net.affine_grad, self.affine_grads, strict=True):
             flat_grad.copy_(affine_grad)
