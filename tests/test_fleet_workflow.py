@@ -58,16 +58,18 @@ def fleet_run(tmp_path_factory):
 def test_models_are_trained_by_fleets_and_moved_into_place(fleet_run):
     workdir, proc = fleet_run
     counts = job_counts(proc.stdout + proc.stderr)
-    assert counts.get("train_fleet") == 2 and counts.get("train") == 4, counts  # 4 models, at most 3 per fleet
+    assert counts.get("train_fleet") == 2 and counts.get("train") == 4, counts  # the data and physics families
     for model in MODELS:
         d = workdir / "results/S/models" / model
         assert {p.name for p in d.iterdir()} >= {"weights.pt", "spec.json", "history.parquet", "metrics.json"}
         assert json.loads((d / "metrics.json").read_text())["status"] == "ok"
         assert "trained by its fleet, moved from" in (workdir / f"logs/S/train/{model}.log").read_text()
     fleets = workdir / "results/S/fleets"
-    assert sorted(p.name for p in fleets.iterdir()) == ["f0", "f1"]
-    assert all((f / "done").exists() and not list(f.glob("*/metrics.json")) for f in fleets.iterdir())
-    assert "as a fleet" in (workdir / "logs/S/train/fleet_f0.log").read_text()
+    assert {p.name for p in fleets.glob("*.done")} == {"data.done", "physics.done"}
+    assert not list(fleets.glob("*/metrics.json"))  # all handed over
+    for family in ("data", "physics"):  # at most 3 per fleet: each family's 2 models in one
+        log = (workdir / f"logs/S/train/fleets_{family}.log").read_text()
+        assert "as 1 fleet(s)" in log and "fleet f0: 2 models" in log
 
 
 def test_a_deleted_model_is_trained_again_alone_touching_no_other(fleet_run):
@@ -105,7 +107,7 @@ def test_each_model_takes_the_builds_its_fleet_made_of_its_weights(fleet_run):
         log = (workdir / f"logs/S/compile/{model}.log").read_text()
         assert ("compiled by its fleet" in log) == trained_by_fleet, (model, log)
         assert ("building here" in log) == (not trained_by_fleet), (model, log)
-    assert "compiled: eager-fp32" in (workdir / "logs/S/train/fleet_f0.log").read_text()
+    assert "compiled: eager-fp32" in (workdir / "logs/S/train/fleets_data.log").read_text()
     assert not list((workdir / "results/S/fleets").glob("*/*/compiled/compiled.json"))  # all handed over
 
 
@@ -117,12 +119,12 @@ def test_a_diverging_model_is_recorded_and_its_fleet_mates_finish(tmp_path):
     config["studies"]["S"]["training"]["weights"] = {"physics": 1e39}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     proc = snakemake(tmp_path, "--cores", "2", *targets(), configfile=tmp_path / "config.yaml")
-    assert job_counts(proc.stdout + proc.stderr).get("train_fleet") == 1
+    assert job_counts(proc.stdout + proc.stderr).get("train_fleet") == 2  # data and physics
     status = {m: json.loads((tmp_path / "results/S/models" / m / "metrics.json").read_text()) for m in MODELS}
     assert all(status[m]["status"] == "ok" for m in MODELS if m.startswith("ddnn")), status
     for model in (m for m in MODELS if m.startswith("pinn")):
         assert status[model]["status"] != "ok" and "diverged at iteration 1" in status[model]["error"]
-    log = (tmp_path / "logs/S/train/fleet_f0.log").read_text()
+    log = "".join((tmp_path / f"logs/S/train/fleets_{f}.log").read_text() for f in ("data", "physics"))
     assert "recorded as failed" in log and "ddnn_tanh8_bs16_s0: mean error" in log
 
 
@@ -152,25 +154,30 @@ def test_a_killed_fleet_job_resumes_and_ends_bit_identical(tmp_path):
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(killed),
            "--configfile", str(killed / "config.yaml"), "--cores", "2", *targets()]
     job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    fleet_dir = killed / "results/S/fleets/f0"
+    fleet_dir, models_dir = killed / "results/S/fleets", killed / "results/S/models"
+
+    def finished(where):
+        return {p.parent.name: p.read_bytes() for p in where.glob("*/history.parquet")
+                if (p.parent / "metrics.json").is_file()}
+
     deadline = time.monotonic() + 600
-    # kill once a later group has checkpointed, so that an earlier one has finished its models
-    while not (list(fleet_dir.glob("*/metrics.json")) and list(fleet_dir.glob("fleet-*.pt"))):
-        assert job.poll() is None, "the fleet finished before it could be killed: make LONG longer"
+    # kill once a group has checkpointed while other models have finished (the DDNNs' family job is done, its
+    # models maybe moved into place already; the PINNs' family still training)
+    while not (list(fleet_dir.glob("fleet-*.pt")) and (finished(fleet_dir) or finished(models_dir))):
+        assert job.poll() is None, "the fleets finished before they could be killed: make LONG longer"
         assert time.monotonic() < deadline
         time.sleep(0.05)
     os.killpg(job.pid, signal.SIGKILL)
     job.wait()
-    finished = {p.parent.name: p.read_bytes() for p in fleet_dir.glob("*/history.parquet")
-                if (p.parent / "metrics.json").is_file()}
-    assert finished and not (killed / "results/S/models").exists()
+    in_fleet, in_place = finished(fleet_dir), finished(models_dir)
+    assert (in_fleet or in_place) and len(in_fleet) + len(in_place) < len(MODELS)
 
     snakemake(killed, "--unlock", configfile=killed / "config.yaml")
     snakemake(killed, "--cores", "2", *targets(), configfile=killed / "config.yaml")
-    log = (killed / "logs/S/train/fleet_f0.log").read_text()
+    log = "".join((killed / f"logs/S/train/fleets_{f}.log").read_text() for f in ("data", "physics"))
     assert "resumes from" in log
-    for model, history in finished.items():  # moved into place, not trained again (its wall times would differ)
-        assert f"{model} finished before (same config): kept" in log
+    for model, history in (in_fleet | in_place).items():  # not trained again (its wall times would differ)
+        assert model not in in_fleet or f"{model} finished before (same config): kept" in log
         assert (killed / "results/S/models" / model / "history.parquet").read_bytes() == history
     timing = ["iter_time_s", "wall_time_s"]
     for model in MODELS:

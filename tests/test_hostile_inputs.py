@@ -22,6 +22,7 @@ from pathlib import Path
 
 import jinja2
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -84,6 +85,10 @@ CONFIG_CASES = {
     "a negative model parameter": (_set("model.epsilon", -1.0), "model.epsilon", "minimum"),
     "an unknown key": (_set("studies.B_S.trian", {"n": 3}), "studies.B_S", "trian"),
     "a study named by a number": (lambda c: c["studies"].update({3: c["studies"].pop("C")}), "studies", "3"),
+    "a study name too long for a file name": (lambda c: c["studies"].update({"S" * 301: c["studies"].pop("C")}),
+                                              "studies", "301 characters"),
+    "a study named as a directory of the run": (lambda c: c["studies"].update({"Figures": c["studies"].pop("C")}),
+                                                "studies", "results/figures/"),
 }
 
 
@@ -119,6 +124,28 @@ def test_a_broken_config_file_is_refused_naming_the_file(tmp_path, case):
     path = tmp_path / "my.yaml"
     path.write_text(text)
     refused(fhnkit("validate", path), str(path), *words)
+
+
+def test_a_binary_config_file_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "my.yaml"
+    path.write_bytes(b"seed: 7\n\xff\xfe\x00binary")
+    refused(fhnkit("validate", path), str(path), "not a text file in UTF-8", "0xff", "offset 8")
+
+
+def test_yaml_merge_keys_are_standard_yaml_and_accepted(tmp_path):
+    """`<<: *anchor` merges a mapping; the keys the mapping writes itself override the merged ones (and are
+    not 'given twice')."""
+    tiny = TINY.read_text()
+    text = tiny.replace("    training: {iterations: 40, validate_every: 20}\n",
+                        "    training: &short {iterations: 40, validate_every: 20}\n", 1)
+    text = text.replace("    training: {iterations: 20, validate_every: 10, weights: {data: 1.0e+39}}",
+                        "    training:\n      <<: *short\n      iterations: 20\n      weights: {data: 1.0e+39}")
+    assert "<<: *short" in text
+    path = tmp_path / "merged.yaml"
+    path.write_text(text)
+    merged = load_config(path)["studies"]["diverges"]["training"]
+    expected = load_config(TINY)["studies"]["diverges"]["training"] | {"validate_every": 20}  # from B_S's
+    assert merged == expected
 
 
 def test_a_missing_config_file_is_named(tmp_path):
@@ -276,7 +303,7 @@ def _digests(root: Path, pattern: str) -> dict[str, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("damage", ["truncated", "not Parquet", "no fhnkit metadata"])
+@pytest.mark.parametrize("damage", ["truncated", "not Parquet", "no fhnkit metadata", "bytes changed mid-file"])
 def test_a_damaged_data_set_is_made_again_byte_identical_and_its_models_are_kept(tmp_path, damage):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(SMALL))
     snakemake(tmp_path, "--cores", "2", *SMALL_MODELS, configfile=tmp_path / "config.yaml")
@@ -286,6 +313,11 @@ def test_a_damaged_data_set_is_made_again_byte_identical_and_its_models_are_kept
         data.write_bytes(original[: len(original) // 2])
     elif damage == "not Parquet":
         data.write_text("hello")
+    elif damage == "bytes changed mid-file":  # inside a data page: the footer and schema still read
+        mangled = bytearray(original)
+        mangled[len(original) // 2: len(original) // 2 + 8] = bytes(b ^ 0xFF for b in original[len(original) // 2:][:8])
+        data.write_bytes(bytes(mangled))
+        assert pq.read_schema(data).metadata
     else:
         pd.read_parquet(data).to_parquet(data)
     proc = snakemake(tmp_path, "--cores", "2", *SMALL_MODELS, configfile=tmp_path / "config.yaml")

@@ -165,7 +165,7 @@ def test_gpu_jobs_got_a_gpu_from_slurm(slurm_run):
     workdir, log, _ = slurm_run
     jobs = _submitted(log)
     train_logs = sorted((workdir / "logs" / "A_scarce" / "train").glob("*.log"))
-    assert any(log.name.startswith("fleet_") for log in train_logs), train_logs  # fleets: the default
+    assert any(log.name.startswith("fleets_") for log in train_logs), train_logs  # fleets: the default
     for train_log in train_logs:  # a fleet trains on its GPU; a model's own job trains (or takes it from its fleet)
         text = train_log.read_text()
         assert re.search(r"CUDA_VISIBLE_DEVICES=[01]\b", text) or "trained by its fleet" in text, train_log

@@ -140,7 +140,8 @@ rule config_page:
 
 rule rollout_figure:
     input:
-        summary=layout.summary("parquet"),
+        # the study's own models' metrics, not the summary: the figure follows its models, never the benchmarks
+        metrics=lambda w: [model_path(w.study, m, "metrics.json") for m in itnn_models(w.study)],
         val=layout.dataset("{study}", "val"),
         weights=lambda w: [model_path(w.study, m, "weights.pt") for m in itnn_models(w.study)],
     output:
@@ -163,7 +164,7 @@ rule rollout_figure:
 
 rule predictions_figure:
     input:
-        summary=layout.summary("parquet"),
+        metrics=lambda w: [model_path(w.study, m, "metrics.json") for m in continuous_models(w.study)],
         val=layout.dataset("{study}", "val"),
         train=layout.dataset("{study}", "train"),
         weights=lambda w: [model_path(w.study, m, "weights.pt") for m in continuous_models(w.study)],
@@ -189,7 +190,7 @@ rule predictions_figure:
 
 rule error_cuts:
     input:
-        summary=layout.summary("parquet"),
+        metrics=lambda w: [model_path(w.study, m, "metrics.json") for m in study_models(w.study)],
         weights=lambda w: [model_path(w.study, m, "weights.pt") for m in study_models(w.study)],
     output:
         figure=report_item(
@@ -204,5 +205,8 @@ rule error_cuts:
         layout.log("analysis", "error_cuts_{study}"),
     conda:
         "../../envs/fhnkit.yaml"
+    params:
+        determinants=lambda w: data_determinants(config, w.study),
+        config=lambda w: ExecutionOnly(data_job_config(config, w.study)),
     script:
         "../scripts/error_cuts.py"

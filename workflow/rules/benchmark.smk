@@ -21,7 +21,7 @@ rule benchmark:
         gpu=0 if config["compile"]["device"] == "cpu" else 1,
     params:
         bench=config["benchmark"],
-        settings=study_config,
+        settings=study_setting,
         fhn=config["model"],
         seed=config["seed"],
         compile=config["compile"],

@@ -6,12 +6,17 @@ import sys
 from fhnkit.plan.data_check import damaged_datasets, remake_dataset
 from fhnkit.plan import (
     ConfigError,
+    FAMILIES,
+    ExecutionOnly,
+    canonical,
     data_determinants,
+    data_job_config,
     derive_seed,
     expand_all,
-    fleet_of,
+    fleet_family,
     kind_of,
     layout,
+    model_identity,
     read_config_file,
     resample_specs,
     results_config,
@@ -37,7 +42,7 @@ try:
 except ConfigError as err:
     sys.exit(f"{err}\nFix the config file (see workflow/schemas/config.schema.yaml) and rerun.")
 config.clear()
-config.update(_validated)
+config.update(canonical(_validated))  # the order of a file's keys never changes a rule's params
 
 try:
     SPECS = {(s["study"], s["model"]): s for s in expand_all(config)}
@@ -59,6 +64,13 @@ def study_config(wildcards):
     return config["studies"][wildcards.study]
 
 
+def study_setting(wildcards):
+    """A study's settings other than its grid and training (each model's spec holds those): what a job over
+    the study's data and trained models reads, so that a grid or training edit reaches it through its inputs
+    (the models it takes), never through its params."""
+    return {k: v for k, v in study_config(wildcards).items() if k not in ("grid", "training")}
+
+
 # A damaged data set is made again (byte-identical) before the DAG is built, even for a dry run,
 # so that nothing trained on it is rerun (fhnkit.plan.data_check).
 for _study, _split, _path, _problem in damaged_datasets(config):
@@ -71,11 +83,14 @@ for _study, _split, _path, _problem in damaged_datasets(config):
         remake_dataset(config, _study, _split, _path)
     except RuntimeError as err:
         sys.exit(f"fhnkit: {err}")
-# models trained together as fleets (config `fleet` > 1): {study: {fleet: [models]}}, and each model's fleet
-FLEETS = {
-    study: study_fleets(config, [s for (st, _), s in SPECS.items() if st == study]) for study in config["studies"]
-}
-FLEET_OF = {(study, model): fleet for study, fleets in FLEETS.items() for model, fleet in fleet_of(fleets).items()}
+# each study's models by fleet family, {(study, family): [models]} (a model's own property: one fleet job
+# each), and how a family's models are cut into fleets, {(study, family): {fleet: [models]}} (empty with
+# `fleet: 1`): how they train, not what they make, so no job's inputs, outputs or recorded params name a fleet
+FAMILY_MODELS = {}
+for (_study, _model), _spec in SPECS.items():
+    if (_family := fleet_family(_spec)) is not None:
+        FAMILY_MODELS.setdefault((_study, _family), []).append(_model)
+FLEETS = {key: study_fleets(config, [SPECS[(key[0], m)] for m in models]) for key, models in FAMILY_MODELS.items()}
 
 
 wildcard_constraints:
@@ -84,7 +99,7 @@ wildcard_constraints:
     split="train|val|region|march",
     which="base|retrained",
     chunk="chunk_[0-9]+",
-    fleet="f[0-9]+",
+    family="|".join(FAMILIES),
 
 
 def every_core(wildcards=None):
@@ -142,45 +157,46 @@ def model_data(spec):
 
 
 def model_inputs(wildcards):
-    """A model's data sets, and the marker of its fleet (when fleets train it): ancient, so that a fleet
-    run again never makes the models that it handed over older than their input."""
-    inputs = model_data(model_spec(wildcards))
-    fleet = FLEET_OF.get((wildcards.study, wildcards.model))
-    if fleet is not None:
-        inputs["fleet"] = ancient(layout.fleet_marker(wildcards.study, fleet))
+    """A model's data sets, and the marker of its family's fleet job (`fleet_family`), whatever the config's
+    `fleet`: a job after it (it may have trained the model), rerun whenever it reruns (it retrains the
+    family's fleets). Not ancient: an ancient marker would hide the model's own changes from Snakemake while
+    the fleet job reruns (a job downstream of a rerun job is reconsidered only through non-ancient inputs).
+    A model of one network per time window has no family: its own job trains it."""
+    spec = model_spec(wildcards)
+    inputs = model_data(spec)
+    if (family := fleet_family(spec)) is not None:
+        inputs["fleet"] = layout.fleet_marker(wildcards.study, family)
     return inputs
 
 
 def compile_inputs(wildcards):
-    """A model's files and validation set, and the marker of its fleet (when a fleet trained it, it compiled
-    it too): ancient, as for `model_inputs`."""
-    inputs = {
+    """A model's files and validation set (the builds its fleet made, if any, wait beside its fleet's copy)."""
+    return {
         "metrics": layout.model_file(wildcards.study, wildcards.model, "metrics.json"),
         "weights": layout.model_file(wildcards.study, wildcards.model, "weights.pt"),
         "val": layout.dataset(wildcards.study, "val"),
     }
-    fleet = FLEET_OF.get((wildcards.study, wildcards.model))
-    if fleet is not None:
-        inputs["fleet"] = ancient(layout.fleet_marker(wildcards.study, fleet))
-    return inputs
 
 
 def fleet_specs(wildcards):
+    """Every model of the study's family, whether fleets train them or not (`fleet: 1`), so that the fleet
+    job's inputs and params do not depend on the config's `fleet`."""
     study_config(wildcards)
-    return [SPECS[(wildcards.study, m)] for m in FLEETS[wildcards.study][wildcards.fleet]]
+    return [SPECS[(wildcards.study, m)] for m in FAMILY_MODELS[(wildcards.study, wildcards.family)]]
 
 
 def fleet_inputs(wildcards):
-    """The data sets of every model of a fleet."""
+    """The data sets of every model of the study's family."""
     return sorted({path for spec in fleet_specs(wildcards) for path in model_data(spec).values()})
 
 
 def fleet_resource(wildcards, what):
-    """threads or gpu of a fleet job: as a model's job (one GPU unless the device is the CPU)."""
+    """threads or gpu of a study's fleet job: a model's threads for each of its fleets (they train side by
+    side; Snakemake gives it at most --cores), and one GPU unless the device is the CPU (none without fleets)."""
     training = fleet_specs(wildcards)[0]["training"]
     if what == "threads":
-        return training["threads"]
-    return 0 if training["device"] == "cpu" else 1
+        return training["threads"] * max(1, len(FLEETS[(wildcards.study, wildcards.family)]))
+    return 0 if training["device"] == "cpu" or not FLEETS[(wildcards.study, wildcards.family)] else 1
 
 
 def study_settings(wildcards):

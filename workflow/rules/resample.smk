@@ -20,7 +20,8 @@ rule train_resample_model:
     resources:
         gpu=lambda w: 0 if resample_model_spec(w)["training"]["device"] == "cpu" else 1,
     params:
-        spec=resample_model_spec,
+        identity=lambda w: model_identity(resample_model_spec(w)),
+        spec=lambda w: ExecutionOnly(resample_model_spec(w)),
     script:
         "../scripts/train.py"
 
@@ -37,7 +38,7 @@ checkpoint select_high_error:
     conda:
         "../../envs/fhnkit.yaml"
     params:
-        study=study_config,
+        study=study_setting,
         seed=lambda w: derive_seed(config["seed"], w.study, "resample"),
     script:
         "../scripts/select_high_error.py"
@@ -53,7 +54,8 @@ rule solve_resample_chunk:
     conda:
         "../../envs/fhnkit.yaml"
     params:
-        study=study_config,
+        determinants=lambda w: data_determinants(config, w.study),
+        config=lambda w: ExecutionOnly(data_job_config(config, w.study)),
     script:
         "../scripts/solve_chunk.py"
 

@@ -17,7 +17,7 @@ rule dataset:
         # everything that determines the bytes of the file (the study's name and the split are
         # written into its metadata): a change reruns the rule, and the cache key covers them all
         determinants=lambda w: data_determinants(config, w.study),
-        study=lambda w: w.study,
-        split=lambda w: w.split,
+        # what the script reads: the determinants, and where the numbers are computed (the same bits anywhere)
+        config=lambda w: ExecutionOnly(data_job_config(config, w.study)),
     script:
         "../scripts/dataset.py"

@@ -13,10 +13,9 @@ from fhnkit.plan.layout import fleet_compiled_dir
 log_to(snakemake.log[0])
 
 out = Path(snakemake.output[0]).parent
-marker = snakemake.input.get("fleet")  # compiled by the fleet that trained it: take the builds from there
-if marker:
-    w = snakemake.wildcards
-    source = fleet_compiled_dir(w.study, Path(marker).parent.name, w.model)
+w = snakemake.wildcards
+source = fleet_compiled_dir(w.study, w.model)  # compiled by the fleet that trained it: take the builds from there
+if Path(source).is_dir():
     if take_compiled_from_fleet(source, out, snakemake.input.weights, snakemake.params.settings):
         logging.info("%s/%s: compiled by its fleet, moved from %s", w.study, w.model, source)
         sys.exit(0)

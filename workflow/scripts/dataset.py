@@ -7,6 +7,6 @@ from fhnkit.joblog import log_to
 
 log_to(snakemake.log[0])
 
-df = write_dataset(snakemake.config, snakemake.wildcards.study, snakemake.wildcards.split,
+df = write_dataset(snakemake.params.config.value, snakemake.wildcards.study, snakemake.wildcards.split,
                    snakemake.output[0])
 logging.info("wrote %d rows to %s", len(df), snakemake.output[0])

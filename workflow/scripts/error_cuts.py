@@ -5,15 +5,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from fhnkit.analysis import cut_models, error_cuts_figure, message_figure, study_cuts
+from fhnkit.analysis import build_summary, cut_models, error_cuts_figure, message_figure, study_cuts
 from fhnkit.joblog import log_to
 from fhnkit.nets import load_model
 
 log_to(snakemake.log[0])
 
 study = snakemake.wildcards.study
-config = snakemake.config
-chosen = cut_models(pd.read_parquet(snakemake.input.summary), study)
+config = snakemake.params.config.value  # the study's data settings and the data solver (the cuts' truth)
+chosen = cut_models(build_summary(list(snakemake.input.metrics), []), study)
 dirs = {Path(p).parent.name: Path(p).parent for p in snakemake.input.weights}
 title = f"{study}: error over cuts of (U0, t)"
 if not chosen:

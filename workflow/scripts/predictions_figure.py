@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fhnkit.analysis import study_predictions
+from fhnkit.analysis import build_summary, study_predictions
 from fhnkit.joblog import log_to
 
 log_to(snakemake.log[0])
@@ -15,7 +15,7 @@ inp, params, study = snakemake.input, snakemake.params, snakemake.wildcards.stud
 # problem A is one trajectory: its figure shows the training points too
 train = pd.read_parquet(inp.train) if params.problem == "A" else None
 dirs = {Path(p).parent.name: Path(p).parent for p in inp.weights}
-path = study_predictions(pd.read_parquet(inp.summary), study, dirs, pd.read_parquet(inp.val),
+path = study_predictions(build_summary(list(inp.metrics), []), study, dirs, pd.read_parquet(inp.val),
                          snakemake.output[0], params.highlight, u_threshold=params.a,
                          train=train)
 logging.info("predictions of %s -> %s", study, path)

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from fhnkit.analysis import rollout, successful
+from fhnkit.analysis import build_summary, rollout, successful
 from fhnkit.joblog import log_to
 from fhnkit.nets import load_model
 
 log_to(snakemake.log[0])
 
 study = snakemake.wildcards.study
-summary = successful(pd.read_parquet(snakemake.input.summary))
+summary = successful(build_summary(list(snakemake.input.metrics), []))
 itnns = summary[(summary["study"] == study) & (summary["class"] == "itnn")]
 dirs = {Path(p).parent.name: Path(p).parent for p in snakemake.input.weights}
 if itnns.empty:

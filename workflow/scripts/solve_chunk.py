@@ -11,9 +11,10 @@ from fhnkit.joblog import log_to
 
 log_to(snakemake.log[0])
 
-study = snakemake.params.study
+config = snakemake.params.config.value  # the study's data settings and the data solver
+study = config["studies"][snakemake.wildcards.study]
 params = pd.read_parquet(snakemake.input[0])[parameter_columns(study)].to_numpy()
-df = solve_parameter_sets(snakemake.config, study, params)
-meta = {**read_parquet_meta(snakemake.input[0]), "data_solver": solver_provenance(snakemake.config)}
+df = solve_parameter_sets(config, study, params)
+meta = {**read_parquet_meta(snakemake.input[0]), "data_solver": solver_provenance(config)}
 write_parquet(df, snakemake.output[0], meta)
 logging.info("solved %d parameter sets", len(params))

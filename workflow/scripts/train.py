@@ -12,15 +12,15 @@ from fhnkit.plan.layout import fleet_model_dir
 
 log_to(snakemake.log[0])
 
-spec = snakemake.params.spec
+spec = snakemake.params.spec.value  # the whole spec: what makes the model (params.identity) and how it runs
 out_dir = Path(snakemake.output.metrics).parent
-marker = snakemake.input.get("fleet")  # trained by a fleet: take the model from the fleet's directory
-if marker:
-    fleet_dir = fleet_model_dir(spec["study"], Path(marker).parent.name, spec["model"])
+if snakemake.input.get("fleet"):  # after the study's fleet job: take the model from there if it trained it
+    fleet_dir = fleet_model_dir(spec["study"], spec["model"])
     if take_from_fleet(fleet_dir, out_dir, spec.get("config_hash")):
         logging.info("%s/%s: trained by its fleet, moved from %s", spec["study"], spec["model"], fleet_dir)
         sys.exit(0)
-    logging.info("%s is not in %s (deleted since, or it failed there): training it alone", spec["model"], fleet_dir)
+    logging.info("%s is not in %s (no fleets, deleted since, or it failed there): training it alone",
+                 spec["model"], fleet_dir)
 # Before torch initialises CUDA: on a machine with several GPUs, take a free one for this job
 # (held until the job ends; Snakemake run locally does not assign GPUs itself).
 slot = acquire_gpu(spec["training"].get("device", "auto"))

@@ -1,38 +1,33 @@
-"""Snakemake script of rule `train_fleet`: up to `fleet` models of a study trained together."""
+"""Snakemake script of rule `train_fleet`: a study's fleets of one family, each of up to `fleet` models
+trained together (fhnkit.cluster.fleet_job)."""
 
 import logging
 import os
 
-from fhnkit.cluster import acquire_gpu
 from fhnkit.joblog import log_to
+from fhnkit.plan.layout import fleet_compiled_dir, fleet_dir, fleet_model_dir
 
 log_to(snakemake.log[0])
 
-specs = snakemake.params.specs
-slot = acquire_gpu(specs[0]["training"].get("device", "auto"))
-logging.info("training %d models of %s as a fleet on CUDA_VISIBLE_DEVICES=%s", len(specs), specs[0]["study"],
-             os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"))
+fleets = snakemake.params.fleets.value  # {fleet: [model names]}; empty with `fleet: 1`
+specs = snakemake.params.specs.value
+data = {spec["model"]: paths for spec, paths in zip(specs, snakemake.params.data, strict=True)}
+specs = {spec["model"]: spec for spec in specs}
+if not fleets:
+    logging.info("no fleets (config fleet: 1): each model's own job trains it")
+else:
+    from fhnkit.cluster import acquire_gpu
 
-from fhnkit.inference import compile_models  # noqa: E402 (after the GPU is chosen)
-from fhnkit.training import train_fleet  # noqa: E402
+    first = specs[next(iter(fleets.values()))[0]]
+    slot = acquire_gpu(first["training"].get("device", "auto"))
+    workers = max(1, snakemake.threads // first["training"]["threads"])
+    logging.info("training %d models of %s as %d fleet(s), up to %d at once, on CUDA_VISIBLE_DEVICES=%s",
+                 sum(map(len, fleets.values())), first["study"], len(fleets), workers,
+                 os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"))
 
-jobs = list(zip(specs, snakemake.params.data, snakemake.params.dirs, strict=True))
-results = train_fleet(jobs, checkpoint_dir=snakemake.params.checkpoints)
-for spec, result in zip(specs, results, strict=True):
-    if isinstance(result, Exception):  # on_divergence: fail; the model's own job trains it again alone
-        logging.error("%s: %s", spec["model"], result)
-    elif result["status"] == "ok":
-        logging.info("%s: mean error %.3e, max error %.3e", spec["model"], result["mean_err"], result["max_err"])
-    else:
-        logging.error("%s recorded as failed: %s", spec["model"], result["error"])
+    from fhnkit.cluster.fleet_job import run_fleets  # noqa: E402 (after the GPU is chosen)
 
-# Compile every finished model here too (one import of the backends for all); each model's `compile` job then
-# moves its builds into place. The compile settings come from the config, not from params, so that changing
-# them reruns the compile jobs (which then build alone), never the fleet.
-finished = [(directory, data["val"], compiled) for spec, result, data, directory, compiled
-            in zip(specs, results, snakemake.params.data, snakemake.params.dirs, snakemake.params.compiled, strict=True)
-            if not isinstance(result, Exception) and result["status"] == "ok"]
-for (directory, _, _), built in zip(finished, compile_models(finished, snakemake.config["compile"]), strict=True):
-    if not isinstance(built, Exception):
-        names = ", ".join(f"{b['backend']}-{b['precision']}" for b in built["builds"])
-        logging.info("%s compiled: %s", directory, names)
+    study = first["study"]
+    jobs = {name: [(specs[m], data[m], fleet_model_dir(study, m), fleet_compiled_dir(study, m)) for m in models]
+            for name, models in fleets.items()}
+    run_fleets(jobs, fleet_dir(study), snakemake.params.compile.value, workers)

@@ -197,7 +197,7 @@ def train_fleet_unit(name: str, fleet: list[dict], results: Path, logs: Path, ra
                     len(fleet), study, name, rank, os.uname().nodename,
                     os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"))
         try:
-            outcomes = train_fleet(jobs, checkpoint_dir=Path(layout.fleet_dir(study, name, str(results))))
+            outcomes = train_fleet(jobs, checkpoint_dir=Path(layout.fleet_dir(study, str(results))))
         except Exception as exc:  # noqa: BLE001 (one fleet's failure must not stop the grid)
             logger.error("training failed: %s\n%s", exc, traceback.format_exc())
             seconds, error = time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"

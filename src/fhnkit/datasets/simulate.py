@@ -16,8 +16,10 @@ import pandas as pd
 from .. import __version__
 from ..artifacts import write_parquet
 from ..cell.problems import OUTPUTS, fhn_params, i_app, input_bounds, input_columns, parameter_columns, region_bounds
+from ..content import record_content
 from ..plan.config import config_hash, derive_seed
-from ..plan.grid import data_determinants, data_solver_identity
+from ..plan.execution import data_solver_identity
+from ..plan.grid import data_determinants
 from ..solvers.cpu import solve, solver_backend, steps_for
 from .sampling import sample_box
 
@@ -156,7 +158,9 @@ def make_dataset(config: dict, study_name: str, split: str) -> tuple[pd.DataFram
 
 
 def write_dataset(config: dict, study_name: str, split: str, path) -> pd.DataFrame:
-    """Build one split and write it to `path` as Parquet (atomically); returns the rows."""
+    """Build one split and write it to `path` as Parquet (atomically), its content hash beside it
+    (`fhnkit.content.record_content`: a later run detects bytes changed in place); returns the rows."""
     df, meta = make_dataset(config, study_name, split)
     write_parquet(df, path, meta)
+    record_content(path)
     return df

@@ -14,16 +14,17 @@ from .config import (
     read_config_file,
     validate_config,
 )
-from .fleets import fleet_of, fleet_size, study_fleets
+from .execution import ExecutionOnly, canonical, model_identity, results_config
+from .fleets import FAMILIES, fleet_family, fleet_of, fleet_size, study_fleets
 from .grid import (
     arch_name,
     architectures,
     data_determinants,
+    data_job_config,
     expand_all,
     expand_study,
     model_name,
     resample_specs,
-    results_config,
     shape_of,
 )
 from .kinds import KINDS, ModelKind, continuous_classes, kind_named, kind_of, n_windows
@@ -31,15 +32,20 @@ from .kinds import KINDS, ModelKind, continuous_classes, kind_named, kind_of, n_
 __all__ = [
     "KINDS",
     "ConfigError",
+    "ExecutionOnly",
+    "FAMILIES",
     "ModelKind",
     "arch_name",
     "architectures",
+    "canonical",
     "config_hash",
     "continuous_classes",
     "data_determinants",
+    "data_job_config",
     "derive_seed",
     "expand_all",
     "expand_study",
+    "fleet_family",
     "fleet_of",
     "fleet_size",
     "kind_named",
@@ -47,6 +53,7 @@ __all__ = [
     "layout",
     "load_config",
     "load_schema",
+    "model_identity",
     "model_name",
     "read_config_file",
     "n_windows",

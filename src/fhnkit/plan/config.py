@@ -22,7 +22,13 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from .layout import RUN_DIRECTORIES
+
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
+
+
+# a study's name becomes directory and file names (results/{study}/, error_cuts_{study}.png, ...)
+MAX_STUDY_NAME = 64
 
 
 class ConfigError(ValueError):
@@ -123,6 +129,12 @@ def _semantic_problems(config: dict) -> list[str]:
     for name in known:
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
             problems.append(f"studies: {name!r} cannot name a study: a name is a letter, then letters, digits or _")
+        elif len(name) > MAX_STUDY_NAME:
+            problems.append(f"studies: {name[:20]}... ({len(name)} characters) is too long to name a study: at most "
+                            f"{MAX_STUDY_NAME} (the study's files carry its name, and a file name ends at 255 bytes)")
+        elif name.lower() in RUN_DIRECTORIES:
+            problems.append(f"studies: {name!r} names a directory of the whole run (results/{name.lower()}/, "
+                            f"logs/{name.lower()}/); choose another name (not one of {list(RUN_DIRECTORIES)})")
     unknown = sorted(set(config["analysis"].get("ttest_studies") or []) - known)
     if unknown:
         problems.append(f"analysis.ttest_studies: {unknown} are not studies of this config; "
@@ -293,11 +305,14 @@ def _marching_problems(name: str, study: dict) -> list[str]:
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the last)."""
+    """YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the last). Merge keys
+    (`<<: *anchor`) are standard YAML: a key the mapping writes itself overrides the merged one, as intended."""
 
     def construct_mapping(self, node, deep=False):
         seen = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key = self.construct_object(key_node, deep=True)
             if key in seen:
                 raise ConfigError(f"key {key!r} is given twice in one mapping (lines {seen[key]} and "
@@ -310,8 +325,11 @@ def read_config_file(path) -> dict:
     """The mapping in YAML file `path`, unvalidated; a missing or unreadable file, broken YAML, a
     duplicate key or a top level that is not a mapping raise ConfigError naming the file."""
     try:
-        with open(path) as fh:
+        with open(path, encoding="utf-8") as fh:
             data = yaml.load(fh, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a text file in UTF-8 (byte {err.object[err.start]:#04x} at offset "
+                          f"{err.start}): a config is YAML text") from None
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the config file: {err.strerror or err}") from None
     except ConfigError as err:

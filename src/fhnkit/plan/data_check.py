@@ -1,8 +1,10 @@
 """Data sets checked before a run plans anything that depends on them, and a damaged one remade.
 
 A data set that exists is read back (its Parquet footer and schema, without its rows) and must
-hold fhnkit's metadata and the columns that metadata names. One that does not (truncated,
-overwritten, not Parquet) is made again from the config, before the workflow builds its DAG,
+hold fhnkit's metadata and the columns that metadata names, and the bytes recorded when it was
+written (`fhnkit.content`: hashed only when its size or modification time differ from the record).
+One that does not (truncated, overwritten, not Parquet) is made again from the config, before the
+workflow builds its DAG,
 and put in place with the damaged file's modification time: the same config gives the same bytes
 (tests/test_datasets.py), so the models trained on it stay valid, and Snakemake, which would
 rerun every model downstream of a data set that a job remakes, has nothing to rerun.
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import yaml
 
+from ..content import content_problem, record_content
 from . import layout
 
 META_KEY = b"fhnkit"  # where fhnkit.artifacts.write_parquet keeps a file's metadata
@@ -37,6 +40,8 @@ def dataset_problem(path) -> str | None:
         schema = pq.read_schema(path)
     except Exception as err:  # noqa: BLE001 (pyarrow raises several types for a damaged file)
         return f"not a readable Parquet file ({type(err).__name__}: {err})"
+    if (changed := content_problem(path)) is not None:
+        return changed
     meta = (schema.metadata or {}).get(META_KEY)
     if meta is None:
         return "holds no fhnkit metadata (not written by fhnkit)"
@@ -74,4 +79,5 @@ def remake_dataset(config: dict, study: str, split: str, path) -> None:
             raise RuntimeError(f"could not make {path} again: {proc.stderr.strip() or proc.stdout.strip()}")
         os.utime(out, ns=(stat.st_atime_ns, stat.st_mtime_ns))
         os.replace(out, path)
+    record_content(path)
 

@@ -1,14 +1,29 @@
 """Which models of a study train together as a fleet (the config's `fleet`: the most models per fleet).
 
-Models are ordered so that those a fleet stacks into one group (same network kind and whether the loss
-has data terms only, `fhnkit.training.fleet.group_key`) sit next to each other (by class, region and
-window settings, then depth and batch size, which stack too), then cut into fleets of at most
-`training.fleet` models, named f0, f1, ... With `fleet: 1` there are no fleets: one job per model.
-(The order, and so which models share a fleet job, is unchanged from when depth and batch size split
-groups: a new order would rename every fleet's models and retrain them for nothing.)
+A study's models of one family (`fleet_family`) are ordered so that those a fleet stacks into one group
+(`fhnkit.training.fleet.group_key`) sit next to each other (by class, region and window settings, then
+depth and batch size, which stack too), then cut into fleets of at most `fleet` models, named f0, f1, ...
+With `fleet: 1` there are no fleets: each model trains in its own job. Which fleet a model falls in is how
+it trains, never part of what a job makes: no file name or recorded parameter holds it.
 """
 
 from __future__ import annotations
+
+from .kinds import kind_of, n_windows
+
+# A study's fleet-trained models fall into families by what their loss computes, a property of each model
+# (never of the config's `fleet`): each family is one fleet job of the workflow, so that a model's inputs
+# name its family, not its fleet, and families train side by side. Models of one network per time window
+# never stack: they have no family and train alone, each in its own job.
+FAMILIES = ("data", "physics")
+
+
+def fleet_family(spec: dict) -> str | None:
+    """"data" (data terms only: gradients by hand), "physics" (a residual: autograd), or None (one network
+    per time window: trained alone)."""
+    if n_windows(spec) > 1:
+        return None
+    return "physics" if kind_of(spec).physics else "data"
 
 
 def fleet_size(config: dict) -> int:

@@ -12,36 +12,33 @@ import itertools
 
 from .. import __version__
 from .config import ConfigError, config_hash, derive_seed, grid_size
+from .execution import data_solver_identity, model_identity
 
 PROBLEM_KEYS = ("problem", "t_max", "ranges", "i_app", "k_to_i_app", "initial_state")
 # a model's spec carries the marching settings of its study (None without marching)
 SHAPES = ("rectangle", "funnel", "bottleneck", "bowtie", "diamond", "other")
 
 
-# data_solver settings that say where the data are computed, not what they are: the CUDA and numba kernels
-# give the same bits, so these are recorded as provenance and never part of a data set's identity
-DATA_EXECUTION_KEYS = ("backend",)
-
-
-def data_solver_identity(config: dict) -> dict:
-    """The data_solver settings that determine the numbers (method, dt, precision), without `DATA_EXECUTION_KEYS`."""
-    return {k: v for k, v in config["data_solver"].items() if k not in DATA_EXECUTION_KEYS}
-
-
-def results_config(config: dict) -> dict:
-    """The config without the settings that only say where work runs (`DATA_EXECUTION_KEYS`): what the
-    results depend on, as the report's configuration page shows it."""
-    return {**config, "data_solver": data_solver_identity(config)}
+# the keys of a study that its solved data depend on (with the root seed, the FHN model and the data solver)
+DATA_KEYS = ("problem", "i_app", "k_to_i_app", "t_max", "initial_state", "ranges", "times_per_trajectory",
+             "train", "val", "region", "marching")
 
 
 def data_determinants(config: dict, study_name: str) -> dict:
     """Everything that determines a study's data sets (their cache key, Snakemake params and config hash),
     and nothing that only says where they are computed."""
     study = config["studies"][study_name]
-    keys = ("problem", "i_app", "k_to_i_app", "t_max", "initial_state", "ranges", "times_per_trajectory",
-            "train", "val", "region", "marching")
     return {"seed": config["seed"], "model": config["model"], "data_solver": data_solver_identity(config),
-            "study": {k: study.get(k) for k in keys}, "fhnkit": __version__}
+            "study": {k: study.get(k) for k in DATA_KEYS}, "fhnkit": __version__}
+
+
+def data_job_config(config: dict, study_name: str) -> dict:
+    """The part of `config` that a job solving a study's trajectories reads (its data sets, its resampled
+    chunks, the error cuts' truth): the config with only these keys, `data_solver.backend` included (where the
+    numbers are computed); everything else in it is in `data_determinants`."""
+    study = config["studies"][study_name]
+    return {"seed": config["seed"], "model": config["model"], "data_solver": config["data_solver"],
+            "studies": {study_name: {k: study.get(k) for k in DATA_KEYS}}}
 
 
 def arch_name(layers) -> str:
@@ -102,8 +99,8 @@ def _spec(config: dict, study_name: str, cls: str, region: bool, windows: int, l
         "marching": study.get("marching") if cls != "itnn" else None,
         "problem_settings": {k: study[k] for k in PROBLEM_KEYS},
     }
-    # provenance: the hash of everything that makes this model (its spec and data)
-    spec["config_hash"] = config_hash({"spec": spec, "data": data_determinants(config, study_name)})
+    # provenance: the hash of everything that makes this model (its spec and data), not of how it runs
+    spec["config_hash"] = config_hash({"spec": model_identity(spec), "data": data_determinants(config, study_name)})
     return spec
 
 

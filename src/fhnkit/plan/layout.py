@@ -10,6 +10,8 @@ from __future__ import annotations
 
 RESULTS = "results"
 LOGS = "logs"
+# directories of the whole run beside the studies' own, under RESULTS and LOGS: no study may take their names
+RUN_DIRECTORIES = ("analysis", "figures", "cost_sweep", "mpi")
 
 # what a trained model's directory holds; metrics.json is written last: a model is finished when it exists
 MODEL_FILES = ("weights.pt", "spec.json", "history.parquet", "metrics.json")
@@ -83,23 +85,26 @@ def mpi_file(name: str, results: str = RESULTS) -> str:
     return f"{results}/mpi/{name}"
 
 
-def fleet_dir(study: str, fleet: str, results: str = RESULTS) -> str:
-    """Where a fleet job writes its models (`fleet_model_dir`), its checkpoints and, last, `fleet_marker`;
-    each model's own `train` job then moves the model to `model_dir`."""
-    return f"{results}/{study}/fleets/{fleet}"
+def fleet_dir(study: str, results: str = RESULTS) -> str:
+    """Where a study's fleet job writes its models (`fleet_model_dir`), its checkpoints (named by their
+    models, whichever fleet trains them) and, last, `fleet_marker`; each model's own `train` job then moves
+    the model to `model_dir`. No path here names a fleet: how a study's models are cut into fleets (the
+    config's `fleet`) says how they train, and changing it must leave every job's inputs as they were."""
+    return f"{results}/{study}/fleets"
 
 
-def fleet_model_dir(study: str, fleet: str, model: str, results: str = RESULTS) -> str:
-    return f"{fleet_dir(study, fleet, results)}/{model}"
+def fleet_model_dir(study: str, model: str, results: str = RESULTS) -> str:
+    return f"{fleet_dir(study, results)}/{model}"
 
 
-def fleet_compiled_dir(study: str, fleet: str, model: str, results: str = RESULTS) -> str:
+def fleet_compiled_dir(study: str, model: str, results: str = RESULTS) -> str:
     """Where a fleet job compiles a model it trained; the model's `compile` job moves the builds from there."""
-    return f"{fleet_model_dir(study, fleet, model, results)}/compiled"
+    return f"{fleet_model_dir(study, model, results)}/compiled"
 
 
-def fleet_marker(study: str, fleet: str, results: str = RESULTS) -> str:
-    return f"{fleet_dir(study, fleet, results)}/done"
+def fleet_marker(study: str, family: str, results: str = RESULTS) -> str:
+    """The last file of a study's fleet job of one family (`fhnkit.plan.fleets.fleet_family`)."""
+    return f"{fleet_dir(study, results)}/{family}.done"
 
 
 def log(*parts: str, logs: str = LOGS) -> str:

@@ -158,8 +158,9 @@ def steps_for(t_end: float, dt: float) -> int:
 
 
 @numba.njit(parallel=True, cache=True)
-def _rk4_kernel(u, w, i_app, k, a, eps, beta, gamma, dt, n_steps, save_every, out_u, out_w):
-    half, sixth, one = dt / 2, dt / 6, u.dtype.type(1.0)
+def _rk4_kernel(u, w, i_app, k, a, eps, beta, gamma, dt, half, sixth, two, n_steps, save_every, out_u, out_w):
+    # every constant comes in the inputs' precision: `dt / 2` or `2 * k2u` here would be float64 arithmetic
+    one = u.dtype.type(1.0)
     for i in numba.prange(u.shape[0]):
         ui, wi, ci = u[i], w[i], i_app[i]
         out_u[0, i] = ui
@@ -173,8 +174,8 @@ def _rk4_kernel(u, w, i_app, k, a, eps, beta, gamma, dt, n_steps, save_every, ou
             k3u, k3w = _rhs(u3, w3, ci, k, a, eps, beta, gamma, one)
             u4, w4 = ui + dt * k3u, wi + dt * k3w
             k4u, k4w = _rhs(u4, w4, ci, k, a, eps, beta, gamma, one)
-            ui += sixth * (k1u + 2 * k2u + 2 * k3u + k4u)
-            wi += sixth * (k1w + 2 * k2w + 2 * k3w + k4w)
+            ui += sixth * (k1u + two * k2u + two * k3u + k4u)
+            wi += sixth * (k1w + two * k2w + two * k3w + k4w)
             if s % save_every == 0:
                 out_u[slot, i] = ui
                 out_w[slot, i] = wi
@@ -184,7 +185,8 @@ def _rk4_kernel(u, w, i_app, k, a, eps, beta, gamma, dt, n_steps, save_every, ou
 def rk4(u0, w0, i_app, params: FHNParams, dt: float, n_steps: int, save_every: int = 1, dtype=np.float64):
     """Classical fourth-order Runge-Kutta; same contract as `euler` (initial state stored).
 
-    The accurate reference for training data: global error O(dt^4) instead of Euler's O(dt).
+    The accurate reference for training data: global error O(dt^4) instead of Euler's O(dt). Its arithmetic
+    is in `dtype` throughout (dt / 2 and dt / 6 rounded to it once).
     """
     dtype = np.dtype(dtype)
     u0, w0, i_app = (np.ascontiguousarray(x.reshape(-1)) for x in np.broadcast_arrays(
@@ -196,7 +198,7 @@ def rk4(u0, w0, i_app, params: FHNParams, dt: float, n_steps: int, save_every: i
     out_u, out_w = np.empty((n_snap, u0.size), dtype), np.empty((n_snap, u0.size), dtype)
     c = dtype.type
     _rk4_kernel(u0, w0, i_app, c(params.k), c(params.a), c(params.epsilon), c(params.beta), c(params.gamma),
-                c(dt), int(n_steps), int(save_every), out_u, out_w)
+                c(dt), c(dt / 2), c(dt / 6), c(2.0), int(n_steps), int(save_every), out_u, out_w)
     return np.arange(n_snap, dtype=np.float64) * (save_every * dt), out_u, out_w
 
 
