@@ -47,7 +47,12 @@ def _silu(z, h, d):
 
 
 def _tanh(z, h, d):
-    torch.tanh(z, out=h)
+    if z.is_cuda:
+        torch.tanh(z, out=h)
+    else:  # tanh z = 2 sigmoid(2 z) - 1 (exactly 0 at 0; within 2e-7): torch's CPU tanh is 3x its sigmoid's time
+        torch.mul(z, 2.0, out=d)
+        torch.sigmoid(d, out=h)
+        h.mul_(2.0).sub_(1.0)
     torch.addcmul(_one(d), h, h, value=-1, out=d)
 
 
