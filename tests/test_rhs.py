@@ -153,37 +153,36 @@ def test_numba_euler_equals_steps_of_fhn_rhs(dtype, p):
 
 
 def rk4_reference(u, w, c, pars, dt, n_steps):
-    """Classical RK4 with fhn_rhs, in the operation order of fhnkit.solvers.cpu._rk4_kernel."""
-    half, sixth = dt / 2, dt / 6
+    """Classical RK4 with fhn_rhs, in the operation order of fhnkit.solvers.cpu._rk4_kernel, in the precision
+    of `u` (every constant in it: dt, dt / 2 and dt / 6 rounded once, and 2)."""
+    real = u.dtype.type
+    pars = [real(p) for p in pars]
+    step, half, sixth, two, one = real(dt), real(dt / 2), real(dt / 6), real(2.0), real(1.0)
     for _ in range(n_steps):
-        k1u, k1w = fhn_rhs(u, w, c, *pars)
-        k2u, k2w = fhn_rhs(u + half * k1u, w + half * k1w, c, *pars)
-        k3u, k3w = fhn_rhs(u + half * k2u, w + half * k2w, c, *pars)
-        k4u, k4w = fhn_rhs(u + dt * k3u, w + dt * k3w, c, *pars)
-        u = u + sixth * (k1u + 2 * k2u + 2 * k3u + k4u)
-        w = w + sixth * (k1w + 2 * k2w + 2 * k3w + k4w)
+        k1u, k1w = fhn_rhs(u, w, c, *pars, one)
+        k2u, k2w = fhn_rhs(u + half * k1u, w + half * k1w, c, *pars, one)
+        k3u, k3w = fhn_rhs(u + half * k2u, w + half * k2w, c, *pars, one)
+        k4u, k4w = fhn_rhs(u + step * k3u, w + step * k3w, c, *pars, one)
+        u = u + sixth * (k1u + two * k2u + two * k3u + k4u)
+        w = w + sixth * (k1w + two * k2w + two * k3w + k4w)
     return u, w
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n_steps", [1, 25])
 def test_numba_rk4_equals_rk4_of_fhn_rhs(dtype, n_steps):
-    """RK4 with fhn_rhs in numpy float64, bit for bit.
-
-    With float32 inputs the kernel still computes in float64 (numba types dt / 2 and the 2 * k
-    terms as float64, so the state is promoted): the reference is float64 arithmetic on the
-    float32-rounded inputs, parameters and dt, rounded to float32 only where a state is stored.
-    """
+    """RK4 with fhn_rhs in numpy, in the inputs' precision, bit for bit: with float32 inputs the kernel
+    computes in float32 throughout (it once computed in float64, its dt / 2 and 2 * k terms promoting
+    the state, against its documentation)."""
     n, dt = 2000, 0.01
     for p in PARAM_SETS:
         u, w, c = random_inputs(n, dtype, seed=14)[:3]
-        c_ = np.dtype(dtype).type
-        pars = [float(c_(getattr(p, name))) for name in NAMES]
+        pars = [getattr(p, name) for name in NAMES]
         _, U, W = rk4(u, w, c, p, dt, n_steps, n_steps, dtype)
-        ref_u, ref_w = rk4_reference(u.astype(np.float64), w.astype(np.float64), c.astype(np.float64), pars,
-                                     float(c_(dt)), n_steps)
-        assert_bitwise(U[1], ref_u.astype(dtype), f"U after {n_steps} RK4 step(s), {p}")
-        assert_bitwise(W[1], ref_w.astype(dtype), f"W after {n_steps} RK4 step(s), {p}")
+        ref_u, ref_w = rk4_reference(u, w, c, pars, dt, n_steps)
+        assert ref_u.dtype == dtype
+        assert_bitwise(U[1], ref_u, f"U after {n_steps} RK4 step(s), {p}")
+        assert_bitwise(W[1], ref_w, f"W after {n_steps} RK4 step(s), {p}")
 
 
 # --------------------------------------------------------------------------- the PINN residual's rhs

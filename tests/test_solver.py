@@ -405,30 +405,3 @@ def test_solve_dispatches_methods_and_refuses_rk4_on_cuda():
     with pytest.raises(ValueError, match="method must be one of"):
         solve(0.5, 0.0, 0.0, PARAMS, 0.01, 10, method="heun")
 
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_rk4_computes_in_the_precision_of_its_inputs(dtype):
-    """The numba RK4 kernel does, bit for bit, the arithmetic of a plain numpy RK4 in `dtype` (the model's
-    one right-hand side, constants dt / 2, dt / 6 and 2 in `dtype`): in float32 nothing is computed in
-    float64 and rounded afterwards."""
-    from fhnkit.cell.model import fhn_rhs
-    from fhnkit.solvers.cpu import rk4
-
-    c = np.dtype(dtype).type
-    dt, n_steps = 0.01, 300
-    u = np.linspace(0.0, 1.0, 7, dtype=dtype)
-    w = np.linspace(0.0, 0.18, 7, dtype=dtype)
-    i_app = np.full(7, 0.05, dtype=dtype)
-    _, U, W = rk4(u, w, i_app, PARAMS, dt, n_steps, n_steps, dtype=dtype)
-    p = [c(getattr(PARAMS, name)) for name in ("k", "a", "epsilon", "beta", "gamma")]
-    half, sixth, two, one = c(dt / 2), c(dt / 6), c(2.0), c(1.0)
-    for _ in range(n_steps):
-        k1 = fhn_rhs(u, w, i_app, *p, one)
-        k2 = fhn_rhs(u + half * k1[0], w + half * k1[1], i_app, *p, one)
-        k3 = fhn_rhs(u + half * k2[0], w + half * k2[1], i_app, *p, one)
-        k4 = fhn_rhs(u + c(dt) * k3[0], w + c(dt) * k3[1], i_app, *p, one)
-        u = u + sixth * (k1[0] + two * k2[0] + two * k3[0] + k4[0])
-        w = w + sixth * (k1[1] + two * k2[1] + two * k3[1] + k4[1])
-    assert u.dtype == dtype and U.dtype == dtype
-    np.testing.assert_array_equal(U[-1], u)
-    np.testing.assert_array_equal(W[-1], w)
