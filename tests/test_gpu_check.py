@@ -99,7 +99,7 @@ def test_snakemake_plans_the_pipeline_check_on_a_machine_without_cuda(tmp_path):
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout, re.MULTILINE))
-    expected = {"dataset": "2", "train_fleet": "2", "train": "6", "compile": "6", "benchmark": "1",
+    expected = {"dataset": "2", "train_fleet": "1", "train": "6", "compile": "6", "benchmark": "1",
                 "cost_sweep": "1", "cost_sweep_analysis": "1", "reproduction": "1"}
     assert {rule: jobs.get(rule) for rule in expected} == expected, proc.stdout[-3000:]
 
