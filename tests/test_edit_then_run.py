@@ -25,6 +25,7 @@ CONFIG = {
         "training": {"iterations": 30, "validate_every": 10},
     }},
 }
+MODELS = [f"ddnn_{arch}_bs16_s{seed}" for arch in ("tanh8", "silu4") for seed in (0, 1)]
 TIMES = {"iter_time_s", "wall_time_s", "train_time_s", "training_wall_s", "seconds"}
 
 
@@ -33,8 +34,6 @@ def run(workdir, config: dict):
     models = [f"results/S/models/{m}/metrics.json" for m in MODELS]
     return snakemake(workdir, "--cores", "2", *models, configfile=workdir / "config.yaml")
 
-
-MODELS = [f"ddnn_{arch}_bs16_s{seed}" for arch in ("tanh8", "silu4") for seed in (0, 1)]
 
 
 def made(workdir) -> dict[str, object]:

@@ -71,9 +71,13 @@ EXECUTION_EDITS = {
     "fleet: 1 (no fleets)": edited("fleet", 1),
     "data_solver.backend: cpu": edited("data_solver.backend", "cpu"),
     **{f"training.{key}": every_study(key, value) for key, value in
-       zip(TRAINING_EXECUTION_KEYS, (2, "cpu", 7), strict=True)},
+       {"threads": 2, "device": "cpu", "checkpoint_every": 7}.items()},
     "every mapping's keys in reverse order": reversed_keys(yaml.safe_load(TINY.read_text())),
 }
+
+
+def test_every_training_execution_key_is_edited():
+    assert {name.removeprefix("training.") for name in EXECUTION_EDITS} >= set(TRAINING_EXECUTION_KEYS)
 
 
 @pytest.mark.parametrize("name", list(EXECUTION_EDITS))

@@ -10,9 +10,9 @@ from fhnkit.plan.layout import fleet_compiled_dir, fleet_dir, fleet_model_dir
 log_to(snakemake.log[0])
 
 fleets = snakemake.params.fleets.value  # {fleet: [model names]}; empty with `fleet: 1`
-specs = snakemake.params.specs.value
-data = {spec["model"]: paths for spec, paths in zip(specs, snakemake.params.data, strict=True)}
-specs = {spec["model"]: spec for spec in specs}
+family = snakemake.params.specs.value  # every model of the study's family, in the order of params.data
+data = {spec["model"]: paths for spec, paths in zip(family, snakemake.params.data, strict=True)}
+specs = {spec["model"]: spec for spec in family}
 if not fleets:
     logging.info("no fleets (config fleet: 1): each model's own job trains it")
 else:

@@ -50,6 +50,9 @@ def run_fleets(fleets: dict[str, list[FleetJob]], checkpoint_dir, compile_settin
     where this process cannot fork cleanly: no fork on this platform, or torch already imported)."""
     workers = max(1, min(workers, len(fleets)))
     clean = "torch" not in sys.modules and "fork" in multiprocessing.get_all_start_methods()
+    if workers > 1 and not clean:
+        log.info("%d fleets one at a time: this process cannot fork cleanly (torch imported, or no fork)",
+                 len(fleets))
     if workers == 1 or not clean:
         for name, jobs in fleets.items():
             train_and_compile(name, jobs, checkpoint_dir, compile_settings)

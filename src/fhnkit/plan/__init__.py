@@ -15,7 +15,7 @@ from .config import (
     validate_config,
 )
 from .execution import ExecutionOnly, canonical, model_identity, results_config
-from .fleets import FAMILIES, fleet_family, fleet_of, fleet_size, study_fleets
+from .fleets import FAMILIES, fleet_family, fleet_size, study_fleets
 from .grid import (
     arch_name,
     architectures,
@@ -46,7 +46,6 @@ __all__ = [
     "expand_all",
     "expand_study",
     "fleet_family",
-    "fleet_of",
     "fleet_size",
     "kind_named",
     "kind_of",

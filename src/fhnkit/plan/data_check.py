@@ -3,9 +3,9 @@
 A data set that exists is read back (its Parquet footer and schema, without its rows) and must
 hold fhnkit's metadata and the columns that metadata names, and the bytes recorded when it was
 written (`fhnkit.content`: hashed only when its size or modification time differ from the record).
-One that does not (truncated, overwritten, not Parquet) is made again from the config, before the
-workflow builds its DAG,
-and put in place with the damaged file's modification time: the same config gives the same bytes
+One that does not (truncated, overwritten, not Parquet, changed in place) is made again from the
+config, before the workflow builds its DAG, and put in place with the damaged file's modification
+time: the same config gives the same bytes
 (tests/test_datasets.py), so the models trained on it stay valid, and Snakemake, which would
 rerun every model downstream of a data set that a job remakes, has nothing to rerun.
 

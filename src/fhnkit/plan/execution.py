@@ -2,8 +2,8 @@
 
 Editing an execution setting after a finished run reruns nothing: it is left out of every rule's
 params, of every config hash and of the report's configuration page. Each such setting changes
-results at most by rounding, as the README's "Reruns" section says, with the command that redoes
-the work anyway:
+results at most by rounding, as the README's "Editing a config after a run" says, with the command
+that redoes the work anyway:
 
 - `fleet` (how many models train together): fleet grouping changes weights by about 1e-7;
 - `data_solver.backend` (CUDA or numba): the same bits (tests/test_cuda_solver.py);

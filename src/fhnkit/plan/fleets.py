@@ -42,8 +42,3 @@ def study_fleets(config: dict, specs: list[dict]) -> dict[str, list[str]]:
         return {}
     names = [s["model"] for s in sorted(specs, key=_stacking_order)]
     return {f"f{i // size}": names[i: i + size] for i in range(0, len(names), size)}
-
-
-def fleet_of(fleets: dict[str, list[str]]) -> dict[str, str]:
-    """{model name: its fleet} of `study_fleets`."""
-    return {model: fleet for fleet, models in fleets.items() for model in models}

@@ -24,21 +24,21 @@ DATA_KEYS = ("problem", "i_app", "k_to_i_app", "t_max", "initial_state", "ranges
              "train", "val", "region", "marching")
 
 
-def data_determinants(config: dict, study_name: str) -> dict:
-    """Everything that determines a study's data sets (their cache key, Snakemake params and config hash),
-    and nothing that only says where they are computed."""
-    study = config["studies"][study_name]
-    return {"seed": config["seed"], "model": config["model"], "data_solver": data_solver_identity(config),
-            "study": {k: study.get(k) for k in DATA_KEYS}, "fhnkit": __version__}
-
-
 def data_job_config(config: dict, study_name: str) -> dict:
     """The part of `config` that a job solving a study's trajectories reads (its data sets, its resampled
     chunks, the error cuts' truth): the config with only these keys, `data_solver.backend` included (where the
-    numbers are computed); everything else in it is in `data_determinants`."""
+    numbers are computed)."""
     study = config["studies"][study_name]
     return {"seed": config["seed"], "model": config["model"], "data_solver": config["data_solver"],
             "studies": {study_name: {k: study.get(k) for k in DATA_KEYS}}}
+
+
+def data_determinants(config: dict, study_name: str) -> dict:
+    """Everything that determines a study's data sets (their cache key, Snakemake params and config hash):
+    `data_job_config` without what only says where they are computed, and fhnkit's version."""
+    job = data_job_config(config, study_name)
+    return {"seed": job["seed"], "model": job["model"], "data_solver": data_solver_identity(job),
+            "study": job["studies"][study_name], "fhnkit": __version__}
 
 
 def arch_name(layers) -> str:
