@@ -27,6 +27,7 @@ from fhnkit.inference.compiled import (
 from fhnkit.nets import load_model
 from fhnkit.plan.config import validate_config
 from fhnkit.plan.grid import expand_study
+from fhnkit.plan.model_spec import ModelSpec
 from fhnkit.training.train import train_model
 
 
@@ -45,7 +46,8 @@ def trained(tmp_path_factory):
     dirs = {}
     for spec in expand_study(cfg, "S"):
         dirs[spec["model"]] = root / spec["model"]
-        train_model(spec, root / "train.parquet", root / "val.parquet", dirs[spec["model"]], progress=False)
+        train_model(ModelSpec.from_mapping(spec), root / "train.parquet", root / "val.parquet", dirs[spec["model"]],
+                    progress=False)
     return {"cfg": cfg, "dirs": dirs, "val": root / "val.parquet", "root": root}
 
 

@@ -11,10 +11,11 @@ import torch
 
 from fhnkit import analysis as figures
 from fhnkit.analysis import SUMMARY_COLUMNS, plotting, prediction_figures
+from fhnkit.cell.problems import window_edges
 from fhnkit.datasets.simulate import make_dataset
 from fhnkit.nets import build_network, make_spec, save_model
 from fhnkit.nets.evaluate import sample_errors
-from fhnkit.nets.windows import window_edges, windowed_spec
+from fhnkit.nets.windows import windowed_spec
 from fhnkit.plan.config import validate_config
 from test_analysis import fake_summary
 

@@ -17,6 +17,7 @@ import torch
 
 from fhnkit.datasets import write_dataset
 from fhnkit.plan import expand_study, validate_config
+from fhnkit.plan.model_spec import ModelSpec
 from fhnkit.training import TrainingRun, fit
 from fhnkit.training.fleet import fit_fleet, make_groups
 from fhnkit.training.stacked import StackedMLP, activation_order
@@ -44,7 +45,7 @@ def grid(tmp_path_factory):
 
 
 def runs_of(specs, data):
-    return [TrainingRun(copy.deepcopy(spec), data["train"], data["val"]) for spec in specs]
+    return [TrainingRun(ModelSpec.from_mapping(copy.deepcopy(spec)), data["train"], data["val"]) for spec in specs]
 
 
 def weights(run) -> dict[str, torch.Tensor]:
@@ -73,7 +74,7 @@ def test_the_grid_trains_as_a_handful_of_stacked_groups(grid):
     assert len(specs) == 2 * (2 + 4) * 2 * 2 and len(groups) == 2
     assert sorted({run.terms[0].batch_size for g in groups for run in g.runs}) == [8, 16]
     assert all(isinstance(g, StackedGroup) for g in groups)
-    assert all(sorted({len(run.spec["layers"]) for run in g.runs}) == [1, 2] for g in groups)
+    assert all(sorted({run.spec.depth for run in g.runs}) == [1, 2] for g in groups)
 
 
 def test_each_model_in_a_fleet_ends_as_when_trained_alone(grid, capsys):
@@ -112,7 +113,7 @@ def test_the_batch_sequence_is_the_solo_one(grid):
                     parts = zip(batch if isinstance(batch, tuple) else (batch,),
                                 alone if isinstance(alone, tuple) else (alone,), strict=True)
                     # its own rows (a smaller batch is padded to the group's largest)
-                    assert all(torch.equal(t[m][: len(a[0])], a[0]) for t, a in parts), (run.spec["model"], k)
+                    assert all(torch.equal(t[m][: len(a[0])], a[0]) for t, a in parts), (run.spec.model, k)
 
 
 def test_a_diverging_model_stops_alone_and_its_mates_go_on(grid):
@@ -187,14 +188,15 @@ def test_a_fleet_writes_each_model_as_train_model_does(grid, tmp_path):
     paths = {"train": tmp_path / "train.parquet", "val": tmp_path / "val.parquet"}
     for split, path in paths.items():
         data[split].to_parquet(path)
-    alone = [train_model(s, paths["train"], paths["val"], tmp_path / "alone" / s["model"], progress=False)
+    alone = [train_model(ModelSpec.from_mapping(s), paths["train"], paths["val"], tmp_path / "alone" / s["model"],
+                         progress=False)
              for s in specs]
     finished = {"status": "ok", "finished": "before", "config_hash": specs[3]["config_hash"]}
     stale = {"status": "ok", "finished": "before", "config_hash": "another spec"}
     for spec, metrics in ((specs[3], finished), (specs[2], stale)):
         (tmp_path / "fleet" / spec["model"]).mkdir(parents=True)
         (tmp_path / "fleet" / spec["model"] / "metrics.json").write_text(json.dumps(metrics))
-    fleet = train_fleet([(s, paths, tmp_path / "fleet" / s["model"]) for s in specs])
+    fleet = train_fleet([(ModelSpec.from_mapping(s), paths, tmp_path / "fleet" / s["model"]) for s in specs])
     assert fleet[3] == finished  # finished from the same spec: not trained again
     assert fleet[2]["status"] == "ok" and fleet[2]["config_hash"] == specs[2]["config_hash"]  # another spec's
     assert fleet[1]["status"] == "failed" and fleet[1]["error"] == alone[1]["error"]  # same iteration, same terms
@@ -224,7 +226,7 @@ def test_a_killed_fleet_resumes_from_its_checkpoint_bit_identical(grid, tmp_path
         data[split].to_parquet(path)
 
     def jobs(name):
-        return [(s, paths, tmp_path / name / s["model"]) for s in specs]
+        return [(ModelSpec.from_mapping(s), paths, tmp_path / name / s["model"]) for s in specs]
 
     train_fleet(jobs("whole"), checkpoint_dir=tmp_path / "whole_ckpt")
     advance = Group.advance
@@ -266,7 +268,8 @@ def test_an_unreadable_fleet_checkpoint_is_ignored(grid, tmp_path, caplog):
     (group,) = make_groups(runs_of(specs, data))
     (tmp_path / "ckpt").mkdir()
     (tmp_path / "ckpt" / checkpoint_name(group)).write_bytes(b"truncated")
-    results = train_fleet([(s, paths, tmp_path / s["model"]) for s in specs], checkpoint_dir=tmp_path / "ckpt")
+    results = train_fleet([(ModelSpec.from_mapping(s), paths,
+                            tmp_path / s["model"]) for s in specs], checkpoint_dir=tmp_path / "ckpt")
     assert all(r["status"] == "ok" and r["iterations"] == 20 for r in results)
     assert "ignoring fleet checkpoint" in caplog.text
 
@@ -411,7 +414,7 @@ def _with_terms_changed(runs):
     for k, run in enumerate(runs):
         if k % 2:
             continue
-        if run.spec["class"] == "pinn":
+        if run.spec.cls == "pinn":
             i = [t.name for t in run.terms].index("initial")
             for seq in (run.terms, run.seeds, run.samplers):
                 del seq[i]
@@ -419,7 +422,7 @@ def _with_terms_changed(runs):
             data = run.terms[0]
             extra = DataTerm(data.inputs[:40], data.targets[:40], batch_size=24, weight=0.5, name="data_resampled")
             run.terms.append(extra)
-            run.seeds.append(run.spec["torch_seed"] + len(run.seeds) + 1)
+            run.seeds.append(run.spec.torch_seed + len(run.seeds) + 1)
             run.samplers.append(DataTerm.batch_sampler([extra], [run.seeds[-1]]))
     return runs
 

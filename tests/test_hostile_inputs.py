@@ -29,6 +29,7 @@ import yaml
 from conftest import REPO, TINY, snakemake
 from fhnkit.datasets import write_dataset
 from fhnkit.plan import ConfigError, expand_study, load_config, validate_config
+from fhnkit.plan.model_spec import ModelSpec
 from fhnkit.training import train_model
 
 BASE = yaml.safe_load(TINY.read_text())
@@ -236,7 +237,8 @@ def trained(tmp_path_factory):
     spec = next(s for s in expand_study(config, "A_scarce") if s["class"] == "ddnn")
     spec["training"].update(iterations=10, validate_every=10)
     (d / "spec.json").write_text(json.dumps(spec))
-    train_model(spec, data["A_scarce"]["train"], data["A_scarce"]["val"], d / "model", progress=False)
+    train_model(ModelSpec.from_mapping(spec), data["A_scarce"]["train"], data["A_scarce"]["val"], d / "model",
+                progress=False)
     return d, data, spec
 
 

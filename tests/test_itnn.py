@@ -15,6 +15,7 @@ from fhnkit.inference.benchmark import benchmark_model
 from fhnkit.nets import itnn, load_model
 from fhnkit.plan.config import ConfigError, validate_config
 from fhnkit.plan.grid import expand_study
+from fhnkit.plan.model_spec import ModelSpec
 from fhnkit.training.train import train_model
 
 GRID = {"layers": [2], "layer_configs": [["tanh", 16]], "classes": ["itnn"], "batch_size": [64]}
@@ -79,7 +80,8 @@ def test_itnn_trains_validates_on_rollouts_and_benchmarks(data, tmp_path):
         df.to_parquet(tmp_path / f"{split}.parquet")
     spec = expand_study(cfg, "S")[0]
     assert spec["model"] == "itnn_tanh16-tanh16_bs64_s0"
-    metrics = train_model(spec, tmp_path / "train.parquet", tmp_path / "val.parquet", tmp_path / "m",
+    metrics = train_model(ModelSpec.from_mapping(spec), tmp_path / "train.parquet", tmp_path / "val.parquet",
+                          tmp_path / "m",
                           progress=False)
     history = pd.read_parquet(tmp_path / "m" / "history.parquet")
     assert {"val_mean", "val_max", "val_rollout_mean", "val_rollout_max"} <= set(history)

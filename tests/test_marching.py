@@ -10,6 +10,7 @@ import torch
 from fhnkit.datasets.simulate import make_dataset
 from fhnkit.plan.config import ConfigError, validate_config
 from fhnkit.plan.grid import expand_study
+from fhnkit.plan.model_spec import ModelSpec
 from fhnkit.training.marching import MarchValidation
 from fhnkit.training.train import train_model
 
@@ -62,7 +63,7 @@ def test_training_records_the_march_error(tmp_path):
         paths[split] = tmp_path / f"{split}.parquet"
         make_dataset(cfg, "S", split)[0].to_parquet(paths[split])
     spec = expand_study(cfg, "S")[0]
-    metrics = train_model(spec, paths["train"], paths["val"], tmp_path / "m", progress=False,
+    metrics = train_model(ModelSpec.from_mapping(spec), paths["train"], paths["val"], tmp_path / "m", progress=False,
                           march_path=paths["march"])
     history = pd.read_parquet(tmp_path / "m" / "history.parquet")
     assert {"val_march_mean", "val_march_max"} <= set(history)

@@ -9,6 +9,7 @@ from fhnkit.datasets.simulate import make_dataset
 from fhnkit.plan.config import ConfigError, validate_config
 from fhnkit.plan.grid import expand_study
 from fhnkit.plan.layout import needs_region_data
+from fhnkit.plan.model_spec import ModelSpec
 from fhnkit.training.train import TrainingRun, fit
 
 GRID = {"layers": [1], "layer_configs": [["tanh", 8]], "classes": ["ddnn", "pinn"], "batch_size": [16],
@@ -71,7 +72,8 @@ def test_region_models_train_with_their_extra_terms(model, terms):
     cfg = config()
     spec = {s["model"]: s for s in expand_study(cfg, "S")}[model]
     data = {split: make_dataset(cfg, "S", split)[0] for split in ("train", "val", "region")}
-    run = TrainingRun(spec, data["train"], data["val"], data["region"] if needs_region_data(spec) else None)
+    run = TrainingRun(ModelSpec.from_mapping(spec), data["train"], data["val"],
+                      data["region"] if needs_region_data(spec) else None)
     weights = {t.name: t.weight for t in run.terms}
     if spec["region"]:
         assert weights["physics_region"] == 2.0 and weights["data_region"] == 3.0

@@ -12,6 +12,7 @@ from fhnkit.datasets.simulate import solve_parameter_sets, write_dataset
 from fhnkit.plan.config import ConfigError, validate_config
 from fhnkit.plan.grid import expand_study, resample_specs
 from fhnkit.plan.layout import data_files
+from fhnkit.plan.model_spec import ModelSpec
 from fhnkit.resampling.high_error import (
     chunks,
     merge_solved,
@@ -118,6 +119,7 @@ def test_an_empty_high_error_set_adds_no_term():
     spec = resample_specs(config(), "S")["retrained"]
     df = pd.DataFrame({"traj": [0, 0], "t": [0.0, 6.0], "U0": [0.1, 0.1], "W0": [0.0, 0.0], "U": [0.1, 0.2],
                        "W": [0.0, 0.1]})
+    spec = ModelSpec.from_mapping(spec)
     assert [t.name for t in build_terms(spec, df, resampled_df=df)] == ["data", "data_resampled"]
     assert [t.name for t in build_terms(spec, df, resampled_df=df.iloc[:0])] == ["data"]
 
@@ -142,7 +144,8 @@ def test_selection_writes_a_data_dependent_number_of_chunks(tmp_path):
     for split in ("train", "val"):
         write_dataset(cfg, "S", split, tmp_path / f"{split}.parquet")
     base = resample_specs(cfg, "S")["base"]
-    train_model(base, tmp_path / "train.parquet", tmp_path / "val.parquet", tmp_path / "base", progress=False)
+    train_model(ModelSpec.from_mapping(base), tmp_path / "train.parquet", tmp_path / "val.parquet", tmp_path / "base",
+                progress=False)
     study = cfg["studies"]["S"]
     counts = write_selection(tmp_path / "base", tmp_path / "train.parquet", study, study["resample"], 11,
                              tmp_path / "centers.parquet", tmp_path / "chunks")

@@ -15,6 +15,7 @@ import torch
 from fhnkit.datasets.simulate import write_dataset
 from fhnkit.plan.config import validate_config
 from fhnkit.plan.grid import expand_study
+from fhnkit.plan.model_spec import ModelSpec
 from fhnkit.training import checkpoint
 
 STUDY = {"problem": "A", "t_max": 20, "train": {"n": 10, "sampler": "grid"}, "val": {"n": 100},
@@ -78,11 +79,12 @@ def test_checkpoint_of_another_spec_is_ignored(job, tmp_path):
 
     spec = json.loads((job / "spec.json").read_text())
     train, val = pd.read_parquet(job / "train.parquet"), pd.read_parquet(job / "val.parquet")
-    run = TrainingRun(spec, train, val)
+    run = TrainingRun(ModelSpec.from_mapping(spec), train, val)
     run.step()
     checkpoint.save(run, [{"iteration": 1, "wall_time_s": 0.1}], tmp_path)
-    assert checkpoint.restore(TrainingRun(spec, train, val), tmp_path) == [{"iteration": 1, "wall_time_s": 0.1}]
-    other = TrainingRun(spec | {"config_hash": "something-else"}, train, val)
+    assert checkpoint.restore(TrainingRun(ModelSpec.from_mapping(spec), train, val), tmp_path) == [{"iteration": 1,
+                                          "wall_time_s": 0.1}]
+    other = TrainingRun(ModelSpec.from_mapping(spec | {"config_hash": "something-else"}), train, val)
     assert checkpoint.restore(other, tmp_path) is None and other.iteration == 0
     (tmp_path / checkpoint.NAME).write_bytes(b"truncated")
-    assert checkpoint.restore(TrainingRun(spec, train, val), tmp_path) is None
+    assert checkpoint.restore(TrainingRun(ModelSpec.from_mapping(spec), train, val), tmp_path) is None

@@ -27,6 +27,7 @@ from fhnkit.nets.itnn import IteratorMLP
 from fhnkit.nets.windows import WindowedMLP
 from fhnkit.plan.config import validate_config
 from fhnkit.plan.grid import expand_study
+from fhnkit.plan.model_spec import ModelSpec
 from fhnkit.training.loss import build_terms
 from fhnkit.training.terms import BoxSampler, InitialTerm, PhysicsTerm, entry
 from fhnkit.training.train import TrainingDiverged, TrainingRun, fit, train_model
@@ -223,7 +224,7 @@ def test_problem_c_physics_term_uses_the_k_map():
     cfg = make_config(problem="C", classes=["pinn"])
     spec = expand_study(cfg, "S")[0]
     train_df = make_dataset(cfg, "S", "train")[0]
-    terms = {t.name: t for t in build_terms(spec, train_df)}
+    terms = {t.name: t for t in build_terms(ModelSpec.from_mapping(spec), train_df)}
     assert set(terms) == {"data", "physics", "initial"}
     x = entry(PhysicsTerm.batch_sampler([terms["physics"]], [0])(torch.tensor(0)))
     assert x.shape == (spec["training"]["batch"]["physics"], 4)
@@ -231,7 +232,7 @@ def test_problem_c_physics_term_uses_the_k_map():
 
 
 def test_ddnn_has_only_the_data_term(problem_a):
-    terms = build_terms(problem_a["specs"]["ddnn"], problem_a["train"])
+    terms = build_terms(ModelSpec.from_mapping(problem_a["specs"]["ddnn"]), problem_a["train"])
     assert [t.name for t in terms] == ["data"]
 
 
@@ -239,7 +240,7 @@ def test_ddnn_has_only_the_data_term(problem_a):
 
 
 def test_ddnn_on_problem_a_reduces_validation_error(problem_a):
-    run = TrainingRun(problem_a["specs"]["ddnn"], problem_a["train"], problem_a["val"])
+    run = TrainingRun(ModelSpec.from_mapping(problem_a["specs"]["ddnn"]), problem_a["train"], problem_a["val"])
     initial_mean, initial_max = run.validate()
     history = fit(run, progress=False)
     assert history["iteration"].tolist() == [100, 200, 300]
@@ -252,7 +253,7 @@ def test_ddnn_on_problem_a_reduces_validation_error(problem_a):
 
 def test_pinn_history_has_every_loss_term(problem_a):
     spec = short(problem_a["specs"]["pinn"], iterations=25, every=10)
-    history = fit(TrainingRun(spec, problem_a["train"], problem_a["val"]), progress=False)
+    history = fit(TrainingRun(ModelSpec.from_mapping(spec), problem_a["train"], problem_a["val"]), progress=False)
     for col in ("loss_data", "loss_physics", "loss_initial", "loss_total", "val_mean", "val_max", "iter_time_s",
                 "lr", "iteration"):
         assert col in history.columns, col
@@ -267,7 +268,7 @@ def test_pinn_history_has_every_loss_term(problem_a):
 
 
 def test_validation_error_is_eq_3_3(problem_a):
-    run = TrainingRun(problem_a["specs"]["ddnn"], problem_a["train"], problem_a["val"])
+    run = TrainingRun(ModelSpec.from_mapping(problem_a["specs"]["ddnn"]), problem_a["train"], problem_a["val"])
     val = problem_a["val"]
     with torch.no_grad():
         pred = run.model(torch.tensor(val[["t"]].to_numpy(np.float32))).double().numpy()
@@ -283,13 +284,15 @@ def _weights(directory):
 def test_same_spec_gives_bit_identical_weights(problem_a, tmp_path):
     spec = short(problem_a["specs"]["pinn"], iterations=30, every=15)
     for out in ("run1", "run2"):
-        train_model(spec, problem_a["train_path"], problem_a["val_path"], tmp_path / out, progress=False)
+        train_model(ModelSpec.from_mapping(spec), problem_a["train_path"], problem_a["val_path"], tmp_path / out,
+                    progress=False)
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     code = textwrap.dedent(f"""
         import json
+        from fhnkit.plan.model_spec import ModelSpec
         from fhnkit.training.train import train_model
         spec = json.load(open({str(tmp_path / 'spec.json')!r}))
-        train_model(spec, {str(problem_a['train_path'])!r}, {str(problem_a['val_path'])!r},
+        train_model(ModelSpec.from_mapping(spec), {str(problem_a['train_path'])!r}, {str(problem_a['val_path'])!r},
                     {str(tmp_path / 'run3')!r}, progress=False)
     """)
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
@@ -308,15 +311,15 @@ def test_same_spec_gives_bit_identical_weights(problem_a, tmp_path):
 def test_different_seed_gives_different_weights(problem_a):
     spec = short(problem_a["specs"]["ddnn"], iterations=5, every=5)
     other = dict(spec, torch_seed=spec["torch_seed"] + 1)
-    a, b = TrainingRun(spec, problem_a["train"], problem_a["val"]), TrainingRun(other, problem_a["train"],
-                                                                                problem_a["val"])
+    a, b = (TrainingRun(ModelSpec.from_mapping(s), problem_a["train"], problem_a["val"]) for s in (spec, other))
     assert not torch.equal(a.model.net[0].weight, b.model.net[0].weight)
 
 
 def test_divergence_from_huge_learning_rate_is_recorded_as_a_failed_model(problem_a, tmp_path):
     cfg = make_config(layer_configs=[("relu", 16)], classes=["ddnn"])
     spec = short(expand_study(cfg, "S")[0], iterations=50, lr=1e12)
-    metrics = train_model(spec, problem_a["train_path"], problem_a["val_path"], tmp_path / "out", progress=False)
+    metrics = train_model(ModelSpec.from_mapping(spec), problem_a["train_path"], problem_a["val_path"],
+                          tmp_path / "out", progress=False)
     msg = metrics["error"]
     assert f"S/{spec['model']}" in msg and "iteration 2" in msg and "loss_data" in msg
     assert metrics["status"] == "failed" and metrics["iterations"] == 2 and metrics["mean_err"] is None
@@ -330,7 +333,8 @@ def test_divergence_fails_the_job_when_configured(problem_a, tmp_path):
     spec = short(expand_study(cfg, "S")[0], iterations=50, lr=1e12)
     spec["training"]["on_divergence"] = "fail"
     with pytest.raises(TrainingDiverged, match=rf"S/{spec['model']} diverged at iteration 2"):
-        train_model(spec, problem_a["train_path"], problem_a["val_path"], tmp_path / "out", progress=False)
+        train_model(ModelSpec.from_mapping(spec), problem_a["train_path"], problem_a["val_path"], tmp_path / "out",
+                    progress=False)
     assert not (tmp_path / "out" / "metrics.json").exists() and not (tmp_path / "out" / "checkpoint.pt").exists()
 
 
@@ -347,7 +351,7 @@ def test_training_device_choice():
 def test_divergence_from_huge_term_weight(problem_a):
     spec = short(problem_a["specs"]["pinn"])
     spec["training"]["weights"]["data"] = 1e39  # overflows float32 in the weighted sum
-    run = TrainingRun(spec, problem_a["train"], problem_a["val"])
+    run = TrainingRun(ModelSpec.from_mapping(spec), problem_a["train"], problem_a["val"])
     with pytest.raises(TrainingDiverged, match=rf"{spec['model']} diverged at iteration 1: .*loss_total=inf"):
         run.step()
 
@@ -364,7 +368,8 @@ def test_train_model_outputs_and_metrics_written_last(problem_a, tmp_path, monke
     spec = short(problem_a["specs"]["ddnn"], iterations=20, every=10)
     spec["config_hash"] = "0123456789abcdef"
     out = tmp_path / "model"
-    metrics = train_model(spec, problem_a["train_path"], problem_a["val_path"], out, progress=False)
+    metrics = train_model(ModelSpec.from_mapping(spec), problem_a["train_path"], problem_a["val_path"], out,
+                          progress=False)
     assert order[-1] == ("write_json", str(out / "metrics.json"))
     assert [n for n, _ in order].count("write_json") == 1
     assert sorted(p.name for p in out.iterdir()) == ["history.parquet", "metrics.json", "spec.json", "weights.pt"]

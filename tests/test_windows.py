@@ -7,11 +7,13 @@ import pandas as pd
 import pytest
 import torch
 
+from fhnkit.cell.problems import window_edges
 from fhnkit.datasets.simulate import write_dataset
 from fhnkit.nets import MLP, load_model, make_spec
-from fhnkit.nets.windows import WindowedMLP, interface_jumps, window_edges, windowed_spec
+from fhnkit.nets.windows import WindowedMLP, interface_jumps, windowed_spec
 from fhnkit.plan.config import ConfigError, validate_config
 from fhnkit.plan.grid import expand_study
+from fhnkit.plan.model_spec import ModelSpec
 from fhnkit.training.loss import build_terms
 from fhnkit.training.terms import BoxSampler, ContinuityTerm
 from fhnkit.training.train import train_model
@@ -83,9 +85,10 @@ def test_grid_axis_names_windowed_models_and_adds_the_continuity_term():
                              "pinn_tanh8_bs32_s0", "pinn_tanh8_w4_bs32_s0"]  # an ITNN has no time to split
     df = pd.DataFrame({"traj": [0, 0], "t": [0.0, 8.0], "U0": [0.1, 0.1], "W0": [0.0, 0.0], "U": [0.1, 0.2],
                        "W": [0.0, 0.1]})
-    names = [t.name for t in build_terms(specs["pinn_tanh8_w4_bs32_s0"], df)]
+    names = [t.name for t in build_terms(ModelSpec.from_mapping(specs["pinn_tanh8_w4_bs32_s0"]), df)]
     assert names == ["data", "physics", "initial", "continuity"]
-    assert [t.name for t in build_terms(specs["pinn_tanh8_bs32_s0"], df)] == ["data", "physics", "initial"]
+    names = [t.name for t in build_terms(ModelSpec.from_mapping(specs["pinn_tanh8_bs32_s0"]), df)]
+    assert names == ["data", "physics", "initial"]
 
 
 def test_windows_for_itnn_only_are_refused():
@@ -98,7 +101,8 @@ def test_a_windowed_model_trains_saves_and_loads(tmp_path):
     for split in ("train", "val"):
         write_dataset(cfg, "S", split, tmp_path / f"{split}.parquet")
     spec = expand_study(cfg, "S")[0]
-    metrics = train_model(spec, tmp_path / "train.parquet", tmp_path / "val.parquet", tmp_path / "m", progress=False)
+    metrics = train_model(ModelSpec.from_mapping(spec), tmp_path / "train.parquet", tmp_path / "val.parquet",
+                          tmp_path / "m", progress=False)
     assert metrics["status"] == "ok" and metrics["windows"] == 4
     assert metrics["jump_err"] > 0 and metrics["jump_max_err"] >= metrics["jump_err"]
     history = pd.read_parquet(tmp_path / "m" / "history.parquet")

@@ -9,6 +9,7 @@ from fhnkit.cluster import acquire_gpu
 from fhnkit.cluster.handoff import take_from_fleet
 from fhnkit.joblog import log_to
 from fhnkit.plan.layout import fleet_model_dir
+from fhnkit.plan.model_spec import ModelSpec
 
 log_to(snakemake.log[0])
 
@@ -30,7 +31,7 @@ logging.info("training %s/%s (%s, %s) on CUDA_VISIBLE_DEVICES=%s", spec["study"]
 from fhnkit.training import train_model  # noqa: E402 (after the GPU is chosen)
 
 inputs = snakemake.input
-metrics = train_model(spec, inputs.train, inputs.val, out_dir,
+metrics = train_model(ModelSpec.from_mapping(spec), inputs.train, inputs.val, out_dir,
                       region_path=inputs.get("region"), march_path=inputs.get("march"),
                       resampled_path=inputs.get("resampled"))
 if metrics["status"] == "ok":

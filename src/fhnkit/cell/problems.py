@@ -58,6 +58,37 @@ def i_app(study: dict, K=None):
     return study["i_app"]
 
 
+class AppliedCurrent:
+    """A study's I_app as a function of a batch of network inputs (..., inputs): a constant for problems A
+    and B, `i_app_of_k` of the batch's K column for C. Works on numpy arrays and torch tensors."""
+
+    def __init__(self, constant: float | None = None, k_to_i_app: tuple[float, float] | None = None,
+                 k_column: int | None = None):
+        self.constant, self.k_to_i_app, self.k_column = constant, k_to_i_app, k_column
+
+    def __call__(self, x):
+        if self.constant is not None:
+            return self.constant
+        return i_app_of_k(x[..., self.k_column], self.k_to_i_app)
+
+    def __repr__(self) -> str:
+        if self.constant is not None:
+            return f"AppliedCurrent({self.constant})"
+        return f"AppliedCurrent(K column {self.k_column}, k_to_i_app={self.k_to_i_app})"
+
+
+def applied_current(study: dict) -> AppliedCurrent:
+    """A study's applied current as a function of its network inputs (`AppliedCurrent`)."""
+    if study["problem"] == "C":
+        return AppliedCurrent(k_to_i_app=tuple(study["k_to_i_app"]), k_column=input_columns(study).index("K"))
+    return AppliedCurrent(constant=float(study["i_app"]))
+
+
+def window_edges(t_max: float, n_windows: int) -> list[float]:
+    """Edges 0 = t_0 < t_1 < ... < t_n = t_max of n equal time windows (model time units)."""
+    return [float(x) for x in np.linspace(0.0, float(t_max), n_windows + 1)]
+
+
 def fhn_params(config: dict) -> FHNParams:
     """The FHN model parameters of a validated config."""
     return FHNParams.from_mapping(config["model"])

@@ -135,17 +135,19 @@ def cmd_spec(args) -> int:
 
 
 def cmd_train(args) -> int:
+    from ..plan.model_spec import ModelSpec
     from ..training.train import train_model
 
-    keys = ("study", "model", "class", "layers", "batch_size", "torch_seed", "training", "problem_settings")
-
     try:
-        spec = json.loads(Path(args.spec).read_text())
+        mapping = json.loads(Path(args.spec).read_text())
     except json.JSONDecodeError as exc:
         raise UserError(f"{args.spec} is not valid JSON: {exc}") from exc
-    missing = [k for k in keys if not isinstance(spec, dict) or k not in spec]
-    if missing:
-        raise UserError(f"{args.spec} is not a model spec (missing {missing}); write one with `fhnkit spec`")
+    if not isinstance(mapping, dict):
+        raise UserError(f"{args.spec} is not a model spec (a JSON object); write one with `fhnkit spec`")
+    try:
+        spec = ModelSpec.from_mapping(mapping)
+    except ValueError as exc:
+        raise UserError(f"{args.spec}: {exc}") from exc
     done = Path(args.out) / "metrics.json"
     if done.exists() and not args.force:
         raise UserError(f"{args.out} already holds a finished model ({done}); choose another --out, or pass "

@@ -24,10 +24,11 @@ FleetJob = tuple[dict, dict, str, str]
 def train_and_compile(name: str, jobs: list[FleetJob], checkpoint_dir, compile_settings: dict) -> None:
     """Train fleet `name` and compile each model it finished."""
     from ..inference import compile_models
+    from ..plan.model_spec import ModelSpec
     from ..training import train_fleet
 
     log.info("fleet %s: %d models", name, len(jobs))
-    results = train_fleet([(spec, data, directory) for spec, data, directory, _ in jobs],
+    results = train_fleet([(ModelSpec.from_mapping(spec), data, directory) for spec, data, directory, _ in jobs],
                           checkpoint_dir=checkpoint_dir)
     for (spec, *_), result in zip(jobs, results, strict=True):
         if isinstance(result, Exception):  # on_divergence: fail; the model's own job trains it again alone

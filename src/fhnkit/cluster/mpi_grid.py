@@ -35,6 +35,7 @@ from ..plan.config import load_config
 from ..plan.fleets import fleet_size, study_fleets
 from ..plan.grid import expand_study
 from ..plan.kinds import kind_of
+from ..plan.model_spec import ModelSpec
 from .devices import select_rank_device, visible_gpus
 from .mpi import TAG_ASK, TAG_WORK, Dispatcher, local_rank, wait
 
@@ -140,7 +141,8 @@ def train_one(spec: dict, results: Path, logs: Path, rank: int) -> dict:
                     spec["model"], spec["class"], spec["arch"], rank, os.uname().nodename,
                     os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"))
         try:
-            metrics = train_model(spec, paths["train"], paths["val"], model_dir(results, spec),
+            metrics = train_model(ModelSpec.from_mapping(spec), paths["train"], paths["val"],
+                                  model_dir(results, spec),
                                   region_path=paths.get("region"), march_path=paths.get("march"),
                                   resampled_path=paths.get("resampled"))
         except Exception as exc:  # noqa: BLE001 (one model's failure must not stop the grid)
@@ -188,8 +190,8 @@ def train_fleet_unit(name: str, fleet: list[dict], results: Path, logs: Path, ra
 
     study = fleet[0]["study"]
     t0 = time.perf_counter()
-    jobs = [(s, {split: data_path(results, study, split) for split in data_splits(s)}, model_dir(results, s))
-            for s in fleet]
+    jobs = [(ModelSpec.from_mapping(s), {split: data_path(results, study, split) for split in data_splits(s)},
+             model_dir(results, s)) for s in fleet]
     base = [{"study": study, "model": s["model"], "rank": rank, "error": None} for s in fleet]
     with _job_log(Path(layout.log(study, "train", f"fleet_{name}", logs=str(logs)))):
         logger = logging.getLogger()

@@ -104,15 +104,15 @@ def check_training(ctx: Context) -> Outcome:
     import torch
 
     from ..plan import expand_study
+    from ..plan.model_spec import ModelSpec
     from ..training import TrainingRun, train_model
     from ..training.fleet import make_groups
     from ..training.stacked_group import StackedGroup
     from ..training.throughput import count_host_syncs
 
     paths = _training_data(ctx)
-    specs = expand_study(ctx.config, "B_check")
-    for spec in specs:
-        spec["training"]["device"] = ctx.device
+    specs = [ModelSpec.from_mapping(spec).with_training(device=ctx.device)
+             for spec in expand_study(ctx.config, "B_check")]
     frames = {split: pd.read_parquet(path) for split, path in paths.items()}
     n = 20
     solo = TrainingRun(specs[0], frames["train"], frames["val"])

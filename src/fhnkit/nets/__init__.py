@@ -5,12 +5,13 @@ and what it is judged on (`examples`), never the spec's keys. `load_model` reads
 written by `save_model` (`weights.pt` + `spec.json`) without any training code.
 """
 
+from ..cell.problems import window_edges
 from .base import Surrogate
 from .evaluate import evaluate_frame, predict, sample_errors
 from .files import ModelFileError, build_network, load_model, network_class, save_model
 from .itnn import Iterator, IteratorMLP, RolloutValidation, itnn_inputs, pairs, rollout, trajectories
 from .mlp import ACTIVATIONS, MLP, make_spec, n_params
-from .windows import WindowedMLP, interface_jumps, window_edges, windowed_spec
+from .windows import WindowedMLP, interface_jumps, windowed_spec
 
 __all__ = [
     "ModelFileError",

@@ -19,11 +19,6 @@ from .base import Surrogate
 from .mlp import MLP, make_spec
 
 
-def window_edges(t_max: float, n_windows: int) -> list[float]:
-    """Edges 0 = t_0 < t_1 < ... < t_n = t_max of n equal windows (model time units)."""
-    return [float(x) for x in np.linspace(0.0, float(t_max), n_windows + 1)]
-
-
 class WindowedMLP(Surrogate):
     """One MLP per time window; a row with t in [t_k, t_{k+1}) goes to network k (t_max to the last).
 

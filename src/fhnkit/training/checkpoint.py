@@ -26,7 +26,7 @@ def save(run, rows: list[dict], directory) -> Path:
     """Write the state of `run` (a TrainingRun) and its history rows to `directory/checkpoint.pt`."""
     path = Path(directory) / NAME
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {"config_hash": run.spec.get("config_hash"), "model": run.spec["model"], "iteration": run.iteration,
+    state = {"config_hash": run.spec.config_hash, "model": run.spec.model, "iteration": run.iteration,
              "weights": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
              "scheduler": run.scheduler.state_dict(), "draws": DRAWS, "rows": rows}
     tmp = path.with_name(f".{NAME}.tmp{os.getpid()}")
@@ -45,7 +45,7 @@ def restore(run, directory) -> list[dict] | None:
     except Exception as exc:  # a truncated file from an old crash: start over rather than fail
         log.warning("ignoring unreadable checkpoint %s (%s)", path, exc)
         return None
-    if state.get("config_hash") != run.spec.get("config_hash") or state.get("model") != run.spec["model"]:
+    if state.get("config_hash") != run.spec.config_hash or state.get("model") != run.spec.model:
         log.warning("ignoring checkpoint %s: it belongs to another spec", path)
         return None
     if state.get("draws") != DRAWS:  # drawn by torch generators, which a run cannot go on from here
@@ -56,7 +56,7 @@ def restore(run, directory) -> list[dict] | None:
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
     run.iteration = state["iteration"]
-    log.info("resuming %s from its checkpoint at iteration %d", run.spec["model"], run.iteration)
+    log.info("resuming %s from its checkpoint at iteration %d", run.spec.model, run.iteration)
     return state["rows"]
 
 

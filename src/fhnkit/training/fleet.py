@@ -46,9 +46,9 @@ def group_key(run: TrainingRun) -> tuple | None:
     net = stack_key(run.model)
     if net is None:
         return None
-    training = run.spec["training"]
-    return (net, run.spec["study"], str(run.device), _by_hand(run), training["iterations"],
-            training["validate_every"], run.iteration)
+    training = run.spec.training
+    return (net, run.spec.study, str(run.device), _by_hand(run), training.iterations, training.validate_every,
+            run.iteration)
 
 
 class SoloGroup:
@@ -114,8 +114,8 @@ def fit_group(group, start: float, checkpoint: Path | None = None) -> list[pd.Da
     """Train one group (`make_groups`) to the end, block by block (a block ends at a validation); with
     `checkpoint` (a stacked group only), its state is saved there every `training.checkpoint_every`
     iterations and taken up again when the file is there (bit-identical on a CPU)."""
-    training = group.runs[0].spec["training"]
-    total, every = training["iterations"], training["validate_every"]
+    training = group.runs[0].spec.training
+    total, every = training.iterations, training.validate_every
     rows: list[list] = [[] for _ in group.runs]
     stopped: list[TrainingDiverged | None] = [None] * len(group.runs)
     if checkpoint is not None and checkpoint.is_file():
@@ -135,7 +135,7 @@ def fit_group(group, start: float, checkpoint: Path | None = None) -> list[pd.Da
                 row = {"iteration": run.iteration, "lr": run.optimizer.param_groups[0]["lr"], **result}
                 row.update(run.validation_row(errors[j]), iter_time_s=share, wall_time_s=time.perf_counter() - start)
                 rows[j].append(row)
-        due = group.iteration - last_save >= training["checkpoint_every"] and group.iteration < total
+        due = group.iteration - last_save >= training.checkpoint_every and group.iteration < total
         if checkpoint is not None and due:
             _save(group, rows, stopped, checkpoint)
             last_save = group.iteration
@@ -168,7 +168,7 @@ def _restore(group: StackedGroup, path: Path) -> tuple[list, list] | None:
 
 def checkpoint_name(group) -> str:
     """The file name of a group's checkpoint: the same models (names and config hashes) give the same name."""
-    key = json.dumps([(run.spec["model"], run.spec.get("config_hash")) for run in group.runs])
+    key = json.dumps([(run.spec.model, run.spec.config_hash) for run in group.runs])
     return f"fleet-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
 
 
@@ -186,13 +186,13 @@ def train_fleet(jobs: list[tuple[dict, dict, object]], checkpoint_dir=None) -> l
     for k, (spec, paths, out_dir) in enumerate(jobs):
         out_dir = Path(out_dir)
         done = read_json(out_dir / "metrics.json") if (out_dir / "metrics.json").is_file() else None
-        if done is not None and done.get("config_hash") == spec.get("config_hash"):
-            log.info("%s finished before (same config): kept as it is", spec["model"])
+        if done is not None and done.get("config_hash") == spec.config_hash:
+            log.info("%s finished before (same config): kept as it is", spec.model)
             results[k] = done
             continue
         todo.append((k, TrainingRun(spec, **load_training_data(spec, paths, cache)), out_dir))
     if todo:
-        torch.set_num_threads(todo[0][1].spec["training"]["threads"])
+        torch.set_num_threads(todo[0][1].spec.training.threads)
     out_dirs = {id(run): out_dir for _, run, out_dir in todo}
     index = {id(run): k for k, run, _ in todo}
     start = time.perf_counter()
@@ -212,7 +212,7 @@ def train_fleet(jobs: list[tuple[dict, dict, object]], checkpoint_dir=None) -> l
             k, out_dir = index[id(run)], out_dirs[id(run)]
             if not isinstance(outcome, TrainingDiverged):
                 results[k] = write_finished(run, outcome, out_dir, fleet={"models": len(group.runs)})
-            elif run.spec["training"]["on_divergence"] == "fail":
+            elif run.spec.training.on_divergence == "fail":
                 checkpoint.remove(out_dir)
                 results[k] = outcome
             else:

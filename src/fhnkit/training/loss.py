@@ -14,11 +14,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..cell.model import FHNParams
-from ..cell.problems import INPUTS, OUTPUTS, i_app, input_bounds, region_bounds
 from ..nets import itnn
-from ..nets.windows import window_edges
-from ..plan.kinds import kind_of, n_windows
+from ..plan.model_spec import ModelSpec
 from .terms import BoxSampler, ContinuityTerm, DataTerm, InitialTerm, PhysicsTerm
 
 log = logging.getLogger(__name__)
@@ -29,54 +26,41 @@ def frame_tensor(df: pd.DataFrame, columns) -> torch.Tensor:
     return torch.tensor(df[list(columns)].to_numpy(np.float32))
 
 
-def _current_fn(settings: dict):
-    if settings["problem"] == "C":
-        return lambda x: i_app(settings, x[..., 3])
-    value = float(settings["i_app"])
-    return lambda x: value
-
-
-def _data_term(spec: dict, df: pd.DataFrame, batch_size: int, weight: float, name: str):
+def _data_term(spec: ModelSpec, df: pd.DataFrame, batch_size: int, weight: float, name: str):
     """A data term on the rows of `df` (an ITNN's: on the one-step pairs of its trajectories)."""
-    settings = spec["problem_settings"]
-    if kind_of(spec).iterator:
-        inputs, targets = itnn.pairs(df, settings["problem"], spec["itnn"]["dt"])
+    if spec.kind.iterator:
+        inputs, targets = itnn.pairs(df, spec.problem, spec.itnn["dt"])
     else:
-        inputs, targets = frame_tensor(df, INPUTS[settings["problem"]]), frame_tensor(df, OUTPUTS)
+        inputs, targets = frame_tensor(df, spec.inputs), frame_tensor(df, spec.outputs)
     return DataTerm(inputs, targets, batch_size, weight, name=name)
 
 
-def build_terms(spec: dict, train_df: pd.DataFrame, region_df: pd.DataFrame | None = None,
+def build_terms(spec: ModelSpec, train_df: pd.DataFrame, region_df: pd.DataFrame | None = None,
                 resampled_df: pd.DataFrame | None = None) -> list:
     """The loss terms of a model (eq. 3.16): data for every class, plus physics and initial state for
     PINN; with the region on (DDNNa/PINNa), a physics term on the region and, when a region data set
     is given, a data term on it, each with its own weight and batch size; with a high-error set from
     resampling, a data term on it; with time windows, the continuity term (eq. 3.20)."""
-    settings, training, kind = spec["problem_settings"], spec["training"], kind_of(spec)
-    weights, batch = training["weights"], training["batch"]
-    terms = [_data_term(spec, train_df, spec["batch_size"], weights["data"], "data")]
-    region = spec.get("region_settings") if spec.get("region") else None
+    weights, batch = spec.training.weights, spec.training.batch
+    terms = [_data_term(spec, train_df, spec.batch_size, weights["data"], "data")]
+    region = spec.region_settings if spec.region else None
     if region is not None and region_df is not None:
         terms.append(_data_term(spec, region_df, region["data"]["batch"], region["data"]["weight"], "data_region"))
     if resampled_df is not None:
         if len(resampled_df):
-            resample = spec["resample"]
+            resample = spec.resample
             terms.append(_data_term(spec, resampled_df, resample["batch"], resample["weight"], "data_resampled"))
         else:
-            log.warning("%s: the high-error set is empty (no point met the rule); no extra data term", spec["model"])
-    if not kind.continuous:  # an ITNN learns one-step pairs: no time derivative, no window
+            log.warning("%s: the high-error set is empty (no point met the rule); no extra data term", spec.model)
+    if not spec.kind.continuous:  # an ITNN learns one-step pairs: no time derivative, no window
         return terms
-    fhn, current = FHNParams.from_mapping(spec["fhn"]), _current_fn(settings)
-    if kind.physics:
-        sampler = BoxSampler(*input_bounds(settings))
-        terms.append(PhysicsTerm(sampler, fhn, current, batch["physics"], weights["physics"]))
-        fixed = settings["initial_state"] if settings["problem"] == "A" else None
-        terms.append(InitialTerm(sampler, batch["initial"], weights["initial"], fixed_state=fixed))
-    if n_windows(spec) > 1:  # eq. 3.20 at every interface between consecutive windows
-        edges = window_edges(settings["t_max"], n_windows(spec))
-        terms.append(ContinuityTerm(BoxSampler(*input_bounds(settings)), edges, batch["continuity"],
-                                    weights["continuity"]))
+    box = BoxSampler(spec.input_lo, spec.input_hi)
+    if spec.kind.physics:
+        terms.append(PhysicsTerm(box, spec.fhn_params, spec.current, batch["physics"], weights["physics"]))
+        terms.append(InitialTerm(box, batch["initial"], weights["initial"], fixed_state=spec.initial_state))
+    if spec.windows > 1:  # eq. 3.20 at every interface between consecutive windows
+        terms.append(ContinuityTerm(box, list(spec.window_edges), batch["continuity"], weights["continuity"]))
     if region is not None:
-        terms.append(PhysicsTerm(BoxSampler(*region_bounds(settings, region)), fhn, current,
+        terms.append(PhysicsTerm(BoxSampler(*spec.region_box), spec.fhn_params, spec.current,
                                  region["physics"]["batch"], region["physics"]["weight"], name="physics_region"))
     return terms

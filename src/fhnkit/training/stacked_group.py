@@ -21,7 +21,6 @@ import math
 import numpy as np
 import torch
 
-from ..plan.kinds import kind_of
 from .draws import DRAWS
 from .stacked import LAYOUT, StackedMLP, activation_order
 from .stacked_data import AutogradTermsStep, DataTermsStep, row_weights
@@ -81,7 +80,7 @@ class StackedGroup:
                                     device=device).T
         self.lr = torch.tensor([run.optimizer.param_groups[0]["lr"] for run in runs], **f64)
         self.active = torch.ones(n, dtype=torch.bool, device=device)
-        plateau = [run.spec["training"]["plateau"] for run in runs]
+        plateau = [run.spec.training.plateau for run in runs]
         self.plateau = {key: torch.tensor([p[key] for p in plateau], **f64)
                         for key in ("factor", "patience", "min_lr", "eps")}
         self.plateau["keep"] = 1.0 - torch.tensor([p["threshold"] for p in plateau], **f64)
@@ -280,8 +279,8 @@ class StackedGroup:
     @staticmethod
     def _divergence(run: TrainingRun, iteration: int, values: dict) -> TrainingDiverged:
         bad = ", ".join(f"{k}={v}" for k, v in values.items() if not math.isfinite(v))
-        advice = "lower training.lr" + (" or training.weights.physics" if kind_of(run.spec).physics else "")
-        return TrainingDiverged(f"model {run.spec['study']}/{run.spec['model']} diverged at iteration "
+        advice = "lower training.lr" + (" or training.weights.physics" if run.spec.kind.physics else "")
+        return TrainingDiverged(f"model {run.spec.name} diverged at iteration "
                                 f"{iteration}: {bad}; {advice}")
 
     # every tensor of the group's training state, by attribute name (and the net's weights, "flat")
@@ -294,7 +293,7 @@ class StackedGroup:
         if self.blocks:
             raise RuntimeError("collect() the group's losses before saving its state")
         tensors = {name: getattr(self, name).clone() for name in self._STATE}
-        return {"models": [(run.spec["model"], run.spec.get("config_hash")) for run in self.runs],
+        return {"models": [(run.spec.model, run.spec.config_hash) for run in self.runs],
                 "draws": DRAWS, "layout": LAYOUT, "iteration": self.iteration, "adam_steps": self.adam_steps,
                 "diverged_at": list(self.diverged_at),
                 "tensors": {"flat": self.net.flat.clone(), **tensors},
@@ -302,7 +301,7 @@ class StackedGroup:
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from `state_dict()` of a group of the same models; the runs' networks follow."""
-        models = [(run.spec["model"], run.spec.get("config_hash")) for run in self.runs]
+        models = [(run.spec.model, run.spec.config_hash) for run in self.runs]
         if state["models"] != models:
             raise ValueError("the checkpoint holds other models (or the same with another config)")
         if state.get("draws") != DRAWS:

@@ -26,6 +26,7 @@ import torch
 from ..datasets import write_dataset
 from ..plan import expand_study, layout
 from ..plan.config import grid_size
+from ..plan.model_spec import ModelSpec
 from .fleet import fit_fleet, make_groups
 from .train import TrainingRun, fit
 
@@ -33,8 +34,8 @@ log = logging.getLogger(__name__)
 
 
 def _runs(specs: list[dict], frames: dict) -> list[TrainingRun]:
-    return [TrainingRun(spec, frames["train"], frames["val"], frames.get("region"), frames.get("march"))
-            for spec in specs]
+    return [TrainingRun(ModelSpec.from_mapping(spec), frames["train"], frames["val"], frames.get("region"),
+                        frames.get("march")) for spec in specs]
 
 
 def replicated(config: dict, study: str, replicas: int) -> dict:
@@ -162,7 +163,7 @@ def plain_loop(runs: list[TrainingRun], iterations: int) -> None:
     for run in runs:
         data = run.terms[0]
         inputs, targets, batch = data.inputs, data.targets, data.batch_size
-        optimizer = torch.optim.Adam(run.model.parameters(), lr=run.spec["training"]["lr"])
+        optimizer = torch.optim.Adam(run.model.parameters(), lr=run.spec.training.lr)
         for _ in range(iterations):
             rows = torch.randint(len(inputs), (batch,), device=inputs.device)
             loss = 0.5 * ((run.model(inputs[rows]) - targets[rows]) ** 2).sum(dim=-1).mean()

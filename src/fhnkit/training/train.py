@@ -20,12 +20,10 @@ import torch
 from tqdm.auto import tqdm
 
 from ..artifacts import versions, write_json, write_parquet
-from ..cell.problems import INPUTS, OUTPUTS, input_bounds
 from ..nets import build_network, itnn, make_spec, n_params, save_model
 from ..nets.evaluate import sample_errors
-from ..nets.windows import interface_jumps, window_edges, windowed_spec
-from ..plan.kinds import kind_of, n_windows
-from ..plan.layout import needs_region_data, needs_resampled_data
+from ..nets.windows import interface_jumps, windowed_spec
+from ..plan.model_spec import ModelSpec
 from ..provenance import check_fits
 from . import checkpoint
 from .loss import build_terms, frame_tensor
@@ -44,45 +42,46 @@ class TrainingDiverged(RuntimeError):
     rows: list = []
 
 
-def network_spec(spec: dict, train_df: pd.DataFrame) -> dict:
+def network_spec(spec: ModelSpec, train_df: pd.DataFrame) -> dict:
     """Network spec: inputs scaled from the problem's box (an ITNN's from its training pairs),
     outputs from the training targets' range (per window with time windows)."""
-    if kind_of(spec).iterator:
+    if spec.kind.iterator:
         return _iterator_network_spec(spec, train_df)
-    if n_windows(spec) > 1:
+    if spec.windows > 1:
         return _windowed_network_spec(spec, train_df)
-    settings = spec["problem_settings"]
-    lo, hi = input_bounds(settings)
-    y = train_df[OUTPUTS].to_numpy(np.float64)
+    y = train_df[list(spec.outputs)].to_numpy(np.float64)
     y_lo, y_hi = y.min(axis=0), y.max(axis=0)
     scale = np.maximum((y_hi - y_lo) / 2, 1e-3)
-    return make_spec(INPUTS[settings["problem"]], OUTPUTS, spec["layers"], lo, hi, (y_lo + y_hi) / 2, scale)
+    return make_spec(list(spec.inputs), list(spec.outputs), _layers(spec), np.array(spec.input_lo),
+                     np.array(spec.input_hi), (y_lo + y_hi) / 2, scale)
 
 
-def _iterator_network_spec(spec: dict, train_df: pd.DataFrame) -> dict:
+def _layers(spec: ModelSpec) -> list[list]:
+    """The hidden layers as the network spec writes them, [[activation, width], ...]."""
+    return [[act, width] for act, width in spec.layers]
+
+
+def _iterator_network_spec(spec: ModelSpec, train_df: pd.DataFrame) -> dict:
     """An ITNN's: inputs and outputs scaled from its one-step training pairs, plus its step `itnn_dt`."""
-    settings = spec["problem_settings"]
-    x, y = (t.double().numpy() for t in itnn.pairs(train_df, settings["problem"], spec["itnn"]["dt"]))
+    x, y = (t.double().numpy() for t in itnn.pairs(train_df, spec.problem, spec.itnn["dt"]))
     lo, hi = x.min(axis=0), np.maximum(x.max(axis=0), x.min(axis=0) + 1e-3)
     y_lo, y_hi = y.min(axis=0), y.max(axis=0)
-    net = make_spec(itnn.itnn_inputs(settings["problem"]), OUTPUTS, spec["layers"], lo, hi,
+    net = make_spec(itnn.itnn_inputs(spec.problem), list(spec.outputs), _layers(spec), lo, hi,
                     (y_lo + y_hi) / 2, np.maximum((y_hi - y_lo) / 2, 1e-3))
-    return {**net, "itnn_dt": spec["itnn"]["dt"]}
+    return {**net, "itnn_dt": spec.itnn["dt"]}
 
 
-def _windowed_network_spec(spec: dict, train_df: pd.DataFrame) -> dict:
+def _windowed_network_spec(spec: ModelSpec, train_df: pd.DataFrame) -> dict:
     """Time windows': each window's network scaled to its own window and to its outputs there."""
-    settings = spec["problem_settings"]
-    lo, hi = input_bounds(settings)
-    y = train_df[OUTPUTS].to_numpy(np.float64)
+    y = train_df[list(spec.outputs)].to_numpy(np.float64)
     y_lo, y_hi = y.min(axis=0), y.max(axis=0)
-    edges = window_edges(settings["t_max"], n_windows(spec))
     t = train_df["t"].to_numpy()
     ranges = []
-    for a, b in itertools.pairwise(edges):
+    for a, b in itertools.pairwise(spec.window_edges):
         inside = y[(t >= a) & (t <= b)]
         ranges.append((inside.min(axis=0), inside.max(axis=0)) if len(inside) else (y_lo, y_hi))
-    return windowed_spec(INPUTS[settings["problem"]], OUTPUTS, spec["layers"], lo, hi, edges, ranges)
+    return windowed_spec(list(spec.inputs), list(spec.outputs), _layers(spec), spec.input_lo, spec.input_hi,
+                         list(spec.window_edges), ranges)
 
 
 def training_device(choice: str) -> torch.device:
@@ -99,33 +98,33 @@ def training_device(choice: str) -> torch.device:
 class TrainingRun:
     """State of one model's training: call `step()` per iteration, `validate()` when due."""
 
-    def __init__(self, spec: dict, train_df: pd.DataFrame, val_df: pd.DataFrame,
+    def __init__(self, spec: ModelSpec, train_df: pd.DataFrame, val_df: pd.DataFrame,
                  region_df: pd.DataFrame | None = None, march_df: pd.DataFrame | None = None,
                  resampled_df: pd.DataFrame | None = None):
         self.spec = spec
-        training = spec["training"]
-        torch.manual_seed(spec["torch_seed"])
-        self.device = training_device(training["device"])
+        training = spec.training
+        torch.manual_seed(spec.torch_seed)
+        self.device = training_device(training.device)
         self.model = build_network(network_spec(spec, train_df)).to(self.device)
         self.terms = [term.to(self.device) for term in build_terms(spec, train_df, region_df, resampled_df)]
         # one stream of counter-based draws per term (`fhnkit.training.draws`): the k-th iteration's batch is
         # a function of the term's seed and k, the same on any device, alone or in a fleet group
-        self.seeds = [spec["torch_seed"] + 1 + i for i in range(len(self.terms))]
+        self.seeds = [spec.torch_seed + 1 + i for i in range(len(self.terms))]
         self.samplers = [type(t).batch_sampler([t], [seed]) for t, seed in zip(self.terms, self.seeds, strict=True)]
         self.rollout = self.march = None
         if march_df is not None:  # reused window after window up to the marching horizon
-            self.march = MarchValidation(march_df, spec["problem"], spec["problem_settings"]["t_max"])
+            self.march = MarchValidation(march_df, spec.problem, spec.t_max)
         # the network's examples (an ITNN's: one-step pairs), plus an ITNN's full rollouts (eq. 3.18)
         self.val_x, self.val_y = self.model.examples(val_df)
         if self.model.is_iterator:
             self.rollout = self.model.rollout_validation(val_df)
         self.val_params = None
         if self.model.n_windows > 1:  # the validation set's parameter sets, for the interface jumps
-            columns = INPUTS[spec["problem"]][1:]
+            columns = list(spec.inputs[1:])
             self.val_params = (frame_tensor(val_df.drop_duplicates("traj"), columns) if columns
                                else torch.zeros((1, 0)))
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=training["lr"])
-        p = training["plateau"]
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=training.lr)
+        p = training.plateau
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="min", factor=p["factor"], patience=p["patience"], threshold=p["threshold"],
             min_lr=p["min_lr"], eps=p["eps"])
@@ -143,8 +142,8 @@ class TrainingRun:
         self.iteration += 1
         bad = [k for k, v in values.items() if not math.isfinite(v)]
         if bad:
-            advice = "lower training.lr" + (" or training.weights.physics" if kind_of(self.spec).physics else "")
-            raise TrainingDiverged(f"model {self.spec['study']}/{self.spec['model']} diverged at iteration "
+            advice = "lower training.lr" + (" or training.weights.physics" if self.spec.kind.physics else "")
+            raise TrainingDiverged(f"model {self.spec.name} diverged at iteration "
                                    f"{self.iteration}: {', '.join(f'{k}={values[k]}' for k in bad)}; {advice}")
         total.backward()
         self.optimizer.step()
@@ -180,12 +179,12 @@ def fit(run: TrainingRun, progress: bool = True, checkpoint_dir=None, rows: list
     saved there after a validation once `training.checkpoint_every` iterations have
     passed since the last save; `rows` are the history rows of a restored run.
     """
-    training = run.spec["training"]
-    total, every, save_every = training["iterations"], training["validate_every"], training["checkpoint_every"]
+    training = run.spec.training
+    total, every, save_every = training.iterations, training.validate_every, training.checkpoint_every
     rows = list(rows or [])
     window, window_time, last_save = [], 0.0, run.iteration
     start = time.perf_counter() - (rows[-1]["wall_time_s"] if rows else 0.0)
-    bar = tqdm(total=total, initial=run.iteration, desc=run.spec["model"], disable=not progress, mininterval=10.0)
+    bar = tqdm(total=total, initial=run.iteration, desc=run.spec.model, disable=not progress, mininterval=10.0)
     while run.iteration < total:
         t0 = time.perf_counter()
         try:
@@ -211,7 +210,7 @@ def fit(run: TrainingRun, progress: bool = True, checkpoint_dir=None, rows: list
     return pd.DataFrame(rows)
 
 
-def train_model(spec: dict, train_path, val_path, out_dir, progress: bool = True, region_path=None,
+def train_model(spec: ModelSpec, train_path, val_path, out_dir, progress: bool = True, region_path=None,
                 march_path=None, resampled_path=None) -> dict:
     """Train one model and write `weights.pt`, `spec.json`, `history.parquet`, `metrics.json`.
 
@@ -222,7 +221,7 @@ def train_model(spec: dict, train_path, val_path, out_dir, progress: bool = True
     infinite stops there and is recorded with status "failed" and the message, or, with
     `training.on_divergence: fail`, raises `TrainingDiverged` and writes no metrics.
     """
-    torch.set_num_threads(spec["training"]["threads"])
+    torch.set_num_threads(spec.training.threads)
     out_dir = Path(out_dir)
     frames = load_training_data(spec, {"train": train_path, "val": val_path, "region": region_path,
                                        "march": march_path, "resampled": resampled_path})
@@ -231,14 +230,14 @@ def train_model(spec: dict, train_path, val_path, out_dir, progress: bool = True
     try:
         history = fit(run, progress=progress, checkpoint_dir=out_dir, rows=rows)
     except TrainingDiverged as exc:
-        if spec["training"]["on_divergence"] == "fail":
+        if spec.training.on_divergence == "fail":
             checkpoint.remove(out_dir)  # a rerun starts over (with whatever was changed to avoid the NaN)
             raise
         return record_divergence(run, exc, out_dir)
     return write_finished(run, history, out_dir, resumed_at=rows[-1]["iteration"] if rows else None)
 
 
-def load_training_data(spec: dict, paths: dict, cache: dict | None = None) -> dict:
+def load_training_data(spec: ModelSpec, paths: dict, cache: dict | None = None) -> dict:
     """The data frames a model trains and validates on (`TrainingRun`'s arguments), read from `paths`
     ({split: path}, as `fhnkit.plan.layout.data_files`); frames already in `cache` ({path: frame}) are
     shared, not read again."""
@@ -250,18 +249,18 @@ def load_training_data(spec: dict, paths: dict, cache: dict | None = None) -> di
             return None
         if str(path) not in cache:
             if split != "resampled":  # made by the resampling stage, of the study's own problem
-                check_fits(f"model {spec['model']}", spec["problem_settings"]["problem"], path)
+                check_fits(f"model {spec.model}", spec.problem, path)
             cache[str(path)] = pd.read_parquet(path)
         return cache[str(path)]
 
-    if needs_region_data(spec) and paths.get("region") is None:
-        raise ValueError(f"model {spec['model']} trains on its study's region data set: pass region_path")
-    if needs_resampled_data(spec) and paths.get("resampled") is None:
-        raise ValueError(f"model {spec['model']} trains on its study's high-error set: pass resampled_path")
+    if spec.region_data and paths.get("region") is None:
+        raise ValueError(f"model {spec.model} trains on its study's region data set: pass region_path")
+    if spec.resampled_data and paths.get("resampled") is None:
+        raise ValueError(f"model {spec.model} trains on its study's high-error set: pass resampled_path")
     return {"train_df": read("train"), "val_df": read("val"),
-            "region_df": read("region") if needs_region_data(spec) else None,
-            "march_df": read("march") if spec.get("marching") else None,
-            "resampled_df": read("resampled") if needs_resampled_data(spec) else None}
+            "region_df": read("region") if spec.region_data else None,
+            "march_df": read("march") if spec.marching else None,
+            "resampled_df": read("resampled") if spec.resampled_data else None}
 
 
 def write_finished(run: TrainingRun, history: pd.DataFrame, out_dir, resumed_at=None, **meta) -> dict:
@@ -270,7 +269,7 @@ def write_finished(run: TrainingRun, history: pd.DataFrame, out_dir, resumed_at=
     spec, out_dir = run.spec, Path(out_dir)
     save_model(run.model, out_dir)
     write_parquet(history, out_dir / "history.parquet",
-                  {"spec": spec, "versions": versions(), "resumed_at": resumed_at, **meta})
+                  {"spec": spec.to_dict(), "versions": versions(), "resumed_at": resumed_at, **meta})
     last = history.iloc[-1]
     metrics = _metrics_base(run)
     # an ITNN is judged on full rollouts (its one-step errors stay in the history)
@@ -282,19 +281,17 @@ def write_finished(run: TrainingRun, history: pd.DataFrame, out_dir, resumed_at=
         metrics.update(jump_err=float(last["val_jump_mean"]), jump_max_err=float(last["val_jump_max"]))
     if run.march is not None:
         metrics.update(march_err=float(last["val_march_mean"]), march_max_err=float(last["val_march_max"]),
-                       march_horizon=spec["marching"]["horizon"])
+                       march_horizon=spec.marching["horizon"])
     write_json(metrics, out_dir / "metrics.json")
     checkpoint.remove(out_dir)
     return metrics
 
 
 def _metrics_base(run: TrainingRun) -> dict:
-    spec = run.spec
+    spec = run.spec.to_dict()
     metrics = {k: spec[k] for k in ("study", "problem", "model", "class", "arch", "layers", "depth", "neurons",
-                                    "shape", "batch_size", "seed")}
-    metrics["region"] = bool(spec.get("region"))
-    metrics["windows"] = n_windows(spec)
-    metrics.update(n_params=n_params(run.model), versions=versions(), config_hash=spec.get("config_hash"))
+                                    "shape", "batch_size", "seed", "region", "windows")}
+    metrics.update(n_params=n_params(run.model), versions=versions(), config_hash=run.spec.config_hash)
     return metrics
 
 
@@ -304,7 +301,7 @@ def record_divergence(run: TrainingRun, exc: TrainingDiverged, out_dir: Path) ->
     log.error("%s", exc)
     save_model(run.model, out_dir)
     history = pd.DataFrame(exc.rows, columns=None if exc.rows else ["iteration", "val_mean", "val_max"])
-    write_parquet(history, out_dir / "history.parquet", {"spec": run.spec, "versions": versions()})
+    write_parquet(history, out_dir / "history.parquet", {"spec": run.spec.to_dict(), "versions": versions()})
     metrics = _metrics_base(run)
     metrics.update(iterations=run.iteration, mean_err=None, max_err=None, iter_time_s=None, status="failed",
                    error=str(exc))
