@@ -13,25 +13,26 @@ from fhnkit.plan.model_spec import ModelSpec
 
 log_to(snakemake.log[0])
 
-spec = snakemake.params.spec.value  # the whole spec: what makes the model (params.identity) and how it runs
+# the whole spec: what makes the model (params.identity) and how it runs
+spec = ModelSpec.from_mapping(snakemake.params.spec.value)
 out_dir = Path(snakemake.output.metrics).parent
 if snakemake.input.get("fleet"):  # after the study's fleet job: take the model from there if it trained it
-    fleet_dir = fleet_model_dir(spec["study"], spec["model"])
-    if take_from_fleet(fleet_dir, out_dir, spec.get("config_hash")):
-        logging.info("%s/%s: trained by its fleet, moved from %s", spec["study"], spec["model"], fleet_dir)
+    fleet_dir = fleet_model_dir(spec.study, spec.model)
+    if take_from_fleet(fleet_dir, out_dir, spec.config_hash):
+        logging.info("%s: trained by its fleet, moved from %s", spec.name, fleet_dir)
         sys.exit(0)
     logging.info("%s is not in %s (no fleets, deleted since, or it failed there): training it alone",
-                 spec["model"], fleet_dir)
+                 spec.model, fleet_dir)
 # Before torch initialises CUDA: on a machine with several GPUs, take a free one for this job
 # (held until the job ends; Snakemake run locally does not assign GPUs itself).
-slot = acquire_gpu(spec["training"].get("device", "auto"))
-logging.info("training %s/%s (%s, %s) on CUDA_VISIBLE_DEVICES=%s", spec["study"], spec["model"], spec["class"],
-             spec["arch"], os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"))
+slot = acquire_gpu(spec.training.device)
+logging.info("training %s (%s, %s) on CUDA_VISIBLE_DEVICES=%s", spec.name, spec.cls, spec.arch,
+             os.environ.get("CUDA_VISIBLE_DEVICES", "<unset>"))
 
 from fhnkit.training import train_model  # noqa: E402 (after the GPU is chosen)
 
 inputs = snakemake.input
-metrics = train_model(ModelSpec.from_mapping(spec), inputs.train, inputs.val, out_dir,
+metrics = train_model(spec, inputs.train, inputs.val, out_dir,
                       region_path=inputs.get("region"), march_path=inputs.get("march"),
                       resampled_path=inputs.get("resampled"))
 if metrics["status"] == "ok":

@@ -15,28 +15,30 @@ import multiprocessing
 import sys
 from concurrent.futures import ProcessPoolExecutor
 
+from ..plan.model_spec import ModelSpec
+
 log = logging.getLogger(__name__)
 
-# one model of a fleet: (spec, {split: data path}, directory the fleet writes it to, directory of its builds)
-FleetJob = tuple[dict, dict, str, str]
+# one model of a fleet: (its ModelSpec, {split: data path}, directory the fleet writes it to, directory of its
+# builds)
+FleetJob = tuple[ModelSpec, dict, str, str]
 
 
 def train_and_compile(name: str, jobs: list[FleetJob], checkpoint_dir, compile_settings: dict) -> None:
     """Train fleet `name` and compile each model it finished."""
     from ..inference import compile_models
-    from ..plan.model_spec import ModelSpec
     from ..training import train_fleet
 
     log.info("fleet %s: %d models", name, len(jobs))
-    results = train_fleet([(ModelSpec.from_mapping(spec), data, directory) for spec, data, directory, _ in jobs],
+    results = train_fleet([(spec, data, directory) for spec, data, directory, _ in jobs],
                           checkpoint_dir=checkpoint_dir)
     for (spec, *_), result in zip(jobs, results, strict=True):
         if isinstance(result, Exception):  # on_divergence: fail; the model's own job trains it again alone
-            log.error("%s: %s", spec["model"], result)
+            log.error("%s: %s", spec.model, result)
         elif result["status"] == "ok":
-            log.info("%s: mean error %.3e, max error %.3e", spec["model"], result["mean_err"], result["max_err"])
+            log.info("%s: mean error %.3e, max error %.3e", spec.model, result["mean_err"], result["max_err"])
         else:
-            log.error("%s recorded as failed: %s", spec["model"], result["error"])
+            log.error("%s recorded as failed: %s", spec.model, result["error"])
     # each model's `compile` job moves these builds into place when they are of its weights and settings
     finished = [(directory, data["val"], compiled) for (_, data, directory, compiled), result
                 in zip(jobs, results, strict=True) if not isinstance(result, Exception) and result["status"] == "ok"]
