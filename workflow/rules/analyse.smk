@@ -19,7 +19,7 @@ rule summarise:
     log:
         layout.log("analysis", "summarise"),
     conda:
-        "../../envs/fhnkit.yaml"
+        FHNKIT_ENV
     script:
         "../scripts/summarise.py"
 
@@ -43,7 +43,7 @@ rule analyse:
     log:
         layout.log("analysis", "analyse"),
     conda:
-        "../../envs/fhnkit.yaml"
+        FHNKIT_ENV
     params:
         neuron_threshold=config["analysis"]["neuron_threshold"],
         ttest_studies=config["analysis"]["ttest_studies"],
@@ -74,7 +74,7 @@ rule reproduction:
     log:
         layout.log("analysis", "reproduction"),
     conda:
-        "../../envs/fhnkit.yaml"
+        FHNKIT_ENV
     params:
         config=results_config(config),
     script:
@@ -117,7 +117,7 @@ rule figures:
     log:
         layout.log("analysis", "figures"),
     conda:
-        "../../envs/fhnkit.yaml"
+        FHNKIT_ENV
     params:
         per_class=config["analysis"]["curves_per_class"],
     script:
@@ -130,7 +130,7 @@ rule config_page:
     log:
         layout.log("analysis", "config_page"),
     conda:
-        "../../envs/fhnkit.yaml"
+        FHNKIT_ENV
     params:
         # what the results depend on: where work ran (data_solver.backend) is provenance, not a rerun
         config=results_config(config),
@@ -155,7 +155,7 @@ rule rollout_figure:
     log:
         layout.log("analysis", "rollout_{study}"),
     conda:
-        "../../envs/fhnkit.yaml"
+        FHNKIT_ENV
     params:
         problem=lambda w: study_config(w)["problem"],
     script:
@@ -179,7 +179,7 @@ rule predictions_figure:
     log:
         layout.log("analysis", "predictions_{study}"),
     conda:
-        "../../envs/fhnkit.yaml"
+        FHNKIT_ENV
     params:
         highlight=config["analysis"]["predictions"],
         a=config["model"]["a"],
@@ -204,7 +204,7 @@ rule error_cuts:
     log:
         layout.log("analysis", "error_cuts_{study}"),
     conda:
-        "../../envs/fhnkit.yaml"
+        FHNKIT_ENV
     params:
         determinants=lambda w: data_determinants(config, w.study),
         config=lambda w: ExecutionOnly(data_job_config(config, w.study)),

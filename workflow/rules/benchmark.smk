@@ -15,7 +15,7 @@ rule benchmark:
     log:
         layout.log("{study}", "benchmark"),
     conda:
-        "../../envs/fhnkit.yaml"
+        FHNKIT_ENV
     threads: every_core
     resources:
         gpu=0 if config["compile"]["device"] == "cpu" else 1,
@@ -44,6 +44,6 @@ rule benchmark_table:
     log:
         layout.log("analysis", "benchmark_table"),
     conda:
-        "../../envs/fhnkit.yaml"
+        FHNKIT_ENV
     script:
         "../scripts/benchmark_table.py"

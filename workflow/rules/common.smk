@@ -4,6 +4,7 @@ import os
 import sys
 
 from fhnkit.plan.data_check import damaged_datasets, remake_dataset
+from fhnkit.plan.envs import checkout_env
 from fhnkit.plan import (
     ConfigError,
     FAMILIES,
@@ -25,14 +26,12 @@ from fhnkit.plan import (
 )
 
 # The conda environments of the rules (envs/*.yaml, used with `--sdm conda`) install fhnkit from
-# the checkout that holds this workflow: pip expands ${FHNKIT_CHECKOUT} in their `pip:` section.
-# (A relative path there would be taken from the copy of the file that Snakemake hands to conda,
-# in .snakemake/conda/ or under --conda-prefix, not from envs/.) Set here, so always this checkout.
-os.environ["FHNKIT_CHECKOUT"] = os.path.dirname(os.path.abspath(workflow.basedir))  # workflow/ -> checkout
-
-
-envvars:
-    "FHNKIT_CHECKOUT",
+# the checkout that holds this workflow. The rules name copies of them with this checkout's path
+# written in (fhnkit.plan.envs): Snakemake keys an environment by its file's text, so another
+# checkout sharing a --conda-prefix gets an environment of its own, not this one's.
+CHECKOUT = os.path.dirname(os.path.abspath(workflow.basedir))  # workflow/ -> checkout
+FHNKIT_ENV = checkout_env(f"{CHECKOUT}/envs/fhnkit.yaml", CHECKOUT)
+FHNKIT_MPI_ENV = checkout_env(f"{CHECKOUT}/envs/fhnkit-mpi.yaml", CHECKOUT)
 
 
 try:

@@ -13,7 +13,7 @@ rule compile:
     log:
         layout.log("{study}", "compile", "{model}"),
     conda:
-        "../../envs/fhnkit.yaml"
+        FHNKIT_ENV
     threads: config["compile"]["threads"]
     resources:
         gpu=0 if config["compile"]["device"] == "cpu" else 1,

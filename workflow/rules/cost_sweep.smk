@@ -19,7 +19,7 @@ rule cost_sweep:
     log:
         layout.log("cost_sweep", "sweep"),
     conda:
-        "../../envs/fhnkit.yaml"
+        FHNKIT_ENV
     threads: every_core
     resources:
         gpu=0 if config["compile"]["device"] == "cpu" else 1,
@@ -68,7 +68,7 @@ rule cost_sweep_analysis:
     log:
         layout.log("cost_sweep", "analysis"),
     conda:
-        "../../envs/fhnkit.yaml"
+        FHNKIT_ENV
     params:
         sweep=config["cost_sweep"],
         bench=config["benchmark"],

@@ -36,7 +36,7 @@ rule train_grid_mpi:
     log:
         layout.log("mpi", "train_grid"),
     conda:
-        "../../envs/fhnkit-mpi.yaml"
+        FHNKIT_MPI_ENV
     threads: every_core
     resources:
         mpi="mpiexec",

@@ -15,7 +15,7 @@ rule train_resample_model:
     log:
         layout.log("{study}", "resample", "train_{which}"),
     conda:
-        "../../envs/fhnkit.yaml"
+        FHNKIT_ENV
     threads: lambda w: resample_model_spec(w)["training"]["threads"]
     resources:
         gpu=lambda w: 0 if resample_model_spec(w)["training"]["device"] == "cpu" else 1,
@@ -36,7 +36,7 @@ checkpoint select_high_error:
     log:
         layout.log("{study}", "resample", "select"),
     conda:
-        "../../envs/fhnkit.yaml"
+        FHNKIT_ENV
     params:
         study=study_setting,
         seed=lambda w: derive_seed(config["seed"], w.study, "resample"),
@@ -52,7 +52,7 @@ rule solve_resample_chunk:
     log:
         layout.log("{study}", "resample", "solve_{chunk}"),
     conda:
-        "../../envs/fhnkit.yaml"
+        FHNKIT_ENV
     params:
         determinants=lambda w: data_determinants(config, w.study),
         config=lambda w: ExecutionOnly(data_job_config(config, w.study)),
@@ -68,7 +68,7 @@ rule resampled_set:
     log:
         layout.log("{study}", "resample", "merge"),
     conda:
-        "../../envs/fhnkit.yaml"
+        FHNKIT_ENV
     params:
         problem=lambda w: study_config(w)["problem"],
     script:
@@ -94,7 +94,7 @@ rule error_maps:
     log:
         layout.log("{study}", "resample", "error_maps"),
     conda:
-        "../../envs/fhnkit.yaml"
+        FHNKIT_ENV
     params:
         problem=lambda w: study_config(w)["problem"],
     script:
@@ -116,6 +116,6 @@ rule resampling_table:
     log:
         layout.log("analysis", "resampling"),
     conda:
-        "../../envs/fhnkit.yaml"
+        FHNKIT_ENV
     script:
         "../scripts/resampling_table.py"

@@ -12,7 +12,7 @@ rule dataset:
         layout.log("{study}", "data_{split}"),
     cache: "omit-software"
     conda:
-        "../../envs/fhnkit.yaml"
+        FHNKIT_ENV
     params:
         # everything that determines the bytes of the file (the study's name and the split are
         # written into its metadata): a change reruns the rule, and the cache key covers them all

@@ -15,7 +15,7 @@ rule train:
     log:
         layout.train_log("{study}", "{model}"),
     conda:
-        "../../envs/fhnkit.yaml"
+        FHNKIT_ENV
     threads: lambda w: model_spec(w)["training"]["threads"]
     resources:
         # one GPU slot per job (`--resources gpu=N` caps concurrent jobs; fhnkit.cluster.devices picks the device)
@@ -42,7 +42,7 @@ rule train_fleet:
     log:
         layout.log("{study}", "train", "fleets_{family}"),
     conda:
-        "../../envs/fhnkit.yaml"
+        FHNKIT_ENV
     threads: lambda w: fleet_resource(w, "threads")
     resources:
         gpu=lambda w: fleet_resource(w, "gpu"),
