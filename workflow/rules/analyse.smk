@@ -56,6 +56,12 @@ rule reproduction:
         unpack(lambda w: reproduction_inputs()),
     output:
         csv=layout.analysis_table("reproduction", "csv"),
+        forest=report_item(
+            layout.figure("reproduction_forest"),
+            "../report/reproduction_forest.rst",
+            "reproduction",
+            "What this run reproduces, at a glance",
+        ),
         html=report_item(
             layout.analysis_table("reproduction", "html"),
             "../report/reproduction.rst",

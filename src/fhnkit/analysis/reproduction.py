@@ -24,8 +24,12 @@ from scipy import stats
 from .summary import successful
 
 ALPHA = 0.05
+POWER = 0.8  # a verdict states the smallest effect its test detects this often
 REPRODUCED, NOT_REPRODUCED, NOT_TESTED = "reproduced", "not reproduced", "not tested by this config"
-COLUMNS = ["finding", "thesis", "study", "measured", "n", "p_value", "rule", "verdict", "rests_on", "why"]
+UNDERPOWERED = "underpowered"
+DEFAULT = "default"  # the run's own studies, as apart from an ablation's variants
+COLUMNS = ["finding", "thesis", "study", "ablation", "factor", "changes", "measured", "n", "p_value", "rule",
+           "verdict", "effect", "ci_low", "ci_high", "detectable", "thesis_effect", "rests_on", "why", "key"]
 BOOTSTRAP = 2000
 HIGH_ERROR_FRACTION = 0.1  # "high-error" parameter sets of a model: its top 10%
 WORKSTATION = "config/workstation.yaml (one GPU, overnight) or config/thesis.yaml"
@@ -62,6 +66,19 @@ def _ratio_interval(high: np.ndarray, low: np.ndarray, seed: int = 0) -> tuple[f
     return ratio, float(lo), float(hi)
 
 
+def _detectable_ratio(high: np.ndarray, low: np.ndarray, alternative: str) -> float:
+    """The smallest ratio of geometric means high/low that a t-test on log values of groups this size and
+    spread detects with probability POWER at ALPHA (`alternative` "larger": one-sided, else two-sided):
+    Cohen's d from the power equation, times the pooled standard deviation of the logs."""
+    from statsmodels.stats.power import TTestIndPower
+
+    lh, ll = np.log(high), np.log(low)
+    pooled = np.sqrt(((lh.size - 1) * lh.var(ddof=1) + (ll.size - 1) * ll.var(ddof=1)) / (lh.size + ll.size - 2))
+    d = TTestIndPower().solve_power(effect_size=None, nobs1=lh.size, alpha=ALPHA, power=POWER,
+                                    ratio=ll.size / lh.size, alternative=alternative)
+    return float(np.exp(d * pooled))
+
+
 def _welch_log(high: np.ndarray, low: np.ndarray, alternative: str) -> float:
     """p-value of Welch's t-test on log10 values ("greater": high's mean exceeds low's)."""
     if len(high) < 2 or len(low) < 2:
@@ -73,10 +90,22 @@ def _differs(expected_sign_ok: bool, p: float) -> str:
     return REPRODUCED if expected_sign_ok and p < ALPHA else NOT_REPRODUCED
 
 
-def _row(finding: Finding, study: str, measured: str, n: str, p: float, verdict: str, why: str = "") -> dict:
-    return {"finding": finding.claim, "thesis": finding.thesis, "study": study, "measured": measured, "n": n,
-            "p_value": p, "rule": finding.rule, "verdict": verdict, "rests_on": finding.rests_on.format(study=study),
-            "why": why}
+def _row(finding: Finding, study: str, measured: str, n: str, p: float, verdict: str, why: str = "",
+         effect: tuple[float, float, float] | None = None, detectable: float = float("nan")) -> dict:
+    """One verdict; `effect`: (estimate, low, high) of the finding's effect (a ratio, `Finding.effect`), and
+    `detectable` the smallest effect its test detects with probability POWER. A difference the thesis
+    reports but this test could not have detected at the thesis's own size is underpowered, not refuted."""
+    estimate, low, high = effect if effect is not None else (float("nan"),) * 3
+    if verdict == NOT_REPRODUCED and finding.expects_difference and finding.thesis_effect is not None and \
+            np.isfinite(detectable) and detectable > finding.thesis_effect:
+        verdict = UNDERPOWERED
+        why = why or (f"this test detects a ratio of x{detectable:.3g} or more ({POWER:.0%} power), and the thesis "
+                      f"reports x{finding.thesis_effect:.3g}: add seeds (grid.seeds) for a test that could tell")
+    return {"finding": finding.claim, "thesis": finding.thesis, "study": study, "ablation": DEFAULT, "factor": "",
+            "changes": "", "measured": measured, "n": n, "p_value": p, "rule": finding.rule, "verdict": verdict,
+            "effect": estimate, "ci_low": low, "ci_high": high, "detectable": detectable,
+            "thesis_effect": finding.thesis_effect, "rests_on": finding.rests_on.format(study=study), "why": why,
+            "key": finding.key}
 
 
 def _not_tested(finding: Finding, why: str) -> dict:
@@ -91,9 +120,12 @@ def _compare(finding: Finding, study: str, high: np.ndarray, low: np.ndarray, na
                     "fewer than 2 successful models in a group: add seeds (grid.seeds) for a test")
     ratio, lo, hi = _ratio_interval(high, low)
     p = _welch_log(high, low, "greater")
+    detectable = _detectable_ratio(high, low, "larger")
     measured = (f"{what}: {names[0]} {np.exp(np.log(high).mean()):.3g}, {names[1]} {np.exp(np.log(low).mean()):.3g} "
-                f"(geometric means); {names[0]}/{names[1]} = {ratio:.3g} [95% CI {lo:.3g}, {hi:.3g}]")
-    return _row(finding, study, measured, f"{names[0]} {len(high)}, {names[1]} {len(low)}", p, _differs(ratio > 1, p))
+                f"(geometric means); {names[0]}/{names[1]} = {ratio:.3g} [95% CI {lo:.3g}, {hi:.3g}]; detects "
+                f"x{detectable:.3g} or more")
+    return _row(finding, study, measured, f"{names[0]} {len(high)}, {names[1]} {len(low)}", p, _differs(ratio > 1, p),
+                effect=(ratio, lo, hi), detectable=detectable)
 
 
 # --------------------------------------------------------------------------- recognising studies
@@ -141,6 +173,9 @@ class Finding:
     rule: str
     rests_on: str  # the report item's file name ("{study}": the study of the row)
     test: Callable[[Finding, Evidence], list[dict]]
+    effect: str = ""  # what the row's effect is (a ratio; the forest plot's axis)
+    thesis_effect: float | None = None  # the thesis's own size of that effect, where it gives one
+    expects_difference: bool = True  # False: the thesis reports no difference
 
 
 def _a_scarce(f: Finding, ev: Evidence) -> list[dict]:
@@ -161,9 +196,11 @@ def _a_dense(f: Finding, ev: Evidence) -> list[dict]:
                      "fewer than 2 successful models in a class")]
     ratio, lo, hi = _ratio_interval(ddnn, pinn)
     p = _welch_log(ddnn, pinn, "two-sided")
-    measured = f"DDNN/PINN mean error = {ratio:.3g} [95% CI {lo:.3g}, {hi:.3g}]"
+    detectable = _detectable_ratio(ddnn, pinn, "two-sided")
+    measured = (f"DDNN/PINN mean error = {ratio:.3g} [95% CI {lo:.3g}, {hi:.3g}]; detects a difference of "
+                f"x{detectable:.3g} or more")
     return [_row(f, dense, measured, f"DDNN {len(ddnn)}, PINN {len(pinn)}", p,
-                 REPRODUCED if p >= ALPHA else NOT_REPRODUCED)]
+                 REPRODUCED if p >= ALPHA else NOT_REPRODUCED, effect=(ratio, lo, hi), detectable=detectable)]
 
 
 def _techniques_studies(ev: Evidence) -> list[str]:
@@ -219,8 +256,20 @@ def _depth(f: Finding, ev: Evidence) -> list[dict]:
         p = p_two / 2 if coef < 0 else 1 - p_two / 2  # one-sided: three layers lower
         measured = (f"error of 3 vs 2 layers at equal neurons = x{10 ** coef:.3g} [95% CI x{10 ** lo:.3g}, "
                     f"x{10 ** hi:.3g}] (OLS log10(mean_err) ~ C(depth) + neurons)")
-        rows.append(_row(f, study, measured, f"2 layers {counts[2]}, 3 layers {counts[3]}", p, _differs(coef < 0, p)))
+        rows.append(_row(f, study, measured, f"2 layers {counts[2]}, 3 layers {counts[3]}", p, _differs(coef < 0, p),
+                         effect=(10 ** coef, 10 ** lo, 10 ** hi)))
     return rows or [_not_tested(f, "no single-stimulus Problem B study with DDNNs of 2 and 3 layers (B_S)")]
+
+
+def _enrichment_interval(near: np.ndarray, high: np.ndarray, seed: int = 0) -> tuple[float, float]:
+    """Bootstrap 95% interval of the high-error sets' enrichment near the threshold (resampling the sets)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, near.size, (BOOTSTRAP, near.size))
+    n, h = near[idx], high[idx]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        draws = (n & h).sum(axis=1) / np.maximum(h.sum(axis=1), 1) / n.mean(axis=1)
+    lo, hi = np.nanpercentile(draws, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 def _near_threshold(f: Finding, ev: Evidence) -> list[dict]:
@@ -243,7 +292,7 @@ def _near_threshold(f: Finding, ev: Evidence) -> list[dict]:
                     f"{HIGH_ERROR_FRACTION:.0%}) of the best model lie where |U0 - a| <= 0.05, which holds "
                     f"{near.mean():.0%} of all sets: x{enrichment:.3g} their share")
         rows.append(_row(f, study, measured, f"{int(near.sum())} sets near a, {int((~near).sum())} elsewhere", p,
-                         _differs(enrichment > 1, p)))
+                         _differs(enrichment > 1, p), effect=(enrichment, *_enrichment_interval(near, high))))
     return rows or [_not_tested(f, "no error cuts of a single-stimulus Problem B study")]
 
 
@@ -283,7 +332,7 @@ def _itnn_high_error(f: Finding, ev: Evidence) -> list[dict]:
                         f"{after.mean():.3g} (after/before = {ratio:.3g} [95% CI {lo:.3g}, {hi:.3g}]; one model, "
                         "paired trajectories)")
             rows.append(_row(f, f"{study} (resampling)", measured, f"{len(before)} validation trajectories", p,
-                             _differs(ratio < 1, p)))
+                             _differs(ratio < 1, p), effect=(before.mean() / after.mean(), 1 / hi, 1 / lo)))
     return rows or [_not_tested(f, "no ITNN trained with a high-error data term (resample with an itnn base, or "
                                    "itnn with grid.region: [false, true] and resample)")]
 
@@ -345,32 +394,33 @@ SIGN = f"sign as the thesis's and Welch's t-test on log10 values, one-sided, p <
 FINDINGS = [
     Finding("a_scarce", "Problem A, scarce data: PINN error far below DDNN",
             "~1e-4 (PINN) vs ~2e-2 (DDNN), Table 14, Fig. 17", f"reproduced if DDNN > PINN: {SIGN}",
-            "ttest_pinn_ddnn.html", _a_scarce),
+            "ttest_pinn_ddnn.html", _a_scarce, "DDNN / PINN mean error", 200.0),
     Finding("a_dense", "Problem A, dense data: no significant difference between PINN and DDNN",
             "no significant difference, Fig. 21", f"reproduced if Welch's t-test on log10 values, two-sided, "
-            f"p >= {ALPHA}", "ttest_pinn_ddnn.html", _a_dense),
+            f"p >= {ALPHA}", "ttest_pinn_ddnn.html", _a_dense, "DDNN / PINN mean error", 1.0, False),
     Finding("bs_pinn_cost", "Problem B_S: physics terms add iteration cost",
             "~10x time per iteration for PINN, Table 3, Fig. 23", f"reproduced if PINN > DDNN: {SIGN}",
-            "iteration_cost.png", _pinn_cost),
+            "iteration_cost.png", _pinn_cost, "PINN / DDNN time per iteration", 10.0),
     Finding("bs_pinn_accuracy", "Problem B_S: physics terms do not improve accuracy when data are abundant",
             "no accuracy gain from PINN, Tables 2-3 (eq. 4.1)", f"reproduced unless DDNN > PINN with {SIGN}",
-            "ttest_pinn_ddnn.html", _pinn_no_gain),
+            "ttest_pinn_ddnn.html", _pinn_no_gain, "DDNN / PINN mean error", 1.0, False),
     Finding("bs_depth", "Problem B_S: three layers beat two at equal neuron count",
             "three-layer networks more accurate, Figs. 24-26 (eq. 4.2)",
             f"reproduced if the coefficient of 3 layers in OLS log10(mean_err) ~ C(depth) + neurons is negative, "
-            f"one-sided p < {ALPHA}", "accuracy_vs_neurons.png", _depth),
+            f"one-sided p < {ALPHA}", "accuracy_vs_neurons.png", _depth, "error of 3 / 2 layers at equal neurons"),
     Finding("bs_threshold", "Problem B_S: errors concentrate where U0 is near the threshold a",
             "high-error solutions start near U0 = a, Figs. 27-28",
             f"reproduced if the best model's top-10% error sets lie where |U0 - a| <= 0.05 more often than all sets "
-            f"do: Fisher's exact test, one-sided, p < {ALPHA}", "error_cuts_{study}.png", _near_threshold),
+            f"do: Fisher's exact test, one-sided, p < {ALPHA}", "error_cuts_{study}.png", _near_threshold,
+            "high-error sets near a / their share"),
     Finding("bc_window", "Problem B_C: the small time window gives a lower mean error",
             "~5x lower mean error on [0, 5] than on [0, 50], Table 7", f"reproduced if [0, 50] > [0, 5]: {SIGN}",
-            "time_domains.html", _small_window),
+            "time_domains.html", _small_window, "mean error [0, 50] / [0, 5]", 5.0),
     Finding("itnn_region", "ITNN: an extra data term on the high-error region lowers rollout error",
             "lower rollout error with the high-error term, Fig. 34",
             f"reproduced if the error is lower with the term: {SIGN} (grid), or Wilcoxon signed-rank over "
             f"paired validation trajectories, one-sided, p < {ALPHA} (resampling)", "resampling.html",
-            _itnn_high_error),
+            _itnn_high_error, "rollout error without / with the term"),
     Finding("inference_linear", "Inference time grows about linearly with neurons",
             "linear in neurons, Fig. 39, Table 12 (eq. 4.3)",
             f"reproduced if the neurons coefficient of eq. 4.3 is positive, one-sided p < {ALPHA}",
@@ -386,7 +436,102 @@ FINDINGS = [
 ]
 
 
+def _ablations(config: dict) -> dict[str, dict[str, str]]:
+    """{ablation: {study it varies: its variant}} of a config's ablation variants (`fhnkit.plan.ablations`)."""
+    out: dict[str, dict[str, str]] = {}
+    for name, study in config["studies"].items():
+        if "ablation" in study:
+            out.setdefault(study["ablation"]["name"], {})[study["ablation"]["of"]] = name
+    return out
+
+
+def _renamed(frames: dict | None, names: dict[str, str], keep: set[str]) -> dict | None:
+    if frames is None:
+        return None
+    return {names.get(study, study): frame for study, frame in frames.items() if study in keep}
+
+
+def evidence_view(evidence: Evidence, variants: dict[str, str] | None = None) -> Evidence:
+    """`evidence` as the findings judge it: the run's own studies only (no ablation's variants), or, with
+    `variants` ({study: its variant}), each of those studies replaced by its variant (settings and models,
+    under the study's name), so that a finding is judged again on the varied factor."""
+    config, variants = evidence.config, variants or {}
+    own = [name for name, study in config["studies"].items() if "ablation" not in study]
+    studies = {name: {k: v for k, v in config["studies"][variants.get(name, name)].items() if k != "ablation"}
+               for name in own}
+    back = {variant: name for name, variant in variants.items()}
+    keep = (set(own) - set(variants)) | set(back)
+    summary = evidence.summary[evidence.summary["study"].isin(keep)].copy()
+    summary["study"] = summary["study"].replace(back)
+    return Evidence(summary, {**config, "studies": studies}, evidence.cost_anova_time, evidence.cost_anova_speedup,
+                    evidence.benchmark, _renamed(evidence.error_cuts, back, keep),
+                    _renamed(evidence.error_maps, back, keep))
+
+
+def _touches(row: dict, studies: set[str]) -> bool:
+    """Whether a row's study (e.g. "B_C vs B_C_small", "C (grid)") is one of `studies` or names one."""
+    return bool(set(str(row["study"]).replace("(", " ").replace(")", " ").split()) & studies)
+
+
+def _judged(evidence: Evidence) -> list[dict]:
+    return [row for finding in FINDINGS for row in finding.test(finding, evidence)]
+
+
 def reproduction_table(evidence: Evidence) -> pd.DataFrame:
-    """Every finding judged on `evidence`: one row per (finding, study that tests it), in FINDINGS order."""
-    rows = [row for finding in FINDINGS for row in finding.test(finding, evidence)]
-    return pd.DataFrame(rows, columns=COLUMNS)
+    """Every finding judged on `evidence`: one row per (finding, study that tests it), in FINDINGS order, on the
+    run's own studies (ablation "default"), then again under each ablation for the rows its studies change
+    (ablation, factor, changes named); each row's `why` says, where ablations touch it, which factor turns
+    its verdict (`explain`)."""
+    config = evidence.config
+    varied: dict[tuple, list[dict]] = {}  # (finding, study) -> its rows under the ablations
+    for name, variants in sorted(_ablations(config).items()):
+        some = config["studies"][next(iter(variants.values()))]["ablation"]
+        for row in _judged(evidence_view(evidence, variants)):
+            if _touches(row, set(variants)):
+                varied.setdefault((row["key"], row["study"]), []).append(
+                    {**row, "ablation": name, "factor": some["factor"], "changes": some["changes"]})
+    rows = []
+    for row in _judged(evidence_view(evidence)):  # each default row, then the same row under each ablation
+        rows += [row, *varied.pop((row["key"], row["study"]), [])]
+    rows += [row for rest in varied.values() for row in rest]
+    return explain(pd.DataFrame(rows, columns=COLUMNS))
+
+
+def _effect_text(row) -> str:
+    if not np.isfinite(row["effect"]):
+        return "no effect estimated"
+    interval = f" [{row['ci_low']:.3g}, {row['ci_high']:.3g}]" if np.isfinite(row["ci_low"]) else ""
+    return f"x{row['effect']:.3g}{interval}"
+
+
+def explain(table: pd.DataFrame) -> pd.DataFrame:
+    """Fill `why` of each default row that ablations also judge with one sentence from their verdicts and
+    effects: which factor turns the verdict and which way the effect moves, or that none does."""
+    table = table.copy()
+    for _, group in table.groupby(["key", "study"], sort=False):
+        base = group[group["ablation"] == DEFAULT]
+        others = group[group["ablation"] != DEFAULT]
+        if base.empty or others.empty:
+            continue
+        b = base.iloc[0]
+        turned = others[others["verdict"] != b["verdict"]]
+        moves = []
+        for _, o in others.iterrows():
+            if np.isfinite(o["effect"]) and np.isfinite(b["effect"]) and b["effect"] > 0 and o["effect"] > 0:
+                closer = abs(np.log(o["effect"])) < abs(np.log(b["effect"]))
+                moves.append(f"{o['factor']} ({o['changes']}): {o['verdict']}, {_effect_text(o)} against "
+                             f"{_effect_text(b)}, the difference {'shrinks' if closer else 'grows'}")
+            else:
+                moves.append(f"{o['factor']} ({o['changes']}): {o['verdict']}")
+        if not turned.empty:
+            first = turned.iloc[0]
+            sentence = (f"{first['verdict'].capitalize()} under {first['factor']} ({first['changes']}), "
+                        f"{b['verdict']} by default: that factor turns the verdict. ")
+        else:
+            holds = "holds" if b["verdict"] == REPRODUCED else "does not hold"
+            factors = ", ".join(dict.fromkeys(others["factor"]))
+            sentence = (f"No ablation turns the verdict: {b['verdict']} by default and under every factor tried "
+                        f"({factors}), so the evidence says the finding {holds} here, whichever of these is "
+                        "varied. ")
+        table.loc[base.index, "why"] = (sentence + "; ".join(moves) + ".").strip()
+    return table

@@ -7,7 +7,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from .reproduction import ALPHA, NOT_REPRODUCED, NOT_TESTED, REPRODUCED, Evidence, reproduction_table
+from .reproduction import (
+    ALPHA,
+    NOT_REPRODUCED,
+    NOT_TESTED,
+    POWER,
+    REPRODUCED,
+    UNDERPOWERED,
+    Evidence,
+    reproduction_table,
+)
+from .reproduction_forest import forest_plot
 from .surrogate_pays import pays_table, solver_floor, verdict
 from .tables import write_table
 
@@ -33,21 +43,30 @@ def evidence_of(inputs: dict, config: dict) -> Evidence:
 
 
 def reproduction_caption(table: pd.DataFrame) -> str:
-    counts = table["verdict"].value_counts()
-    tally = ", ".join(f"{counts.get(v, 0)} {v}" for v in (REPRODUCED, NOT_REPRODUCED, NOT_TESTED))
-    return (f"One row per finding of the thesis (SPEC.md section 8, Tables 7 and 11) and study that tests it: {tally}. "
-            f"Verdicts follow the rule in each row (sign of the effect and a test at alpha = {ALPHA}), never a "
-            "judgement; 'measured' gives the effect with its 95% bootstrap interval (or OLS interval) and 'n' the "
-            "models (or sets) per group; 'rests_on' is the report item it comes from; 'why' says what a "
-            "finding this config cannot test would need.")
+    default = table[table["ablation"] == "default"]
+    counts = default["verdict"].value_counts()
+    tally = ", ".join(f"{counts.get(v, 0)} {v}" for v in (REPRODUCED, NOT_REPRODUCED, UNDERPOWERED, NOT_TESTED))
+    ablations = sorted(set(table["ablation"]) - {"default"})
+    varied = (f" Under the config's ablations ({', '.join(ablations)}) the findings their studies touch are judged "
+              "again (column 'ablation'), and each default row's 'why' says which factor turns its verdict, or that "
+              "none does." if ablations else "")
+    return (f"One row per finding of the thesis (SPEC.md section 8, Tables 7 and 11) and study that tests it, by "
+            f"default: {tally}.{varied} Verdicts follow the rule in each row (sign of the effect and a test at "
+            f"alpha = {ALPHA}), never a judgement; 'measured' gives the effect with its 95% bootstrap interval (or OLS "
+            f"interval), and 'detectable' the smallest effect the test finds with {POWER:.0%} power: a difference "
+            "the thesis reports that this test could not have detected at the thesis's size is 'underpowered', not "
+            "'not reproduced'. 'n' gives the models (or sets) per group; 'rests_on' the report item it comes from; "
+            "'why' what a finding this config cannot test would need. The forest plot shows the same rows.")
 
 
 def write_reproduction_pages(inputs: dict, config: dict, out: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Judge every finding and write `out["csv"]`/`out["html"]`; rate every study's best and fastest
-    networks against the solver and write `out["pays_csv"]`/`out["pays_html"]`. Returns both tables."""
+    """Judge every finding and write `out["csv"]`/`out["html"]` and its forest plot `out["forest"]`; rate every
+    study's best and fastest networks against the solver and write `out["pays_csv"]`/`out["pays_html"]`. Returns
+    both tables."""
     evidence = evidence_of(inputs, config)
     table = reproduction_table(evidence)
     write_table(table, out["csv"], out["html"], "What this run reproduces", reproduction_caption(table))
+    forest_plot(table, out["forest"])
     analysis = config["analysis"]
     bench = evidence.benchmark if evidence.benchmark is not None else pd.DataFrame(columns=["study", "model"])
     floors = {study: solver_floor(config, study, analysis["floor_sets"], config["seed"])

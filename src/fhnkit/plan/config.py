@@ -22,6 +22,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from .ablations import expand_ablations
 from .layout import RUN_DIRECTORIES
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
@@ -110,16 +111,38 @@ def validate_config(config: dict) -> dict:
     """
     schema = load_schema()
     config = copy.deepcopy(config if config is not None else {})
-    _fill_defaults(config, schema, schema)
-    validator = _Validator(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
-    problems = _non_finite(config) + [_describe(e) for e in errors]
+    problems = _schema_problems(config, schema)
+    if not problems:  # each ablation's variants (fhnkit.plan.ablations), then checked as any study
+        problems = expand_ablations(config) or _schema_problems(config, schema)
     # where the structure is broken, the schema errors above already say where
     with contextlib.suppress(KeyError, TypeError, ValueError, ZeroDivisionError, OverflowError):
         problems += _semantic_problems(config)
+    problems = [_made_by(problem, config) for problem in problems]
     if problems:
         raise ConfigError("invalid fhnkit configuration:\n  " + "\n  ".join(problems))
     return config
+
+
+def _made_by(problem: str, config: dict) -> str:
+    """`problem`, saying which ablation made the study it names, where an ablation did."""
+    with contextlib.suppress(AttributeError, KeyError, TypeError):
+        for name, study in config["studies"].items():
+            if "ablation" in study and problem.startswith((f"studies.{name}.", f"studies.{name}:")):
+                return f"{problem} (a study made by ablations.{study['ablation']['name']})"
+    return problem
+
+
+def _schema_problems(config: dict, schema: dict) -> list[str]:
+    """Fill `config`'s defaults in place; what the schema refuses, and non-finite numbers."""
+    _fill_defaults(config, schema, schema)
+    errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    return _non_finite(config) + [_describe(e) for e in errors]
+
+
+def data_solver_of(config: dict, study_name: str) -> dict:
+    """The data solver settings of a study's data: the top-level `data_solver`, with the keys the study's own
+    `data_solver` gives replaced."""
+    return {**config["data_solver"], **config["studies"][study_name].get("data_solver", {})}
 
 
 def _semantic_problems(config: dict) -> list[str]:
@@ -148,7 +171,7 @@ def _semantic_problems(config: dict) -> list[str]:
         if set(study["grid"]["classes"]) == {"itnn"} and max(study["grid"]["windows"]) > 1:
             problems.append(f"studies.{name}.grid.windows: itnn models have no time input to split into windows; "
                             "use windows: [1] or add ddnn/pinn classes")
-        dt = config["data_solver"]["dt"]
+        dt = data_solver_of(config, name)["dt"]
         steps = round(study["t_max"] / dt)
         if abs(steps * dt - study["t_max"]) > 1e-9 * study["t_max"]:
             problems.append(f"studies.{name}.t_max: {study['t_max']} is not a multiple of data_solver.dt={dt}")
@@ -207,16 +230,19 @@ def _stability_problems(config: dict) -> list[str]:
         lows.append(u0[0])
         highs.append(u0[1])
     bound = euler_stable_dt(FHNParams.from_mapping(config["model"]), min(lows), max(highs))
-    solver = config["data_solver"]
-    reach = RK4_REACH / 2.0 if solver["method"] == "rk4" else 1.0
     problems = []
-    if solver["dt"] > bound * reach:
-        problems.append(f"data_solver.dt: {solver['dt']} is beyond the {solver['method']} stability bound "
-                        f"{bound * reach:.3g} for these model parameters (the data would blow up to NaN); lower dt "
-                        "or check model")
-    if solver["method"] == "rk4" and solver["backend"] == "cuda":
-        problems.append("data_solver.backend: cuda runs the Euler kernel only, but data_solver.method is rk4 (a CPU "
-                        "kernel); use backend auto or cpu with rk4, or method euler on the GPU")
+    solvers = {"data_solver": config["data_solver"]} | {
+        f"studies.{name}.data_solver": data_solver_of(config, name) for name, study in config["studies"].items()
+        if study.get("data_solver")}
+    for key, solver in solvers.items():
+        reach = RK4_REACH / 2.0 if solver["method"] == "rk4" else 1.0
+        if solver["dt"] > bound * reach:
+            problems.append(f"{key}.dt: {solver['dt']} is beyond the {solver['method']} stability bound "
+                            f"{bound * reach:.3g} for these model parameters (the data would blow up to NaN); lower "
+                            "dt or check model")
+        if solver["method"] == "rk4" and solver["backend"] == "cuda":
+            problems.append(f"{key}: data_solver.backend cuda runs the Euler kernel only, but the method is rk4 "
+                            "(a CPU kernel); use backend auto or cpu with rk4, or method euler on the GPU")
     if config["benchmark"]["dt"] > bound:
         problems.append(f"benchmark.dt: {config['benchmark']['dt']} is beyond the explicit Euler stability bound "
                         f"{bound:.3g} for these model parameters; lower it or check model")

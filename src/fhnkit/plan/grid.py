@@ -11,7 +11,8 @@ from __future__ import annotations
 import itertools
 
 from .. import __version__
-from .config import ConfigError, config_hash, derive_seed, grid_size
+from .ablations import base_study
+from .config import ConfigError, config_hash, data_solver_of, derive_seed, grid_size
 from .execution import data_solver_identity, model_identity
 
 PROBLEM_KEYS = ("problem", "t_max", "ranges", "i_app", "k_to_i_app", "initial_state")
@@ -29,7 +30,7 @@ def data_job_config(config: dict, study_name: str) -> dict:
     chunks, the error cuts' truth): the config with only these keys, `data_solver.backend` included (where the
     numbers are computed)."""
     study = config["studies"][study_name]
-    return {"seed": config["seed"], "model": config["model"], "data_solver": config["data_solver"],
+    return {"seed": config["seed"], "model": config["model"], "data_solver": data_solver_of(config, study_name),
             "studies": {study_name: {k: study.get(k) for k in DATA_KEYS}}}
 
 
@@ -94,7 +95,8 @@ def _spec(config: dict, study_name: str, cls: str, region: bool, windows: int, l
         "region_settings": study.get("region") if region else None,
         # region models of a study with resampling also train on the high-error set
         "resample": study.get("resample") if region else None,
-        "torch_seed": derive_seed(config["seed"], study_name, name, "init"),
+        # an ablation's variant keeps the initial weights of the study it varies (it differs by its factor only)
+        "torch_seed": derive_seed(config["seed"], base_study(config, study_name), name, "init"),
         "training": study["training"], "fhn": config["model"], "itnn": study["itnn"],
         "marching": study.get("marching") if cls != "itnn" else None,
         "problem_settings": {k: study[k] for k in PROBLEM_KEYS},

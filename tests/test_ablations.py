@@ -1,0 +1,156 @@
+"""Ablations as configuration (issue 24): variants of studies in the same DAG, and verdicts that say why."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, TINY, snakemake
+from fhnkit.analysis.reproduction import (
+    DEFAULT,
+    FINDINGS,
+    NOT_REPRODUCED,
+    REPRODUCED,
+    UNDERPOWERED,
+    Evidence,
+    reproduction_table,
+)
+from fhnkit.analysis.reproduction_forest import forest_plot, forest_rows
+from fhnkit.plan import expand_study, validate_config
+from fhnkit.plan.config import ConfigError, load_config
+from fhnkit.plan.grid import data_determinants, data_job_config
+
+A = {"problem": "A", "t_max": 20, "val": {"n": 50},
+     "grid": {"layers": [1], "layer_configs": [["tanh", 8]], "classes": ["ddnn", "pinn"], "seeds": [0, 1]},
+     "training": {"iterations": 100, "validate_every": 50}}
+LONG = {"factor": "training length", "studies": ["dense"], "scale": {"training.iterations": 4}}
+
+
+def _config(ablations: dict, **studies) -> dict:
+    return validate_config({"studies": studies or {"dense": {**A, "train": {"n": 1000}}}, "ablations": ablations})
+
+
+def test_an_ablation_makes_a_variant_study_that_differs_by_its_factor_only():
+    config = _config({"long": LONG, "euler": {"factor": "data targets", "studies": ["dense"],
+                                               "set": {"data_solver": {"method": "euler", "dt": 0.01}}}})
+    assert list(config["studies"]) == ["dense", "dense__long", "dense__euler"]
+    base, long, euler = (config["studies"][s] for s in ("dense", "dense__long", "dense__euler"))
+    assert long["training"]["iterations"] == 400 and base["training"]["iterations"] == 100
+    assert long["ablation"] == {"of": "dense", "name": "long", "factor": "training length",
+                                "changes": "training.iterations x4"}
+    assert {k: v for k, v in long.items() if k not in ("training", "ablation")} == \
+        {k: v for k, v in base.items() if k != "training"}
+    # same initial weights model by model; the data: the same for a training ablation, other targets for euler
+    seeds = {s: [m["torch_seed"] for m in expand_study(config, s)] for s in config["studies"]}
+    assert seeds["dense"] == seeds["dense__long"] == seeds["dense__euler"]
+    strip = lambda d: {k: v for k, v in d.items() if k != "study"}  # noqa: E731
+    assert strip(data_determinants(config, "dense")) == strip(data_determinants(config, "dense__long"))
+    assert data_job_config(config, "dense__euler")["data_solver"]["method"] == "euler"
+    assert data_job_config(config, "dense")["data_solver"]["method"] == "rk4"
+    assert validate_config(config) == config  # validating again makes the same variants, no more
+
+
+@pytest.mark.parametrize("ablation, message", [
+    ({"factor": "f", "studies": ["sparse"]}, "ablations.x.studies: 'sparse' is not a study"),
+    ({"factor": "f", "studies": ["dense"], "scale": {"training.epochs": 2}}, "training.epochs is not a numeric"),
+    ({"factor": "f", "studies": ["dense"], "scale": {"training.iterations": 0}}, "ablations.x.scale.training"),
+    ({"factor": "f", "studies": ["dense"], "set": {"training": {"iters": 3}}}, "made by ablations.x"),
+    ({"factor": "f", "studies": ["dense"], "set": {"data_solver": {"dt": 0.3}}}, "studies.dense__x.data_solver.dt"),
+    ({"studies": ["dense"]}, "'factor' is a required property"),
+])
+def test_a_wrong_ablation_is_refused_naming_the_key(ablation, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(".", r"\.")):
+        _config({"x": ablation})
+
+
+def _models(study: str, cls: str, errors) -> list[dict]:
+    return [{"study": study, "model": f"{cls}_{i}", "class": cls, "status": "ok", "mean_err": e, "region": False,
+             "windows": 1, "depth": 2, "neurons": 16, "iter_time_s": 1e-3} for i, e in enumerate(errors)]
+
+
+def _rows(table: pd.DataFrame, key: str) -> list[dict]:
+    return table[table["key"] == key].to_dict("records")
+
+
+def test_the_verdict_says_which_factor_turns_it(tmp_path):
+    config = _config({"long": LONG, "more_seeds": {"factor": "replicates", "studies": ["dense"],
+                                                    "set": {"grid": {"seeds": [0, 1, 2, 3]}}}})
+    rng = np.random.default_rng(1)
+    noise = lambda n: np.exp(rng.normal(0, 0.1, n))  # noqa: E731
+    summary = pd.DataFrame(  # by default DDNN is 3x worse; trained 4x longer, the two classes agree
+        _models("dense", "ddnn", 3e-3 * noise(8)) + _models("dense", "pinn", 1e-3 * noise(8))
+        + _models("dense__long", "ddnn", 1e-3 * noise(8)) + _models("dense__long", "pinn", 1e-3 * noise(8))
+        + _models("dense__more_seeds", "ddnn", 3e-3 * noise(8)) + _models("dense__more_seeds", "pinn", 1e-3 * noise(8)))
+    table = reproduction_table(Evidence(summary, config))
+    dense = _rows(table, "a_dense")
+    assert [r["ablation"] for r in dense] == [DEFAULT, "long", "more_seeds"]
+    assert [r["verdict"] for r in dense] == [NOT_REPRODUCED, REPRODUCED, NOT_REPRODUCED]
+    assert dense[0]["why"].startswith("Reproduced under training length (training.iterations x4), not reproduced by "
+                                      "default: that factor turns the verdict")
+    assert "the difference shrinks" in dense[0]["why"]
+    assert 2.5 < dense[0]["effect"] < 3.5 and dense[0]["ci_low"] < dense[0]["effect"] < dense[0]["ci_high"]
+    assert 0.8 < dense[1]["effect"] < 1.25 and np.isfinite(dense[0]["detectable"])
+    assert all(r["study"] == "dense" for r in dense)
+    # the other findings see the run's own studies only: the variants are not more Problem A studies
+    assert not (table["study"].str.contains("__")).any()
+
+    path = tmp_path / "forest.png"
+    forest_plot(table, path)
+    assert path.stat().st_size > 10_000 and len(forest_rows(table)) >= 3
+
+
+def test_no_factor_turns_it_and_the_sentence_says_so():
+    config = _config({"long": LONG})
+    rng = np.random.default_rng(2)
+    summary = pd.DataFrame(
+        _models("dense", "ddnn", 3e-3 * np.exp(rng.normal(0, 0.1, 8)))
+        + _models("dense", "pinn", 1e-3 * np.exp(rng.normal(0, 0.1, 8)))
+        + _models("dense__long", "ddnn", 4e-3 * np.exp(rng.normal(0, 0.1, 8)))
+        + _models("dense__long", "pinn", 1e-3 * np.exp(rng.normal(0, 0.1, 8))))
+    (default, long) = _rows(reproduction_table(Evidence(summary, config)), "a_dense")
+    assert default["verdict"] == long["verdict"] == NOT_REPRODUCED
+    assert default["why"].startswith("No ablation turns the verdict: not reproduced by default and under every "
+                                     "factor tried (training length), so the evidence says the finding does not hold")
+    assert "the difference grows" in default["why"]
+
+
+def test_groups_too_small_to_detect_the_thesis_effect_are_underpowered():
+    """Problem A, scarce data: the thesis reports DDNN/PINN ~200. Two noisy models per class cannot tell."""
+    config = validate_config({"studies": {"scarce": {**A, "train": {"n": 10}}}})
+    summary = pd.DataFrame(_models("scarce", "ddnn", [1e-2, 1e-5]) + _models("scarce", "pinn", [1e-3, 1e-4]))
+    (row,) = _rows(reproduction_table(Evidence(summary, config)), "a_scarce")
+    thesis = next(f.thesis_effect for f in FINDINGS if f.key == "a_scarce")
+    assert row["detectable"] > thesis and row["verdict"] == UNDERPOWERED and "add seeds" in row["why"]
+    many = pd.DataFrame(_models("scarce", "ddnn", [1e-3] * 6 + [1.1e-3] * 6)
+                        + _models("scarce", "pinn", [1e-3] * 6 + [1.1e-3] * 6))
+    (row,) = _rows(reproduction_table(Evidence(many, config)), "a_scarce")
+    assert row["detectable"] < thesis and row["verdict"] == NOT_REPRODUCED
+
+
+def test_the_shipped_ablations_config_tests_every_finding_the_default_run_does_not_reproduce():
+    config = load_config(REPO / "config" / "ablations.yaml")
+    variants = {name: s["ablation"] for name, s in config["studies"].items() if "ablation" in s}
+    factors = {a["factor"] for a in variants.values()}
+    assert {"training length", "data targets", "high-error selection", "replicates"} <= factors, factors
+    varied = {a["of"] for a in variants.values()}
+    assert {"A_dense", "B_S", "C"} <= varied, varied
+
+
+def test_the_dag_trains_an_ablations_variants_as_studies(tmp_path):
+    config = yaml.safe_load(TINY.read_text())
+    config["ablations"] = {"long": {"factor": "training length", "studies": ["A_scarce"],
+                                    "scale": {"training.iterations": 2}}}
+    path = tmp_path / "with_ablation.yaml"
+    path.write_text(yaml.safe_dump(copy.deepcopy(config)))
+    plan = snakemake(tmp_path / "run", "-n", "--quiet", "rules", configfile=path).stdout
+    plain = snakemake(tmp_path / "plain", "-n", "--quiet", "rules").stdout
+
+    def jobs(text, rule):
+        return next((int(line.split()[-1]) for line in text.splitlines() if line.split()[:1] == [rule]), 0)
+    # the variant's own data, models (one fleet job per family) and compiles, beside the tiny config's
+    assert jobs(plan, "train") == jobs(plain, "train") + 4 and jobs(plan, "compile") == jobs(plain, "compile") + 4
+    assert jobs(plan, "dataset") == jobs(plain, "dataset") + 2
