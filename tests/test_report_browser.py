@@ -57,7 +57,7 @@ def _table(name: str) -> str:
 
 
 EXPECTED_INDEX = {
-    REPRODUCTION: {ALL: {_table("reproduction"), _table("surrogate_pays")}},
+    REPRODUCTION: {ALL: {_table("reproduction"), _table("surrogate_pays"), _fig("reproduction_forest")}},
     TRAINING: {**{study: {_fig(f"training_curves_{study}")} for study in STUDIES},
                  ALL: {_fig("iteration_cost"), _table("technique_anova"), _table("failed_models")}},
     ACCURACY: {"A_scarce": {_fig("predictions_A_scarce")},

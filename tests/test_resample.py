@@ -126,6 +126,8 @@ def test_an_empty_high_error_set_adds_no_term():
 
 @pytest.mark.parametrize("edit, message", [
     ({"problem": "A"}, "resample: needs problem B or C"),
+    ({"error": "rollout"}, r"resample.error: rollout ranks an iterator network's rollouts and the base is ddnn"),
+    ({"iterations": 0}, "resample.iterations"),
 ])
 def test_bad_resampling_is_refused(edit, message):
     with pytest.raises(ConfigError, match=message):
@@ -160,3 +162,40 @@ def test_selection_writes_a_data_dependent_number_of_chunks(tmp_path):
     counts = write_selection(tmp_path / "base", tmp_path / "train.parquet", study, study["resample"], 11,
                              tmp_path / "centers2.parquet", tmp_path / "chunks2")
     assert counts["n_new"] == 0 and list((tmp_path / "chunks2").iterdir()) == []
+
+
+def test_the_retraining_budget_is_the_bases_unless_resample_iterations_says_otherwise():
+    default = resample_specs(config(), "S")
+    assert default["retrained"]["training"]["iterations"] == default["base"]["training"]["iterations"] == 30
+    longer = resample_specs(config(iterations=120), "S")
+    assert longer["retrained"]["training"]["iterations"] == 120
+    assert longer["base"]["training"]["iterations"] == 30  # the base, and so its selection, stay as they were
+    assert longer["base"]["config_hash"] == default["base"]["config_hash"]
+    assert longer["retrained"]["config_hash"] != default["retrained"]["config_hash"]
+    assert ModelSpec.from_mapping(longer["retrained"]).training.iterations == 120
+
+
+def test_an_iterator_base_ranks_rollouts_or_one_step_states(tmp_path):
+    """`resample.error: rollout` ranks each training trajectory by the base iterator's full rollout (one
+    candidate per trajectory, its initial state the point); one_step ranks every state it steps from."""
+    cfg = config(q=0.2, per_point=2, chunk=100, base={"class": "itnn", "layers": [["tanh", 8]], "batch_size": 16})
+    for split in ("train", "val"):
+        write_dataset(cfg, "S", split, tmp_path / f"{split}.parquet")
+    base = resample_specs(cfg, "S")["base"]
+    train_model(ModelSpec.from_mapping(base), tmp_path / "train.parquet", tmp_path / "val.parquet", tmp_path / "base",
+                progress=False)
+    study = cfg["studies"]["S"]
+    one_step = write_selection(tmp_path / "base", tmp_path / "train.parquet", study, study["resample"], 11,
+                               tmp_path / "c1.parquet", tmp_path / "k1")
+    rollout_settings = {**study["resample"], "error": "rollout"}
+    rollout = write_selection(tmp_path / "base", tmp_path / "train.parquet", study, rollout_settings, 11,
+                              tmp_path / "c2.parquet", tmp_path / "k2")
+    # 30 trajectories of 7 stored times; the iterator's step (2.0) covers 2 of them: 5 one-step states each
+    assert one_step["n_candidates"] == 30 * 5 and rollout["n_candidates"] == 30
+    assert rollout == {"n_candidates": 30, "n_centers": 6, "n_new": 12}
+    assert read_parquet_meta(tmp_path / "c2.parquet")["error"] == "rollout"
+    centers = pd.read_parquet(tmp_path / "c2.parquet")
+    train = pd.read_parquet(tmp_path / "train.parquet")
+    starts = train[train["t"] == 0][["U0", "W0"]].round(12)
+    assert centers[["U0", "W0"]].round(12).merge(starts).shape[0] == 6  # each point a trajectory's initial state
+    assert centers["mean_err"].is_monotonic_decreasing

@@ -95,7 +95,7 @@ def test_analysis_tables_and_figures(tiny_run):
                        "error_maps_B_S.png", "error_maps_C.png",
                        "error_vs_inference.png", "inference_vs_neurons.png", "iteration_cost.png",
                        "predictions_A_scarce.png", "predictions_B_S.png", "predictions_C.png",
-                       "predictions_diverges.png", "rollout_C.png",
+                       "predictions_diverges.png", "reproduction_forest.png", "rollout_C.png",
                        "training_curves_A_scarce.png", "training_curves_B_S.png", "training_curves_C.png",
                        "training_curves_diverges.png"]
 
@@ -128,7 +128,7 @@ def test_report_is_self_contained_and_holds_everything(tiny_run):
                  "failed_models.html", "error_maps_B_S.png", "error_maps_C.png", "resampling.html",
                  "iteration_cost.png", "predictions_A_scarce.png", "predictions_B_S.png", "predictions_C.png",
                  "predictions_diverges.png", "training_curves_diverges.png", "error_cuts_B_S.png", "error_cuts_C.png",
-                 "benchmark.html", "reproduction.html", "surrogate_pays.html"):
+                 "benchmark.html", "reproduction.html", "surrogate_pays.html", "reproduction_forest.png"):
         assert name in html, name
     # a figure's job info (rule, wildcards, params) stays short: the data reach the scripts as inputs
     jobs = re.findall(r'"job_properties": \{"rule": "(\w+)", "wildcards": "[^"]*", "params": "([^"]*)"', html)

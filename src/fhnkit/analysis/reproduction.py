@@ -14,118 +14,38 @@ that any config that holds such studies is judged the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .summary import successful
+from .reproduction_ablations import ablation_variants, evidence_view, explain, touches
+from .reproduction_verdicts import (
+    ALPHA,
+    BOOTSTRAP,
+    COLUMNS,
+    DEFAULT,
+    NOT_REPRODUCED,
+    NOT_TESTED,
+    POWER,
+    REPRODUCED,
+    UNDERPOWERED,
+    Evidence,
+    Finding,
+    compare_groups,
+    detectable_ratio,
+    differs,
+    not_tested,
+    ratio_interval,
+    verdict_row,
+    welch_log,
+)
 
-ALPHA = 0.05
-POWER = 0.8  # a verdict states the smallest effect its test detects this often
-REPRODUCED, NOT_REPRODUCED, NOT_TESTED = "reproduced", "not reproduced", "not tested by this config"
-UNDERPOWERED = "underpowered"
-DEFAULT = "default"  # the run's own studies, as apart from an ablation's variants
-COLUMNS = ["finding", "thesis", "study", "ablation", "factor", "changes", "measured", "n", "p_value", "rule",
-           "verdict", "effect", "ci_low", "ci_high", "detectable", "thesis_effect", "rests_on", "why", "key"]
-BOOTSTRAP = 2000
+__all__ = ["ALPHA", "DEFAULT", "FINDINGS", "NOT_REPRODUCED", "NOT_TESTED", "POWER", "REPRODUCED", "UNDERPOWERED",
+           "Evidence", "Finding", "evidence_view", "explain", "reproduction_table"]
+
 HIGH_ERROR_FRACTION = 0.1  # "high-error" parameter sets of a model: its top 10%
 WORKSTATION = "config/workstation.yaml (one GPU, overnight) or config/thesis.yaml"
 
-
-@dataclass(frozen=True)
-class Evidence:
-    """What the findings are judged on: the summary table (one row per model), the config, and the
-    tables some findings need (each may be None when the run did not make it)."""
-
-    summary: pd.DataFrame
-    config: dict
-    cost_anova_time: pd.DataFrame | None = None
-    cost_anova_speedup: pd.DataFrame | None = None
-    benchmark: pd.DataFrame | None = None
-    error_cuts: dict | None = None  # {study: error cuts frame (U0, W0, t, err per point)}
-    error_maps: dict | None = None  # {study: per-trajectory errors of the resampling stage, before/after}
-
-    def models(self, study: str, **where) -> pd.DataFrame:
-        df = successful(self.summary)
-        df = df[df["study"] == study]
-        for column, value in where.items():
-            df = df[df[column] == value]
-        return df
-
-
-def _ratio_interval(high: np.ndarray, low: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
-    """Ratio of geometric means high/low and its bootstrap 95% interval (resampling each group)."""
-    rng = np.random.default_rng(seed)
-    lh, ll = np.log(high), np.log(low)
-    ratio = float(np.exp(lh.mean() - ll.mean()))
-    draws = [np.exp(rng.choice(lh, lh.size).mean() - rng.choice(ll, ll.size).mean()) for _ in range(BOOTSTRAP)]
-    lo, hi = np.percentile(draws, [2.5, 97.5])
-    return ratio, float(lo), float(hi)
-
-
-def _detectable_ratio(high: np.ndarray, low: np.ndarray, alternative: str) -> float:
-    """The smallest ratio of geometric means high/low that a t-test on log values of groups this size and
-    spread detects with probability POWER at ALPHA (`alternative` "larger": one-sided, else two-sided):
-    Cohen's d from the power equation, times the pooled standard deviation of the logs."""
-    from statsmodels.stats.power import TTestIndPower
-
-    lh, ll = np.log(high), np.log(low)
-    pooled = np.sqrt(((lh.size - 1) * lh.var(ddof=1) + (ll.size - 1) * ll.var(ddof=1)) / (lh.size + ll.size - 2))
-    d = TTestIndPower().solve_power(effect_size=None, nobs1=lh.size, alpha=ALPHA, power=POWER,
-                                    ratio=ll.size / lh.size, alternative=alternative)
-    return float(np.exp(d * pooled))
-
-
-def _welch_log(high: np.ndarray, low: np.ndarray, alternative: str) -> float:
-    """p-value of Welch's t-test on log10 values ("greater": high's mean exceeds low's)."""
-    if len(high) < 2 or len(low) < 2:
-        return float("nan")
-    return float(stats.ttest_ind(np.log10(high), np.log10(low), equal_var=False, alternative=alternative).pvalue)
-
-
-def _differs(expected_sign_ok: bool, p: float) -> str:
-    return REPRODUCED if expected_sign_ok and p < ALPHA else NOT_REPRODUCED
-
-
-def _row(finding: Finding, study: str, measured: str, n: str, p: float, verdict: str, why: str = "",
-         effect: tuple[float, float, float] | None = None, detectable: float = float("nan")) -> dict:
-    """One verdict; `effect`: (estimate, low, high) of the finding's effect (a ratio, `Finding.effect`), and
-    `detectable` the smallest effect its test detects with probability POWER. A difference the thesis
-    reports but this test could not have detected at the thesis's own size is underpowered, not refuted."""
-    estimate, low, high = effect if effect is not None else (float("nan"),) * 3
-    if verdict == NOT_REPRODUCED and finding.expects_difference and finding.thesis_effect is not None and \
-            np.isfinite(detectable) and detectable > finding.thesis_effect:
-        verdict = UNDERPOWERED
-        why = why or (f"this test detects a ratio of x{detectable:.3g} or more ({POWER:.0%} power), and the thesis "
-                      f"reports x{finding.thesis_effect:.3g}: add seeds (grid.seeds) for a test that could tell")
-    return {"finding": finding.claim, "thesis": finding.thesis, "study": study, "ablation": DEFAULT, "factor": "",
-            "changes": "", "measured": measured, "n": n, "p_value": p, "rule": finding.rule, "verdict": verdict,
-            "effect": estimate, "ci_low": low, "ci_high": high, "detectable": detectable,
-            "thesis_effect": finding.thesis_effect, "rests_on": finding.rests_on.format(study=study), "why": why,
-            "key": finding.key}
-
-
-def _not_tested(finding: Finding, why: str) -> dict:
-    return _row(finding, "-", "-", "-", float("nan"), NOT_TESTED, why)
-
-
-def _compare(finding: Finding, study: str, high: np.ndarray, low: np.ndarray, names: tuple[str, str],
-             what: str = "mean error") -> dict:
-    """A row testing that `high` exceeds `low` (geometric means; Welch on log10, one-sided)."""
-    if len(high) < 2 or len(low) < 2:
-        return _row(finding, study, "-", f"{names[0]} {len(high)}, {names[1]} {len(low)}", float("nan"), NOT_TESTED,
-                    "fewer than 2 successful models in a group: add seeds (grid.seeds) for a test")
-    ratio, lo, hi = _ratio_interval(high, low)
-    p = _welch_log(high, low, "greater")
-    detectable = _detectable_ratio(high, low, "larger")
-    measured = (f"{what}: {names[0]} {np.exp(np.log(high).mean()):.3g}, {names[1]} {np.exp(np.log(low).mean()):.3g} "
-                f"(geometric means); {names[0]}/{names[1]} = {ratio:.3g} [95% CI {lo:.3g}, {hi:.3g}]; detects "
-                f"x{detectable:.3g} or more")
-    return _row(finding, study, measured, f"{names[0]} {len(high)}, {names[1]} {len(low)}", p, _differs(ratio > 1, p),
-                effect=(ratio, lo, hi), detectable=detectable)
 
 
 # --------------------------------------------------------------------------- recognising studies
@@ -163,44 +83,29 @@ def _autopacing(study: dict) -> bool:
 # --------------------------------------------------------------------------- the findings
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One result of the thesis: what it claims and reports, the rule that decides, the item it rests on."""
-
-    key: str
-    claim: str
-    thesis: str
-    rule: str
-    rests_on: str  # the report item's file name ("{study}": the study of the row)
-    test: Callable[[Finding, Evidence], list[dict]]
-    effect: str = ""  # what the row's effect is (a ratio; the forest plot's axis)
-    thesis_effect: float | None = None  # the thesis's own size of that effect, where it gives one
-    expects_difference: bool = True  # False: the thesis reports no difference
-
-
 def _a_scarce(f: Finding, ev: Evidence) -> list[dict]:
     scarce, _ = _a_studies(ev.config)
     if scarce is None:
-        return [_not_tested(f, "no Problem A study with a scarce training set (10 points): see config/config.yaml")]
+        return [not_tested(f, "no Problem A study with a scarce training set (10 points): see config/config.yaml")]
     ddnn, pinn = (ev.models(scarce, **{"class": c})["mean_err"].to_numpy(float) for c in ("ddnn", "pinn"))
-    return [_compare(f, scarce, ddnn, pinn, ("DDNN", "PINN"))]
+    return [compare_groups(f, scarce, ddnn, pinn, ("DDNN", "PINN"))]
 
 
 def _a_dense(f: Finding, ev: Evidence) -> list[dict]:
     _, dense = _a_studies(ev.config)
     if dense is None:
-        return [_not_tested(f, "no Problem A study with a dense training set (1000 points): see config/config.yaml")]
+        return [not_tested(f, "no Problem A study with a dense training set (1000 points): see config/config.yaml")]
     ddnn, pinn = (ev.models(dense, **{"class": c})["mean_err"].to_numpy(float) for c in ("ddnn", "pinn"))
     if len(ddnn) < 2 or len(pinn) < 2:
-        return [_row(f, dense, "-", f"DDNN {len(ddnn)}, PINN {len(pinn)}", float("nan"), NOT_TESTED,
-                     "fewer than 2 successful models in a class")]
-    ratio, lo, hi = _ratio_interval(ddnn, pinn)
-    p = _welch_log(ddnn, pinn, "two-sided")
-    detectable = _detectable_ratio(ddnn, pinn, "two-sided")
+        return [verdict_row(f, dense, "-", f"DDNN {len(ddnn)}, PINN {len(pinn)}", float("nan"), NOT_TESTED,
+                            "fewer than 2 successful models in a class")]
+    ratio, lo, hi = ratio_interval(ddnn, pinn)
+    p = welch_log(ddnn, pinn, "two-sided")
+    detectable = detectable_ratio(ddnn, pinn, "two-sided")
     measured = (f"DDNN/PINN mean error = {ratio:.3g} [95% CI {lo:.3g}, {hi:.3g}]; detects a difference of "
                 f"x{detectable:.3g} or more")
-    return [_row(f, dense, measured, f"DDNN {len(ddnn)}, PINN {len(pinn)}", p,
-                 REPRODUCED if p >= ALPHA else NOT_REPRODUCED, effect=(ratio, lo, hi), detectable=detectable)]
+    return [verdict_row(f, dense, measured, f"DDNN {len(ddnn)}, PINN {len(pinn)}", p,
+                        REPRODUCED if p >= ALPHA else NOT_REPRODUCED, effect=(ratio, lo, hi), detectable=detectable)]
 
 
 def _techniques_studies(ev: Evidence) -> list[str]:
@@ -216,24 +121,24 @@ def _techniques_studies(ev: Evidence) -> list[str]:
 def _pinn_cost(f: Finding, ev: Evidence) -> list[dict]:
     studies = _techniques_studies(ev)
     if not studies:
-        return [_not_tested(f, "no single-stimulus Problem B study with DDNN and PINN models (B_S_techniques)")]
+        return [not_tested(f, "no single-stimulus Problem B study with DDNN and PINN models (B_S_techniques)")]
     rows = []
     for study in studies:
         pinn = ev.models(study, **{"class": "pinn"})["iter_time_s"].to_numpy(float)
         ddnn = ev.models(study, **{"class": "ddnn"})["iter_time_s"].to_numpy(float)
-        rows.append(_compare(f, study, pinn, ddnn, ("PINN", "DDNN"), "time per iteration"))
+        rows.append(compare_groups(f, study, pinn, ddnn, ("PINN", "DDNN"), "time per iteration"))
     return rows
 
 
 def _pinn_no_gain(f: Finding, ev: Evidence) -> list[dict]:
     studies = _techniques_studies(ev)
     if not studies:
-        return [_not_tested(f, "no single-stimulus Problem B study with DDNN and PINN models (B_S_techniques)")]
+        return [not_tested(f, "no single-stimulus Problem B study with DDNN and PINN models (B_S_techniques)")]
     rows = []
     for study in studies:
         ddnn = ev.models(study, **{"class": "ddnn"})["mean_err"].to_numpy(float)
         pinn = ev.models(study, **{"class": "pinn"})["mean_err"].to_numpy(float)
-        row = _compare(f, study, ddnn, pinn, ("DDNN", "PINN"))
+        row = compare_groups(f, study, ddnn, pinn, ("DDNN", "PINN"))
         if row["verdict"] != NOT_TESTED:  # the thesis: PINN does not help, i.e. DDNN is not significantly worse
             row["verdict"] = NOT_REPRODUCED if row["verdict"] == REPRODUCED else REPRODUCED
         rows.append(row)
@@ -256,9 +161,9 @@ def _depth(f: Finding, ev: Evidence) -> list[dict]:
         p = p_two / 2 if coef < 0 else 1 - p_two / 2  # one-sided: three layers lower
         measured = (f"error of 3 vs 2 layers at equal neurons = x{10 ** coef:.3g} [95% CI x{10 ** lo:.3g}, "
                     f"x{10 ** hi:.3g}] (OLS log10(mean_err) ~ C(depth) + neurons)")
-        rows.append(_row(f, study, measured, f"2 layers {counts[2]}, 3 layers {counts[3]}", p, _differs(coef < 0, p),
-                         effect=(10 ** coef, 10 ** lo, 10 ** hi)))
-    return rows or [_not_tested(f, "no single-stimulus Problem B study with DDNNs of 2 and 3 layers (B_S)")]
+        rows.append(verdict_row(f, study, measured, f"2 layers {counts[2]}, 3 layers {counts[3]}", p,
+                                differs(coef < 0, p), effect=(10 ** coef, 10 ** lo, 10 ** hi)))
+    return rows or [not_tested(f, "no single-stimulus Problem B study with DDNNs of 2 and 3 layers (B_S)")]
 
 
 def _enrichment_interval(near: np.ndarray, high: np.ndarray, seed: int = 0) -> tuple[float, float]:
@@ -291,9 +196,9 @@ def _near_threshold(f: Finding, ev: Evidence) -> list[dict]:
         measured = (f"{table[0][0]} of the {int(high.sum())} highest-error parameter sets (top "
                     f"{HIGH_ERROR_FRACTION:.0%}) of the best model lie where |U0 - a| <= 0.05, which holds "
                     f"{near.mean():.0%} of all sets: x{enrichment:.3g} their share")
-        rows.append(_row(f, study, measured, f"{int(near.sum())} sets near a, {int((~near).sum())} elsewhere", p,
-                         _differs(enrichment > 1, p), effect=(enrichment, *_enrichment_interval(near, high))))
-    return rows or [_not_tested(f, "no error cuts of a single-stimulus Problem B study")]
+        rows.append(verdict_row(f, study, measured, f"{int(near.sum())} sets near a, {int((~near).sum())} elsewhere",
+                                p, differs(enrichment > 1, p), effect=(enrichment, *_enrichment_interval(near, high))))
+    return rows or [not_tested(f, "no error cuts of a single-stimulus Problem B study")]
 
 
 def _small_window(f: Finding, ev: Evidence) -> list[dict]:
@@ -306,9 +211,9 @@ def _small_window(f: Finding, ev: Evidence) -> list[dict]:
                 continue
             big = ev.models(full, **{"class": "ddnn", "windows": 1})["mean_err"].to_numpy(float)
             little = ev.models(small, **{"class": "ddnn", "windows": 1})["mean_err"].to_numpy(float)
-            rows.append(_compare(f, f"{full} vs {small}", big, little,
-                                 (f"[0, {s_full['t_max']:g}]", f"[0, {s_small['t_max']:g}]")))
-    return rows or [_not_tested(f, "no two autopacing Problem B studies on different time windows (B_C, B_C_small)")]
+            rows.append(compare_groups(f, f"{full} vs {small}", big, little,
+                                       (f"[0, {s_full['t_max']:g}]", f"[0, {s_small['t_max']:g}]")))
+    return rows or [not_tested(f, "no two autopacing Problem B studies on different time windows (B_C, B_C_small)")]
 
 
 def _itnn_high_error(f: Finding, ev: Evidence) -> list[dict]:
@@ -317,7 +222,8 @@ def _itnn_high_error(f: Finding, ev: Evidence) -> list[dict]:
         itnn = ev.models(study, **{"class": "itnn"})
         with_term, without = (itnn[itnn["region"] == flag]["mean_err"].to_numpy(float) for flag in (True, False))
         if len(with_term) and len(without):
-            rows.append(_compare(f, f"{study} (grid)", without, with_term, ("ITNN", "ITNN + term"), "rollout error"))
+            rows.append(compare_groups(f, f"{study} (grid)", without, with_term, ("ITNN", "ITNN + term"),
+                                       "rollout error"))
         maps = (ev.error_maps or {}).get(study)
         if s.get("resample", {}).get("base", {}).get("class") == "itnn" and maps is not None and not maps.empty:
             wide = maps.pivot_table(index="traj", columns="model", values="mean_err")
@@ -331,16 +237,16 @@ def _itnn_high_error(f: Finding, ev: Evidence) -> list[dict]:
             measured = (f"rollout error of the base ITNN {before.mean():.3g}, retrained with the term "
                         f"{after.mean():.3g} (after/before = {ratio:.3g} [95% CI {lo:.3g}, {hi:.3g}]; one model, "
                         "paired trajectories)")
-            rows.append(_row(f, f"{study} (resampling)", measured, f"{len(before)} validation trajectories", p,
-                             _differs(ratio < 1, p), effect=(before.mean() / after.mean(), 1 / hi, 1 / lo)))
-    return rows or [_not_tested(f, "no ITNN trained with a high-error data term (resample with an itnn base, or "
+            rows.append(verdict_row(f, f"{study} (resampling)", measured, f"{len(before)} validation trajectories", p,
+                                    differs(ratio < 1, p), effect=(before.mean() / after.mean(), 1 / hi, 1 / lo)))
+    return rows or [not_tested(f, "no ITNN trained with a high-error data term (resample with an itnn base, or "
                                    "itnn with grid.region: [false, true] and resample)")]
 
 
 def _linear_in_neurons(f: Finding, ev: Evidence) -> list[dict]:
     table = ev.cost_anova_time
     if table is None or table.empty:
-        return [_not_tested(f, "no cost sweep in this run (cost_sweep)")]
+        return [not_tested(f, "no cost sweep in this run (cost_sweep)")]
     rows = []
     for build, group in table.groupby("build", sort=False):
         term = group[group["term"] == "neurons"]
@@ -350,16 +256,16 @@ def _linear_in_neurons(f: Finding, ev: Evidence) -> list[dict]:
         coef = float(str(term["coef"].iloc[0]).split(";")[0].split("=")[-1])
         p = p_two / 2 if coef > 0 else 1 - p_two / 2
         measured = f"{build}: +{coef:.3g} s per neuron (eq. 4.3, {group['formula'].iloc[0]})"
-        rows.append(_row(f, "cost sweep", measured, f"{int(group['n_obs'].iloc[0])} architectures", p,
-                         _differs(coef > 0, p)))
-    return rows or [_not_tested(f, "the cost sweep's ANOVA was not estimable")]
+        rows.append(verdict_row(f, "cost sweep", measured, f"{int(group['n_obs'].iloc[0])} architectures", p,
+                                differs(coef > 0, p)))
+    return rows or [not_tested(f, "the cost sweep's ANOVA was not estimable")]
 
 
 def _tensor_cores(f: Finding, ev: Evidence) -> list[dict]:
     table = ev.cost_anova_speedup
     half = None if table is None else table[table["build"].astype(str).str.contains("fp16")]
     if half is None or half.empty:
-        return [_not_tested(f, f"needs fp16 builds on a GPU with tensor cores (the cost sweep on CUDA): {WORKSTATION}")]
+        return [not_tested(f, f"needs fp16 builds on a GPU with tensor cores (the cost sweep on CUDA): {WORKSTATION}")]
     rows = []
     for build, group in half.groupby("build", sort=False):
         term = group[group["term"] == "neurons"]
@@ -368,26 +274,26 @@ def _tensor_cores(f: Finding, ev: Evidence) -> list[dict]:
         p_two = float(term["PR(>F)"].iloc[0])
         coef = float(str(term["coef"].iloc[0]).split(";")[0].split("=")[-1])
         p = p_two / 2 if coef > 0 else 1 - p_two / 2
-        rows.append(_row(f, "cost sweep", f"{build}: tensor-core speedup +{coef:.3g} per neuron",
-                         f"{int(group['n_obs'].iloc[0])} architectures", p, _differs(coef > 0, p)))
-    return rows or [_not_tested(f, "the fp16 speedup ANOVA was not estimable")]
+        rows.append(verdict_row(f, "cost sweep", f"{build}: tensor-core speedup +{coef:.3g} per neuron",
+                                f"{int(group['n_obs'].iloc[0])} architectures", p, differs(coef > 0, p)))
+    return rows or [not_tested(f, "the fp16 speedup ANOVA was not estimable")]
 
 
 def _network_vs_solver(f: Finding, ev: Evidence) -> list[dict]:
     bench = ev.benchmark
     if bench is None or bench.empty:
-        return [_not_tested(f, "no benchmark in this run")]
+        return [not_tested(f, "no benchmark in this run")]
     best = bench.loc[bench["speedup"].idxmax()]
     measured = (f"fastest network {best['study']}/{best['model']} ({best['build']}, {int(best['n_sets']):,} sets on "
                 f"{best['device']}): {best['speedup']:.3g}x the solver's speed; the solver at "
                 f"{best['solver_bandwidth_fraction']:.1%} of its bandwidth roofline")
     if (bench["device"] != "cuda").all():
-        return [_row(f, "all", measured, f"{len(bench)} builds", float("nan"), NOT_TESTED,
-                     f"Table 11 compares on a GPU and this benchmark ran on a CPU: {WORKSTATION} on a GPU")]
+        return [verdict_row(f, "all", measured, f"{len(bench)} builds", float("nan"), NOT_TESTED,
+                            f"Table 11 compares on a GPU and this benchmark ran on a CPU: {WORKSTATION} on a GPU")]
     gpu = bench[bench["device"] == "cuda"]
     best = gpu.loc[gpu["speedup"].idxmax()]
-    return [_row(f, "all", measured, f"{len(gpu)} GPU builds", float("nan"),
-                 REPRODUCED if best["speedup"] > 1 else NOT_REPRODUCED)]
+    return [verdict_row(f, "all", measured, f"{len(gpu)} GPU builds", float("nan"),
+                        REPRODUCED if best["speedup"] > 1 else NOT_REPRODUCED)]
 
 
 SIGN = f"sign as the thesis's and Welch's t-test on log10 values, one-sided, p < {ALPHA}"
@@ -436,42 +342,6 @@ FINDINGS = [
 ]
 
 
-def _ablations(config: dict) -> dict[str, dict[str, str]]:
-    """{ablation: {study it varies: its variant}} of a config's ablation variants (`fhnkit.plan.ablations`)."""
-    out: dict[str, dict[str, str]] = {}
-    for name, study in config["studies"].items():
-        if "ablation" in study:
-            out.setdefault(study["ablation"]["name"], {})[study["ablation"]["of"]] = name
-    return out
-
-
-def _renamed(frames: dict | None, names: dict[str, str], keep: set[str]) -> dict | None:
-    if frames is None:
-        return None
-    return {names.get(study, study): frame for study, frame in frames.items() if study in keep}
-
-
-def evidence_view(evidence: Evidence, variants: dict[str, str] | None = None) -> Evidence:
-    """`evidence` as the findings judge it: the run's own studies only (no ablation's variants), or, with
-    `variants` ({study: its variant}), each of those studies replaced by its variant (settings and models,
-    under the study's name), so that a finding is judged again on the varied factor."""
-    config, variants = evidence.config, variants or {}
-    own = [name for name, study in config["studies"].items() if "ablation" not in study]
-    studies = {name: {k: v for k, v in config["studies"][variants.get(name, name)].items() if k != "ablation"}
-               for name in own}
-    back = {variant: name for name, variant in variants.items()}
-    keep = (set(own) - set(variants)) | set(back)
-    summary = evidence.summary[evidence.summary["study"].isin(keep)].copy()
-    summary["study"] = summary["study"].replace(back)
-    return Evidence(summary, {**config, "studies": studies}, evidence.cost_anova_time, evidence.cost_anova_speedup,
-                    evidence.benchmark, _renamed(evidence.error_cuts, back, keep),
-                    _renamed(evidence.error_maps, back, keep))
-
-
-def _touches(row: dict, studies: set[str]) -> bool:
-    """Whether a row's study (e.g. "B_C vs B_C_small", "C (grid)") is one of `studies` or names one."""
-    return bool(set(str(row["study"]).replace("(", " ").replace(")", " ").split()) & studies)
-
 
 def _judged(evidence: Evidence) -> list[dict]:
     return [row for finding in FINDINGS for row in finding.test(finding, evidence)]
@@ -484,10 +354,10 @@ def reproduction_table(evidence: Evidence) -> pd.DataFrame:
     its verdict (`explain`)."""
     config = evidence.config
     varied: dict[tuple, list[dict]] = {}  # (finding, study) -> its rows under the ablations
-    for name, variants in sorted(_ablations(config).items()):
+    for name, variants in sorted(ablation_variants(config).items()):
         some = config["studies"][next(iter(variants.values()))]["ablation"]
         for row in _judged(evidence_view(evidence, variants)):
-            if _touches(row, set(variants)):
+            if touches(row, set(variants)):
                 varied.setdefault((row["key"], row["study"]), []).append(
                     {**row, "ablation": name, "factor": some["factor"], "changes": some["changes"]})
     rows = []
@@ -495,43 +365,3 @@ def reproduction_table(evidence: Evidence) -> pd.DataFrame:
         rows += [row, *varied.pop((row["key"], row["study"]), [])]
     rows += [row for rest in varied.values() for row in rest]
     return explain(pd.DataFrame(rows, columns=COLUMNS))
-
-
-def _effect_text(row) -> str:
-    if not np.isfinite(row["effect"]):
-        return "no effect estimated"
-    interval = f" [{row['ci_low']:.3g}, {row['ci_high']:.3g}]" if np.isfinite(row["ci_low"]) else ""
-    return f"x{row['effect']:.3g}{interval}"
-
-
-def explain(table: pd.DataFrame) -> pd.DataFrame:
-    """Fill `why` of each default row that ablations also judge with one sentence from their verdicts and
-    effects: which factor turns the verdict and which way the effect moves, or that none does."""
-    table = table.copy()
-    for _, group in table.groupby(["key", "study"], sort=False):
-        base = group[group["ablation"] == DEFAULT]
-        others = group[group["ablation"] != DEFAULT]
-        if base.empty or others.empty:
-            continue
-        b = base.iloc[0]
-        turned = others[others["verdict"] != b["verdict"]]
-        moves = []
-        for _, o in others.iterrows():
-            if np.isfinite(o["effect"]) and np.isfinite(b["effect"]) and b["effect"] > 0 and o["effect"] > 0:
-                closer = abs(np.log(o["effect"])) < abs(np.log(b["effect"]))
-                moves.append(f"{o['factor']} ({o['changes']}): {o['verdict']}, {_effect_text(o)} against "
-                             f"{_effect_text(b)}, the difference {'shrinks' if closer else 'grows'}")
-            else:
-                moves.append(f"{o['factor']} ({o['changes']}): {o['verdict']}")
-        if not turned.empty:
-            first = turned.iloc[0]
-            sentence = (f"{first['verdict'].capitalize()} under {first['factor']} ({first['changes']}), "
-                        f"{b['verdict']} by default: that factor turns the verdict. ")
-        else:
-            holds = "holds" if b["verdict"] == REPRODUCED else "does not hold"
-            factors = ", ".join(dict.fromkeys(others["factor"]))
-            sentence = (f"No ablation turns the verdict: {b['verdict']} by default and under every factor tried "
-                        f"({factors}), so the evidence says the finding {holds} here, whichever of these is "
-                        "varied. ")
-        table.loc[base.index, "why"] = (sentence + "; ".join(moves) + ".").strip()
-    return table

@@ -287,6 +287,11 @@ def _region_problems(name: str, study: dict) -> list[str]:
         return [f"studies.{name}.grid.classes: itnn needs problem B or C (a state to iterate on)"]
     if study.get("resample") is not None and study["problem"] == "A":
         return [f"studies.{name}.resample: needs problem B or C (a parameter space to resample)"]
+    resample = study.get("resample") or {}
+    if resample.get("error") == "rollout" and resample["base"]["class"] != "itnn":
+        return [f"studies.{name}.resample.error: rollout ranks an iterator network's rollouts and the base is "
+                f"{resample['base']['class']}; use one_step (a {resample['base']['class']} ranks whole trajectories) "
+                "or resample.base.class: itnn"]
     if True in study["grid"]["region"] and region is None and study.get("resample") is None:
         return [f"studies.{name}.grid.region: true needs studies.{name}.region (its ranges and terms) or "
                 f"studies.{name}.resample (an extra data term from high-error points)"]

@@ -84,7 +84,7 @@ def model_name(cls: str, layers, batch_size: int, seed: int, region: bool = Fals
 
 
 def _spec(config: dict, study_name: str, cls: str, region: bool, windows: int, layers, bs: int, rep: int,
-          name: str | None = None) -> dict:
+          name: str | None = None, training: dict | None = None) -> dict:
     study = config["studies"][study_name]
     name = name or model_name(cls, layers, bs, rep, region, windows)
     widths = [w for _, w in layers]
@@ -97,7 +97,7 @@ def _spec(config: dict, study_name: str, cls: str, region: bool, windows: int, l
         "resample": study.get("resample") if region else None,
         # an ablation's variant keeps the initial weights of the study it varies (it differs by its factor only)
         "torch_seed": derive_seed(config["seed"], base_study(config, study_name), name, "init"),
-        "training": study["training"], "fhn": config["model"], "itnn": study["itnn"],
+        "training": training or study["training"], "fhn": config["model"], "itnn": study["itnn"],
         "marching": study.get("marching") if cls != "itnn" else None,
         "problem_settings": {k: study[k] for k in PROBLEM_KEYS},
     }
@@ -128,14 +128,17 @@ RESAMPLE_MODELS = ("base", "retrained")
 def resample_specs(config: dict, study_name: str) -> dict[str, dict]:
     """The resampling stage's two models of a study (empty without `resample`): "base", trained on the
     training set, and "retrained", the same network, seed and settings plus the extra data term on the
-    high-error set (and the study's region terms, if it has a region)."""
+    high-error set (and the study's region terms, if it has a region), trained for `resample.iterations`
+    (default: the base's budget, the study's training.iterations)."""
     settings = config["studies"][study_name].get("resample")
     if settings is None:
         return {}
-    base = settings["base"]
+    base, training = settings["base"], config["studies"][study_name]["training"]
     layers = [list(layer) for layer in base["layers"]]
+    budget = {"base": training, "retrained": {**training, "iterations": settings.get("iterations")
+                                              or training["iterations"]}}
     return {which: _spec(config, study_name, base["class"], which == "retrained", 1, layers,
-                         base["batch_size"], 0, name=f"resample-{which}")
+                         base["batch_size"], 0, name=f"resample-{which}", training=budget[which])
             for which in RESAMPLE_MODELS}
 
 

@@ -5,8 +5,11 @@ mapped over the parameter space on that training set (never on validation
 data, which stays untouched for judging the result): per trajectory, the mean
 of eq. 3.3 over its time points; for an iterator network, the one-step error
 of every state (U, W[, K]) it steps from, each state being a parameter set of
-its own. High-error parameter sets are chosen by a rule (the top fraction q,
-or a mean error above a threshold), new parameter sets are drawn around them
+its own, or, with `resample.error: rollout`, the mean error of its full rollout
+of each training trajectory, the trajectory's initial state being the point
+(the thesis ranks one-step errors while judging rollouts). High-error
+parameter sets are chosen by a rule (the top fraction q, or a mean error above
+a threshold), new parameter sets are drawn around them
 (Gaussian, spread as a fraction of each parameter's range, clipped to the
 study's ranges), solved with the data solver, and a model is retrained with
 them as an extra data term. The number of new sets is known only once the
@@ -124,7 +127,8 @@ def merge_solved(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame
 
 def write_selection(model_dir, train_path, study: dict, settings: dict, seed: int, centers_path,
                     chunks_dir) -> dict:
-    """Rank the base model's training-set errors, choose the high-error points, draw new parameter sets
+    """Rank the base model's training-set errors (`settings.error` of an iterator: one-step states, or
+    whole rollouts from each training trajectory's initial state), choose the high-error points, draw new parameter sets
     around them and write them as `chunks_dir/chunk_NNNN.parquet` pieces of `settings.chunk` rows (none
     when no point met the rule); the chosen points go to `centers_path`. Returns counts for the log."""
     from pathlib import Path
@@ -133,9 +137,11 @@ def write_selection(model_dir, train_path, study: dict, settings: dict, seed: in
     from ..nets import load_model
 
     model = load_model(model_dir)
-    errors = error_map(model, pd.read_parquet(train_path), study["problem"], for_selection=True)
+    ranks = settings.get("error", "one_step")  # an iterator's one-step states, or its training rollouts
+    errors = error_map(model, pd.read_parquet(train_path), study["problem"], for_selection=ranks == "one_step")
     centers, new = new_parameter_sets(errors, study, settings, seed)
     meta = {"rule": settings["rule"], "q": settings["q"], "threshold": settings["threshold"], "seed": seed,
+            "error": ranks if model.is_iterator else "trajectory",
             "n_candidates": len(errors), "n_centers": len(centers), "n_new": len(new),
             "spread": settings["spread"], "per_point": settings["per_point"], "versions": versions()}
     write_parquet(centers, centers_path, meta)
