@@ -20,9 +20,11 @@ from fhnkit.analysis.reproduction import (
     reproduction_table,
 )
 from fhnkit.analysis.reproduction_forest import forest_plot, forest_rows
+from fhnkit.artifacts import read_parquet_meta
+from fhnkit.datasets import write_dataset
 from fhnkit.plan import expand_study, validate_config
 from fhnkit.plan.config import ConfigError, load_config
-from fhnkit.plan.grid import data_determinants, data_job_config
+from fhnkit.plan.grid import data_determinants, data_job_config, data_shared_with
 
 A = {"problem": "A", "t_max": 20, "val": {"n": 50},
      "grid": {"layers": [1], "layer_configs": [["tanh", 8]], "classes": ["ddnn", "pinn"], "seeds": [0, 1]},
@@ -52,6 +54,32 @@ def test_an_ablation_makes_a_variant_study_that_differs_by_its_factor_only():
     assert data_job_config(config, "dense__euler")["data_solver"]["method"] == "euler"
     assert data_job_config(config, "dense")["data_solver"]["method"] == "rk4"
     assert validate_config(config) == config  # validating again makes the same variants, no more
+
+
+B = {"problem": "B", "i_app": 0.1, "t_max": 10, "times_per_trajectory": 11, "train": {"n": 12, "sampler": "lhs"},
+     "val": {"n": 6}, "grid": {"layers": [1], "layer_configs": [["tanh", 8]], "classes": ["ddnn"]},
+     "training": {"iterations": 100, "validate_every": 50}}
+
+
+@pytest.mark.parametrize("study", [{**A, "train": {"n": 200}}, B], ids=["problem A", "problem B"])
+def test_a_variant_that_leaves_its_data_alone_takes_its_studys_data_sets(tmp_path, study):
+    euler = {"factor": "data targets", "studies": ["s"], "set": {"data_solver": {"method": "euler", "dt": 0.01}}}
+    seeds = {"factor": "replicates", "studies": ["s"], "set": {"grid": {"seeds": [0, 1, 2]}}}
+    config = _config({"long": {**LONG, "studies": ["s"]}, "euler": euler, "seeds": seeds}, s=study)
+    assert [data_shared_with(config, s) for s in config["studies"]] == [None, "s", None, "s"]
+    base, copied, solved, other = (tmp_path / f"{n}.parquet" for n in ("base", "copied", "solved", "other"))
+    write_dataset(config, "s", "train", base)
+    write_dataset(config, "s__long", "train", copied, source=base)
+    write_dataset(config, "s__long", "train", solved)
+    # the copy is byte for byte the set the variant would solve, its metadata naming the variant
+    assert copied.read_bytes() == solved.read_bytes()
+    assert read_parquet_meta(copied)["study"] == "s__long" and read_parquet_meta(base)["study"] == "s"
+    # a set of other determinants (the Euler variant's) or of another split is refused, naming the file
+    write_dataset(config, "s__euler", "train", other)
+    for source, split in ((other, "train"), (base, "val")):
+        with pytest.raises(ValueError, match=f"{source.name} is not the {split} set that study s__long shares"):
+            write_dataset(config, "s__long", split, tmp_path / "refused.parquet", source=source)
+    assert not (tmp_path / "refused.parquet").exists()
 
 
 @pytest.mark.parametrize("ablation, message", [
@@ -154,3 +182,6 @@ def test_the_dag_trains_an_ablations_variants_as_studies(tmp_path):
     # the variant's own data, models (one fleet job per family) and compiles, beside the tiny config's
     assert jobs(plan, "train") == jobs(plain, "train") + 4 and jobs(plan, "compile") == jobs(plain, "compile") + 4
     assert jobs(plan, "dataset") == jobs(plain, "dataset") + 2
+    # ... which copies the study's data sets (a training ablation leaves its data alone)
+    shared = snakemake(tmp_path / "run", "-n", "results/A_scarce__long/data/train.parquet", configfile=path).stdout
+    assert "input: results/A_scarce/data/train.parquet" in shared, shared

@@ -81,6 +81,12 @@ def test_table11_on_a_gpu_is_judged_and_on_a_cpu_is_not_tested():
     (row,) = _row(reproduction_table(Evidence(pd.DataFrame(_models("only", "ddnn", [1.0])), config,
                                               benchmark=bench.assign(device="cpu"))), "table11")
     assert row["verdict"] == NOT_TESTED and "GPU" in row["why"]
+    # a workstation run: a CPU build faster than the solver does not stand for the GPU's slower one
+    mixed = pd.concat([bench.assign(speedup=0.4), bench.assign(device="cpu", build="onnx-cpu", speedup=3.0)])
+    (row,) = _row(reproduction_table(Evidence(pd.DataFrame(_models("only", "ddnn", [1.0])), config, benchmark=mixed)),
+                  "table11")
+    assert row["verdict"] == NOT_REPRODUCED and "tensorrt-fp16" in row["measured"] and "on cuda" in row["measured"]
+    assert row["n"] == "1 GPU builds"
 
 
 def _bench_rows(study, speedups: dict) -> list[dict]:

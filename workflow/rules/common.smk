@@ -12,6 +12,7 @@ from fhnkit.plan import (
     canonical,
     data_determinants,
     data_job_config,
+    data_shared_with,
     derive_seed,
     expand_all,
     fleet_family,
@@ -146,6 +147,13 @@ def model_spec(wildcards):
     if (why := layout.unknown_target(_MODELS_OF, wildcards.study, wildcards.model)) is not None:
         raise UnknownTarget(why)
     return SPECS[(wildcards.study, wildcards.model)]
+
+
+def shared_dataset(wildcards):
+    """The data set that a study's split is a copy of (its study's, for an ablation's variant that
+    leaves its data alone), or none: the rule solves it."""
+    source = data_shared_with(config, wildcards.study)
+    return [layout.dataset(source, wildcards.split)] if source else []
 
 
 def model_data(spec):

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..artifacts import write_parquet
+from ..artifacts import read_parquet_meta, write_parquet
 from ..cell.problems import OUTPUTS, fhn_params, i_app, input_bounds, input_columns, parameter_columns, region_bounds
 from ..content import record_content
 from ..plan.config import config_hash, derive_seed
@@ -157,10 +157,28 @@ def make_dataset(config: dict, study_name: str, split: str) -> tuple[pd.DataFram
     return df, meta
 
 
-def write_dataset(config: dict, study_name: str, split: str, path) -> pd.DataFrame:
+def write_dataset(config: dict, study_name: str, split: str, path, source=None) -> pd.DataFrame:
     """Build one split and write it to `path` as Parquet (atomically), its content hash beside it
-    (`fhnkit.content.record_content`: a later run detects bytes changed in place); returns the rows."""
-    df, meta = make_dataset(config, study_name, split)
+    (`fhnkit.content.record_content`: a later run detects bytes changed in place); returns the rows.
+    With `source`, the same split of a study with the same data determinants (`fhnkit.plan.grid.
+    data_shared_with`: an ablation's variant that leaves its data alone), its rows are taken instead of
+    solved again: the bytes are those that solving would write."""
+    if source is None:
+        df, meta = make_dataset(config, study_name, split)
+    else:
+        df, meta = _shared_dataset(config, study_name, split, source)
     write_parquet(df, path, meta)
     record_content(path)
     return df
+
+
+def _shared_dataset(config: dict, study_name: str, split: str, source) -> tuple[pd.DataFrame, dict]:
+    """The rows and metadata of data set `source`, renamed to `study_name`'s, after checking that it is
+    split `split` made from the determinants of `study_name`'s (a stale or foreign file is named)."""
+    meta = read_parquet_meta(source)
+    expected = config_hash(data_determinants(config, study_name))
+    if meta.get("split") != split or meta.get("config_hash") != expected:
+        raise ValueError(f"{source} is not the {split} set that study {study_name} shares (its split "
+                         f"{meta.get('split')!r}, config hash {meta.get('config_hash')!r}; expected {expected!r}): "
+                         "make it again (snakemake --forcerun dataset)")
+    return pd.read_parquet(source), {**meta, "study": study_name}

@@ -42,6 +42,16 @@ def data_determinants(config: dict, study_name: str) -> dict:
             "study": job["studies"][study_name], "fhnkit": __version__}
 
 
+def data_shared_with(config: dict, study_name: str) -> str | None:
+    """The study whose data sets a study's are copies of: the study an ablation varies, when the variant
+    leaves everything its data depend on alone (an ablation of training, selection or replicates); None
+    when the study solves its own (every study of no ablation, and variants of the data solver or sets)."""
+    base = base_study(config, study_name)
+    if base == study_name or data_determinants(config, base) != data_determinants(config, study_name):
+        return None
+    return base
+
+
 def arch_name(layers) -> str:
     """`[["silu", 16], ["tanh", 8]]` -> "silu16-tanh8"."""
     return "-".join(f"{act}{width}" for act, width in layers)
