@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pandas as pd
@@ -24,7 +25,13 @@ from fhnkit.artifacts import read_parquet_meta
 from fhnkit.datasets import write_dataset
 from fhnkit.plan import expand_study, validate_config
 from fhnkit.plan.config import ConfigError, load_config
-from fhnkit.plan.grid import data_determinants, data_job_config, data_shared_with
+from fhnkit.plan.grid import (
+    data_determinants,
+    data_job_config,
+    data_shared_with,
+    models_shared_with,
+    resample_specs,
+)
 
 A = {"problem": "A", "t_max": 20, "val": {"n": 50},
      "grid": {"layers": [1], "layer_configs": [["tanh", 8]], "classes": ["ddnn", "pinn"], "seeds": [0, 1]},
@@ -80,6 +87,58 @@ def test_a_variant_that_leaves_its_data_alone_takes_its_studys_data_sets(tmp_pat
         with pytest.raises(ValueError, match=f"{source.name} is not the {split} set that study s__long shares"):
             write_dataset(config, "s__long", split, tmp_path / "refused.parquet", source=source)
     assert not (tmp_path / "refused.parquet").exists()
+
+
+def test_a_variant_shares_the_models_its_factor_leaves_alone():
+    resample = {"base": {"class": "itnn", "layers": [["tanh", 8]], "batch_size": 16}, "rule": "top_fraction",
+                "q": 0.05, "per_point": 2, "spread": 0.02}
+    study = {**B, "itnn": {"dt": 1.0}, "resample": resample,
+             "grid": {**B["grid"], "classes": ["ddnn", "itnn"], "region": [False, True]}}
+    config = _config({"seeds": {"factor": "replicates", "studies": ["s"], "set": {"grid": {"seeds": [0, 1]}}},
+                      "q": {"factor": "high-error selection", "studies": ["s"], "set": {"resample": {"q": 0.1}}},
+                      "budget": {"factor": "retraining budget", "studies": ["s"],
+                                 "set": {"resample": {"iterations": 400}}},
+                      "long": {**LONG, "studies": ["s"]}}, s=study)
+    resampling = lambda c, s: list(resample_specs(c, s).values())  # noqa: E731
+    grid = {s: {m["model"] for m in expand_study(config, s)} for s in config["studies"]}
+    # replicates: the seeds both have; the other seed is trained
+    seeds = models_shared_with(config, "s__seeds")
+    assert set(seeds) == grid["s"] and set(seeds.values()) == {"s"} and len(grid["s__seeds"]) == 2 * len(seeds)
+    # a resampling ablation: the grid without region terms and the base model; the region models train on
+    # the variant's own high-error set and the retrained model is what varies
+    for name in ("s__q", "s__budget"):
+        shared = models_shared_with(config, name)
+        assert set(shared) == {m for m in grid["s"] if not m.split("_")[0].endswith("a")}, shared  # ddnn, not ddnna
+        assert models_shared_with(config, name, resampling) == {"resample-base": "s"}
+    # a training ablation changes every model; a study of no ablation shares nothing
+    assert models_shared_with(config, "s__long") == {} == models_shared_with(config, "s", resampling)
+
+
+def test_a_shared_model_is_copied_with_the_variants_name(tmp_path):
+    from fhnkit.cluster.handoff import take_shared_model
+    from fhnkit.plan.model_spec import ModelSpec
+    from fhnkit.training import train_model
+
+    config = _config({"seeds": {"factor": "replicates", "studies": ["s"], "set": {"grid": {"seeds": [0, 1]}}}},
+                     s={**A, "train": {"n": 50}, "training": {"iterations": 20, "validate_every": 10}})
+    spec, variant = (next(m for m in expand_study(config, s) if m["class"] == "ddnn") for s in ("s", "s__seeds"))
+    data = {split: tmp_path / f"{split}.parquet" for split in ("train", "val")}
+    for split, path in data.items():
+        write_dataset(config, "s", split, path)
+    train_model(ModelSpec.from_mapping(spec), data["train"], data["val"], tmp_path / "s")
+    metrics = take_shared_model(tmp_path / "s", tmp_path / "v", variant)
+    assert metrics["study"] == "s__seeds" and metrics["shared_from"] == "s"
+    assert metrics["config_hash"] == variant["config_hash"] != spec["config_hash"]
+    for name in ("weights.pt", "spec.json"):
+        assert (tmp_path / "v" / name).read_bytes() == (tmp_path / "s" / name).read_bytes()
+    assert read_parquet_meta(tmp_path / "v" / "history.parquet")["spec"]["study"] == "s__seeds"
+    history = (pd.read_parquet(tmp_path / d / "history.parquet") for d in ("v", "s"))
+    assert next(history).equals(next(history))
+    other = {**variant, "model": "pinn_other"}
+    with pytest.raises(ValueError, match="holds model .* not 'pinn_other'"):
+        take_shared_model(tmp_path / "s", tmp_path / "w", other)
+    with pytest.raises(ValueError, match="holds no finished model"):
+        take_shared_model(tmp_path / "nothing", tmp_path / "w", variant)
 
 
 @pytest.mark.parametrize("ablation, message", [
@@ -185,3 +244,20 @@ def test_the_dag_trains_an_ablations_variants_as_studies(tmp_path):
     # ... which copies the study's data sets (a training ablation leaves its data alone)
     shared = snakemake(tmp_path / "run", "-n", "results/A_scarce__long/data/train.parquet", configfile=path).stdout
     assert "input: results/A_scarce/data/train.parquet" in shared, shared
+
+    # replicates: the seed the study has is its model, copied; the new seed trains (for real, one model each)
+    config["ablations"] = {"seeds": {"factor": "replicates", "studies": ["A_scarce"],
+                                     "set": {"grid": {"seeds": [0, 1]}}}}
+    path.write_text(yaml.safe_dump(config))
+    run = tmp_path / "seeds"
+    plan = snakemake(run, "-n", "--quiet", "rules", configfile=path).stdout
+    assert jobs(plan, "train") == jobs(plain, "train") + 8
+    assert jobs(plan, "train_fleet") == jobs(plain, "train_fleet") + 2  # the new seed's fleets only
+    targets = [f"results/A_scarce__seeds/models/ddnn_silu8_bs10_s{seed}/metrics.json" for seed in (0, 1)]
+    snakemake(run, "--cores", "2", *targets, configfile=path)
+    shared, trained, own = (json.loads((run / t).read_text()) for t in
+                            (*targets, "results/A_scarce/models/ddnn_silu8_bs10_s0/metrics.json"))
+    assert shared["shared_from"] == "A_scarce" and shared["study"] == "A_scarce__seeds" and "shared_from" not in trained
+    assert (run / targets[0]).with_name("weights.pt").read_bytes() == \
+        (run / "results/A_scarce/models/ddnn_silu8_bs10_s0/weights.pt").read_bytes()
+    assert shared["mean_err"] == own["mean_err"] and trained["mean_err"] != own["mean_err"]

@@ -19,6 +19,7 @@ from fhnkit.plan import (
     kind_of,
     layout,
     model_identity,
+    models_shared_with,
     read_config_file,
     resample_specs,
     results_config,
@@ -86,8 +87,17 @@ for _study, _split, _path, _problem in damaged_datasets(config):
 # each study's models by fleet family, {(study, family): [models]} (a model's own property: one fleet job
 # each), and how a family's models are cut into fleets, {(study, family): {fleet: [models]}} (empty with
 # `fleet: 1`): how they train, not what they make, so no job's inputs, outputs or recorded params name a fleet
+# an ablation's variant's models that are its study's (fhnkit.plan.models_shared_with): {(study, model):
+# the study that trains it}; their `train` jobs copy them from there, no fleet trains them again
+SHARED_MODELS = {
+    (_study, _model): _source
+    for _study in config["studies"]
+    for _model, _source in models_shared_with(config, _study).items()
+}
 FAMILY_MODELS = {}
 for (_study, _model), _spec in SPECS.items():
+    if (_study, _model) in SHARED_MODELS:
+        continue
     if (_family := fleet_family(_spec)) is not None:
         FAMILY_MODELS.setdefault((_study, _family), []).append(_model)
 FLEETS = {key: study_fleets(config, [SPECS[(key[0], m)] for m in models]) for key, models in FAMILY_MODELS.items()}
@@ -170,6 +180,8 @@ def model_inputs(wildcards):
     the fleet job reruns (a job downstream of a rerun job is reconsidered only through non-ancient inputs).
     A model of one network per time window has no family: its own job trains it."""
     spec = model_spec(wildcards)
+    if (source := SHARED_MODELS.get((wildcards.study, wildcards.model))) is not None:
+        return {"shared": layout.model_file(source, wildcards.model, "metrics.json")}
     inputs = model_data(spec)
     if (family := fleet_family(spec)) is not None:
         inputs["fleet"] = layout.fleet_marker(wildcards.study, family)
@@ -360,7 +372,23 @@ def resample_model_spec(wildcards):
     return RESAMPLE[wildcards.study][wildcards.which]
 
 
+def _resample_specs(config, study):
+    return list(resample_specs(config, study).values())
+
+
+# {(study, which): the study whose resampling model it is}: a variant's base model that its study trains
+SHARED_RESAMPLE_MODELS = {
+    (_study, _which): _source
+    for _study in resample_studies()
+    for _which in RESAMPLE[_study]
+    if (_source := models_shared_with(config, _study, _resample_specs).get(RESAMPLE[_study][_which]["model"]))
+}
+
+
 def resample_model_inputs(wildcards):
+    """A resampling model's data sets, or the same model of the study it is copied from."""
+    if (source := SHARED_RESAMPLE_MODELS.get((wildcards.study, wildcards.which))) is not None:
+        return {"shared": layout.resample_file(source, f"{wildcards.which}/metrics.json")}
     return model_data(resample_model_spec(wildcards))
 
 

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from fhnkit.cluster import acquire_gpu
-from fhnkit.cluster.handoff import take_from_fleet
+from fhnkit.cluster.handoff import take_from_fleet, take_shared_model
 from fhnkit.joblog import log_to
 from fhnkit.plan.layout import fleet_model_dir
 from fhnkit.plan.model_spec import ModelSpec
@@ -16,6 +16,10 @@ log_to(snakemake.log[0])
 # the whole spec: what makes the model (params.identity) and how it runs
 spec = ModelSpec.from_mapping(snakemake.params.spec.value)
 out_dir = Path(snakemake.output.metrics).parent
+if snakemake.input.get("shared"):  # an ablation's variant's model that its study trained: copied from there
+    take_shared_model(Path(snakemake.input.shared).parent, out_dir, spec.to_dict())
+    logging.info("%s: the same model as %s's, copied from there", spec.name, snakemake.input.shared)
+    sys.exit(0)
 if snakemake.input.get("fleet"):  # after the study's fleet job: take the model from there if it trained it
     fleet_dir = fleet_model_dir(spec.study, spec.model)
     if take_from_fleet(fleet_dir, out_dir, spec.config_hash):

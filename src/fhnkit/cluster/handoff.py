@@ -1,7 +1,8 @@
-"""A fleet's model, and its builds, handed to the jobs that own them: moved from the fleet's directory.
+"""A model handed to the job that owns it: moved from its fleet's directory (with its builds), or
+copied from the study an ablation's variant shares it with.
 
 Light on purpose (no torch): the rules `train` and `compile` of a model trained (and compiled) by a
-fleet only move files.
+fleet, or trained by another study, only move or copy files.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
+from ..artifacts import read_parquet_meta, write_json, write_parquet
 from ..plan.layout import FINISHED_MARKER, MODEL_FILES
 
 COMPILED_RECORD = "compiled.json"
@@ -31,6 +33,34 @@ def take_from_fleet(fleet_model_dir, model_dir, config_hash: str | None) -> bool
     for name in MODEL_FILES:  # metrics.json is the last of them: the model counts as finished only then
         os.replace(src / name, dst / name)
     return True
+
+
+def take_shared_model(source_dir, model_dir, spec: dict) -> dict:
+    """Copy into `model_dir` the model of another study that is this `spec`'s (`fhnkit.plan.grid.
+    models_shared_with`: an ablation's variant that leaves it alone): the weights and network as they are,
+    the history and the metrics (`metrics.json` last) with this spec's study and config hash and
+    `shared_from` naming the study that trained it; returns the metrics. A source that is not this model
+    (another name, or not finished) is refused, naming it."""
+    import pandas as pd  # the history's rows
+
+    src, dst = Path(source_dir), Path(model_dir)
+    try:
+        metrics = json.loads((src / FINISHED_MARKER).read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{src} holds no finished model to share with {spec['study']}/{spec['model']}: {err}") from err
+    if metrics.get("model") != spec["model"]:
+        raise ValueError(f"{src} holds model {metrics.get('model')!r}, not {spec['model']!r} of {spec['study']}")
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ("weights.pt", "spec.json"):
+        tmp = dst / f".{name}.shared"
+        shutil.copyfile(src / name, tmp)
+        os.replace(tmp, dst / name)
+    shared = {"shared_from": metrics["study"]}
+    write_parquet(pd.read_parquet(src / "history.parquet"), dst / "history.parquet",
+                  {**read_parquet_meta(src / "history.parquet"), "spec": spec, **shared})
+    metrics = {**metrics, "study": spec["study"], "config_hash": spec["config_hash"], **shared}
+    write_json(metrics, dst / FINISHED_MARKER)
+    return metrics
 
 
 def file_sha256(path) -> str:

@@ -25,6 +25,7 @@ from .grid import (
     expand_all,
     expand_study,
     model_name,
+    models_shared_with,
     resample_specs,
     shape_of,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "continuous_classes",
     "data_determinants",
     "data_shared_with",
+    "models_shared_with",
     "data_job_config",
     "derive_seed",
     "expand_all",

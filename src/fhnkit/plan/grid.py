@@ -9,6 +9,7 @@ of its axes and is the Snakemake wildcard that names its training job.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 from .. import __version__
 from .ablations import base_study
@@ -155,3 +156,26 @@ def resample_specs(config: dict, study_name: str) -> dict[str, dict]:
 def expand_all(config: dict) -> list[dict]:
     """Specs of every model of every study in the config."""
     return [spec for name in config["studies"] for spec in expand_study(config, name)]
+
+
+def _made_alike(spec: dict, other: dict) -> bool:
+    """Whether two model specs make the same weights: equal but for their studies' names (and the hash
+    that covers the name); execution settings aside."""
+    def strip(s):
+        return {k: v for k, v in model_identity(s).items() if k not in ("study", "config_hash")}
+    return strip(spec) == strip(other)
+
+
+def models_shared_with(config: dict, study_name: str,
+                       specs_of: Callable[[dict, str], list[dict]] = expand_study) -> dict[str, str]:
+    """{model: study} of a variant's models that are the same models of the study it varies: its data
+    sets are the study's (`data_shared_with`) and the spec differs by the study's name alone (an ablation
+    of resampling leaves the grid and the base model alike; one of replicates, the seeds both have); each
+    is taken from there instead of trained again. `specs_of` lists a study's specs (the grid's by default,
+    or the resampling stage's: `lambda c, s: list(resample_specs(c, s).values())`)."""
+    source = data_shared_with(config, study_name)
+    if source is None:
+        return {}
+    theirs = {spec["model"]: spec for spec in specs_of(config, source)}
+    return {spec["model"]: source for spec in specs_of(config, study_name)
+            if spec["model"] in theirs and _made_alike(spec, theirs[spec["model"]])}
