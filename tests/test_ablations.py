@@ -205,6 +205,25 @@ def test_no_factor_turns_it_and_the_sentence_says_so():
     assert "the difference grows" in default["why"]
 
 
+def test_the_sentence_names_every_factor_that_turns_it_and_an_effect_that_reverses():
+    longer = {**LONG, "scale": {"training.iterations": 16}}
+    seeds = {"factor": "replicates", "studies": ["dense"], "set": {"grid": {"seeds": [0, 1, 2, 3]}}}
+    config = _config({"long": LONG, "longer": longer, "more_seeds": seeds})
+    rng = np.random.default_rng(3)
+    noise = lambda n: np.exp(rng.normal(0, 0.1, n))  # noqa: E731
+    summary = pd.DataFrame(  # DDNN 3x worse by default, as good trained longer, 3x better with more seeds
+        _models("dense", "ddnn", 3e-3 * noise(8)) + _models("dense", "pinn", 1e-3 * noise(8))
+        + _models("dense__long", "ddnn", 1e-3 * noise(8)) + _models("dense__long", "pinn", 1e-3 * noise(8))
+        + _models("dense__longer", "ddnn", 1e-3 * noise(8)) + _models("dense__longer", "pinn", 1e-3 * noise(8))
+        + _models("dense__more_seeds", "ddnn", 1e-3 * noise(16))
+        + _models("dense__more_seeds", "pinn", 3e-3 * noise(16)))
+    default, *_ = _rows(reproduction_table(Evidence(summary, config)), "a_dense")
+    assert default["why"].startswith("Reproduced under training length (training.iterations x4), training length "
+                                     "(training.iterations x16), not reproduced by default: each of these turns")
+    seeds_part = default["why"].split("replicates (")[1]
+    assert "the effect reverses" in seeds_part and "grows" not in seeds_part, default["why"]
+
+
 def test_groups_too_small_to_detect_the_thesis_effect_are_underpowered():
     """Problem A, scarce data: the thesis reports DDNN/PINN ~200. Two noisy models per class cannot tell."""
     config = validate_config({"studies": {"scarce": {**A, "train": {"n": 10}}}})

@@ -235,8 +235,8 @@ def _itnn_high_error(f: Finding, ev: Evidence) -> list[dict]:
             lo, hi = np.percentile(ratios, [2.5, 97.5])
             ratio = after.mean() / before.mean()
             measured = (f"rollout error of the base ITNN {before.mean():.3g}, retrained with the term "
-                        f"{after.mean():.3g} (after/before = {ratio:.3g} [95% CI {lo:.3g}, {hi:.3g}]; one model, "
-                        "paired trajectories)")
+                        f"{after.mean():.3g} (before/after = {1 / ratio:.3g} [95% CI {1 / hi:.3g}, {1 / lo:.3g}]; "
+                        "one model, paired trajectories)")
             rows.append(verdict_row(f, f"{study} (resampling)", measured, f"{len(before)} validation trajectories", p,
                                     differs(ratio < 1, p), effect=(before.mean() / after.mean(), 1 / hi, 1 / lo)))
     return rows or [not_tested(f, "no ITNN trained with a high-error data term (resample with an itnn base, or "

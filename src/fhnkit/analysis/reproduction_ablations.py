@@ -55,6 +55,17 @@ def _effect_text(row) -> str:
     return f"x{row['effect']:.3g}{interval}"
 
 
+def _movement(row, base) -> str:
+    """How an ablation's effect stands against the default's: nearer no difference, farther, or across it
+    (the other side of 1: the ablation reverses which side is better)."""
+    if not (np.isfinite(row["effect"]) and np.isfinite(base["effect"]) and row["effect"] > 0 and base["effect"] > 0):
+        return ""
+    moved, was = np.log(row["effect"]), np.log(base["effect"])
+    how = ("the effect reverses" if moved * was < 0
+           else "the difference shrinks" if abs(moved) < abs(was) else "the difference grows")
+    return f", {_effect_text(row)} against {_effect_text(base)}, {how}"
+
+
 def explain(table: pd.DataFrame) -> pd.DataFrame:
     """Fill `why` of each default row that ablations also judge with one sentence from their verdicts and
     effects: which factor turns the verdict and which way the effect moves, or that none does."""
@@ -66,18 +77,12 @@ def explain(table: pd.DataFrame) -> pd.DataFrame:
             continue
         b = base.iloc[0]
         turned = others[others["verdict"] != b["verdict"]]
-        moves = []
-        for _, o in others.iterrows():
-            if np.isfinite(o["effect"]) and np.isfinite(b["effect"]) and b["effect"] > 0 and o["effect"] > 0:
-                closer = abs(np.log(o["effect"])) < abs(np.log(b["effect"]))
-                moves.append(f"{o['factor']} ({o['changes']}): {o['verdict']}, {_effect_text(o)} against "
-                             f"{_effect_text(b)}, the difference {'shrinks' if closer else 'grows'}")
-            else:
-                moves.append(f"{o['factor']} ({o['changes']}): {o['verdict']}")
+        moves = [f"{o['factor']} ({o['changes']}): {o['verdict']}" + _movement(o, b) for _, o in others.iterrows()]
         if not turned.empty:
-            first = turned.iloc[0]
-            sentence = (f"{first['verdict'].capitalize()} under {first['factor']} ({first['changes']}), "
-                        f"{b['verdict']} by default: that factor turns the verdict. ")
+            verdicts = " or ".join(dict.fromkeys(turned["verdict"]))
+            where = ", ".join(dict.fromkeys(f"{t['factor']} ({t['changes']})" for _, t in turned.iterrows()))
+            which = "that factor turns" if len(turned) == 1 else "each of these turns"
+            sentence = f"{verdicts.capitalize()} under {where}, {b['verdict']} by default: {which} the verdict. "
         else:
             holds = "holds" if b["verdict"] == REPRODUCED else "does not hold"
             factors = ", ".join(dict.fromkeys(others["factor"]))
