@@ -133,6 +133,17 @@ def test_a_binary_config_file_is_refused_naming_the_file(tmp_path):
     refused(fhnkit("validate", path), str(path), "not a text file in UTF-8", "0xff", "offset 8")
 
 
+def test_a_binary_default_config_is_refused_by_the_workflow_naming_the_file(tmp_path):
+    """`snakemake` with no --configfile reads config/config.yaml of its directory: fhnkit reads it first."""
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_bytes(b"\xff\xfe\x00binary")
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
+                           "--directory", str(tmp_path), "-n"], capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "UnicodeDecodeError" not in out, out
+    assert "config/config.yaml: not a text file in UTF-8 (byte 0xff at offset 0)" in out, out
+
+
 def test_yaml_merge_keys_are_standard_yaml_and_accepted(tmp_path):
     """`<<: *anchor` merges a mapping; the keys the mapping writes itself override the merged ones (and are
     not 'given twice')."""
