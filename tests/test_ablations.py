@@ -178,7 +178,7 @@ def test_the_verdict_says_which_factor_turns_it(tmp_path):
     assert [r["verdict"] for r in dense] == [NOT_REPRODUCED, REPRODUCED, NOT_REPRODUCED]
     assert dense[0]["why"].startswith("Reproduced under training length (training.iterations x4), not reproduced by "
                                       "default: that factor turns the verdict")
-    assert "the difference shrinks" in dense[0]["why"]
+    assert "no difference is left, its interval holding 1" in dense[0]["why"]
     assert 2.5 < dense[0]["effect"] < 3.5 and dense[0]["ci_low"] < dense[0]["effect"] < dense[0]["ci_high"]
     assert 0.8 < dense[1]["effect"] < 1.25 and np.isfinite(dense[0]["detectable"])
     assert all(r["study"] == "dense" for r in dense)
@@ -208,20 +208,25 @@ def test_no_factor_turns_it_and_the_sentence_says_so():
 def test_the_sentence_names_every_factor_that_turns_it_and_an_effect_that_reverses():
     longer = {**LONG, "scale": {"training.iterations": 16}}
     seeds = {"factor": "replicates", "studies": ["dense"], "set": {"grid": {"seeds": [0, 1, 2, 3]}}}
-    config = _config({"long": LONG, "longer": longer, "more_seeds": seeds})
+    short = {**LONG, "scale": {"training.iterations": 0.5}}
+    config = _config({"long": LONG, "longer": longer, "more_seeds": seeds, "short": short})
     rng = np.random.default_rng(3)
     noise = lambda n: np.exp(rng.normal(0, 0.1, n))  # noqa: E731
-    summary = pd.DataFrame(  # DDNN 3x worse by default, as good trained longer, 3x better with more seeds
+    summary = pd.DataFrame(  # DDNN 3x worse by default, as good trained longer, 3x better with more seeds, 2x
+        # worse trained half as long
         _models("dense", "ddnn", 3e-3 * noise(8)) + _models("dense", "pinn", 1e-3 * noise(8))
         + _models("dense__long", "ddnn", 1e-3 * noise(8)) + _models("dense__long", "pinn", 1e-3 * noise(8))
         + _models("dense__longer", "ddnn", 1e-3 * noise(8)) + _models("dense__longer", "pinn", 1e-3 * noise(8))
         + _models("dense__more_seeds", "ddnn", 1e-3 * noise(16))
-        + _models("dense__more_seeds", "pinn", 3e-3 * noise(16)))
+        + _models("dense__more_seeds", "pinn", 3e-3 * noise(16))
+        + _models("dense__short", "ddnn", 2e-3 * noise(8)) + _models("dense__short", "pinn", 1e-3 * noise(8)))
     default, *_ = _rows(reproduction_table(Evidence(summary, config)), "a_dense")
     assert default["why"].startswith("Reproduced under training length (training.iterations x4), training length "
                                      "(training.iterations x16), not reproduced by default: each of these turns")
     seeds_part = default["why"].split("replicates (")[1]
     assert "the effect reverses" in seeds_part and "grows" not in seeds_part, default["why"]
+    assert "training.iterations x4): reproduced, x" in default["why"] and "no difference is left" in default["why"]
+    assert default["why"].endswith("the difference shrinks."), default["why"]  # x0.5: DDNN 2x worse, not 3x
 
 
 def test_groups_too_small_to_detect_the_thesis_effect_are_underpowered():

@@ -56,13 +56,20 @@ def _effect_text(row) -> str:
 
 
 def _movement(row, base) -> str:
-    """How an ablation's effect stands against the default's: nearer no difference, farther, or across it
-    (the other side of 1: the ablation reverses which side is better)."""
+    """How an ablation's effect stands against the default's: no difference left (its interval holds 1),
+    reversed (the other side of 1, its interval too: the ablation turns which side is better), or the
+    difference shrinking or growing on the default's side."""
     if not (np.isfinite(row["effect"]) and np.isfinite(base["effect"]) and row["effect"] > 0 and base["effect"] > 0):
         return ""
     moved, was = np.log(row["effect"]), np.log(base["effect"])
-    how = ("the effect reverses" if moved * was < 0
-           else "the difference shrinks" if abs(moved) < abs(was) else "the difference grows")
+    same_side, closer = moved * was > 0, abs(moved) < abs(was)
+    if np.isfinite(row["ci_low"]) and row["ci_low"] <= 1.0 <= row["ci_high"]:
+        how = ("the difference grows, its interval holding 1" if same_side and not closer
+               else "no difference is left, its interval holding 1")
+    elif not same_side:
+        how = "the effect reverses"
+    else:
+        how = "the difference shrinks" if closer else "the difference grows"
     return f", {_effect_text(row)} against {_effect_text(base)}, {how}"
 
 
