@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -285,3 +286,13 @@ def test_the_dag_trains_an_ablations_variants_as_studies(tmp_path):
     assert (run / targets[0]).with_name("weights.pt").read_bytes() == \
         (run / "results/A_scarce/models/ddnn_silu8_bs10_s0/weights.pt").read_bytes()
     assert shared["mean_err"] == own["mean_err"] and trained["mean_err"] != own["mean_err"]
+
+    # a job that only copies a model holds no GPU slot (on a GPU config, the model it copies does)
+    config["studies"]["A_scarce"]["training"]["device"] = "cuda"
+    path.write_text(yaml.safe_dump(config))
+    plan = snakemake(tmp_path / "gpu", "-n", *targets, configfile=path).stdout
+    blocks = {re.search(r"wildcards: study=(\S+), model=(\S+)", b).groups(): b
+              for b in re.split(r"^\[.*\]$", plan, flags=re.M) if re.search(r"^rule train:", b, re.M)}
+    assert "gpu=1" in blocks[("A_scarce", "ddnn_silu8_bs10_s0")], blocks
+    assert "gpu=1" in blocks[("A_scarce__seeds", "ddnn_silu8_bs10_s1")], blocks
+    assert "gpu=0" in blocks[("A_scarce__seeds", "ddnn_silu8_bs10_s0")], blocks

@@ -159,6 +159,16 @@ def model_spec(wildcards):
     return SPECS[(wildcards.study, wildcards.model)]
 
 
+def training_threads(spec, copied):
+    """Threads of a model's job: its training's, or 1 where the job only copies a model its study trained."""
+    return 1 if copied else spec["training"]["threads"]
+
+
+def training_gpus(spec, copied):
+    """GPU slots of a model's job: one where it may train on a GPU, none where it copies a model."""
+    return 0 if copied or spec["training"]["device"] == "cpu" else 1
+
+
 def shared_dataset(wildcards):
     """The data set that a study's split is a copy of (its study's, for an ablation's variant that
     leaves its data alone), or none: the rule solves it."""
@@ -383,6 +393,28 @@ SHARED_RESAMPLE_MODELS = {
     for _which in RESAMPLE[_study]
     if (_source := models_shared_with(config, _study, _resample_specs).get(RESAMPLE[_study][_which]["model"]))
 }
+
+
+def model_threads(wildcards):
+    return training_threads(model_spec(wildcards), (wildcards.study, wildcards.model) in SHARED_MODELS)
+
+
+def model_gpus(wildcards):
+    return training_gpus(model_spec(wildcards), (wildcards.study, wildcards.model) in SHARED_MODELS)
+
+
+def resample_threads(wildcards):
+    return training_threads(
+        resample_model_spec(wildcards),
+        (wildcards.study, wildcards.which) in SHARED_RESAMPLE_MODELS,
+    )
+
+
+def resample_gpus(wildcards):
+    return training_gpus(
+        resample_model_spec(wildcards),
+        (wildcards.study, wildcards.which) in SHARED_RESAMPLE_MODELS,
+    )
 
 
 def resample_model_inputs(wildcards):

@@ -16,9 +16,9 @@ rule train_resample_model:
         layout.log("{study}", "resample", "train_{which}"),
     conda:
         FHNKIT_ENV
-    threads: lambda w: resample_model_spec(w)["training"]["threads"]
+    threads: lambda w: resample_threads(w)
     resources:
-        gpu=lambda w: 0 if resample_model_spec(w)["training"]["device"] == "cpu" else 1,
+        gpu=lambda w: resample_gpus(w),
     params:
         identity=lambda w: model_identity(resample_model_spec(w)),
         spec=lambda w: ExecutionOnly(resample_model_spec(w)),

@@ -16,10 +16,10 @@ rule train:
         layout.train_log("{study}", "{model}"),
     conda:
         FHNKIT_ENV
-    threads: lambda w: model_spec(w)["training"]["threads"]
+    threads: lambda w: model_threads(w)
     resources:
         # one GPU slot per job (`--resources gpu=N` caps concurrent jobs; fhnkit.cluster.devices picks the device)
-        gpu=lambda w: 0 if model_spec(w)["training"]["device"] == "cpu" else 1,
+        gpu=lambda w: model_gpus(w),
     params:
         # what makes the model (a change reruns the job); the whole spec, its threads and device too, for the script
         identity=lambda w: model_identity(model_spec(w)),

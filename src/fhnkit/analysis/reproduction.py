@@ -233,12 +233,12 @@ def _itnn_high_error(f: Finding, ev: Evidence) -> list[dict]:
             idx = rng.integers(0, len(before), (BOOTSTRAP, len(before)))
             ratios = after[idx].mean(axis=1) / before[idx].mean(axis=1)
             lo, hi = np.percentile(ratios, [2.5, 97.5])
-            ratio = after.mean() / before.mean()
+            effect = (before.mean() / after.mean(), 1 / hi, 1 / lo)  # before/after: > 1 where the term helps
             measured = (f"rollout error of the base ITNN {before.mean():.3g}, retrained with the term "
-                        f"{after.mean():.3g} (before/after = {1 / ratio:.3g} [95% CI {1 / hi:.3g}, {1 / lo:.3g}]; "
-                        "one model, paired trajectories)")
+                        f"{after.mean():.3g} (before/after = {effect[0]:.3g} [95% CI {effect[1]:.3g}, "
+                        f"{effect[2]:.3g}]; one model, paired trajectories)")
             rows.append(verdict_row(f, f"{study} (resampling)", measured, f"{len(before)} validation trajectories", p,
-                                    differs(ratio < 1, p), effect=(before.mean() / after.mean(), 1 / hi, 1 / lo)))
+                                    differs(effect[0] > 1, p), effect=effect))
     return rows or [not_tested(f, "no ITNN trained with a high-error data term (resample with an itnn base, or "
                                    "itnn with grid.region: [false, true] and resample)")]
 
