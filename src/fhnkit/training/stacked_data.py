@@ -23,11 +23,10 @@ from a model trained alone).
 from __future__ import annotations
 
 import functools
-import itertools
 
 import torch
 
-from .stacked import StackedMLP
+from .stacked import LayerClass, StackedMLP, _runs_of
 from .terms import DataTerm
 
 _ONES: dict = {}  # 1 as a 0-dimensional tensor per (dtype, device): `lerp_` and `addcmul` take no plain number
@@ -92,31 +91,6 @@ ACTIVATION_AND_SLOPE = {"silu": _silu, "tanh": _tanh, "sigmoid": _sigmoid, "relu
                         "identity": _identity}
 
 
-class _Buffers:
-    """Every tensor one term's forward and backward write, for a batch of `batch` rows. A layer's input
-    (the scaled inputs `x`, the activations `h`) has a last column of ones, for the bias (`StackedMLP.affine`)."""
-
-    def __init__(self, net: StackedMLP, batch: int):
-        n, like = net.n_models, net.flat
-        widths = [w.shape[1] for w in net.weights]
-
-        def with_ones(width):  # zeros (a unit a model lacks stays 0), and the last column ones
-            out = torch.zeros((n, batch, width + 1), dtype=like.dtype, device=like.device)
-            out[..., -1] = 1.0
-            return out
-        self.x = with_ones(net.weights[0].shape[2])
-        # pre-activations (models, batch, units); the output layer's transposed, (models, outputs, batch), as
-        # the product that gives them (`StackedMLP.affine`), and so are its error and gradient
-        self.z = [torch.zeros((n, batch, w), dtype=like.dtype, device=like.device) for w in widths[:-1]]
-        self.z.append(torch.empty((n, widths[-1], batch), dtype=like.dtype, device=like.device))
-        self.h = [with_ones(w) for w in widths[:-1]]  # activations
-        self.slope = [torch.zeros_like(z) for z in self.z[:-1]]  # act'(z)
-        self.g = [torch.empty_like(z) for z in self.z]  # dL/dz
-        self.dh = [torch.zeros_like(z) for z in self.z[:-1]]  # dL/dh
-        self.err = torch.empty_like(self.z[-1])
-        self.loss = torch.empty((n, batch), dtype=like.dtype, device=like.device)
-
-
 def row_weights(terms_per_model: list[list], device) -> list[torch.Tensor | None]:
     """Per term of a group (`terms_per_model`: each model's terms), None where every model draws batches of
     one size, else the (models, largest batch) weights of each model's rows: 1 / its batch size on its
@@ -139,6 +113,7 @@ class AutogradTermsStep:
     def __init__(self, net: StackedMLP, terms: list, rows: list[torch.Tensor | None] | None = None):
         self.net, self.terms, self.rows = net, terms, rows or [None] * len(terms)
         self.losses = None
+        self.row_blocks = net.row_blocks()
 
     def forward(self, batches: list) -> torch.Tensor:
         """Each term's loss per model, (terms, models), with its graph kept for `backward`."""
@@ -147,30 +122,132 @@ class AutogradTermsStep:
         return self.losses
 
     def backward(self, coefficients: torch.Tensor) -> None:
-        """The gradients of sum over terms and models of coefficients x loss, into the net's `flat_grad`."""
+        """The gradients of sum over terms and models of coefficients x loss, into the net's `flat_grad`; those
+        of a model whose coefficients are all 0 (frozen) exactly 0, even where its loss is not finite."""
         self.net.zero_grad()
         self.net.backward((coefficients * self.losses).sum())
         self.net.zero_pass_through(self.net.affine_grad)
+        silent = (coefficients == 0).all(dim=0)
+        for columns, rows in self.row_blocks:
+            mask = silent if rows is None else silent.index_select(0, rows)
+            self.net.flat_grad[:, columns].masked_fill_(mask[:, None], 0.0)
         self.losses = None
 
 
+def _empty(rows: int, batch: int, width: int, like: torch.Tensor, ones: bool = False) -> torch.Tensor:
+    """A (rows, batch, width) buffer of zeros; with `ones`, one column more, the first, of ones (for the bias:
+    `StackedMLP.affine`)."""
+    out = torch.zeros((rows, batch, width + ones), dtype=like.dtype, device=like.device)
+    if ones:
+        out[..., 0] = 1.0
+    return out
+
+
+class _LayerInput:
+    """Layer d's input of one width (the rows of layer d whose models have `width` inputs, in layer d's order),
+    for one term: the output of the layer before of that width (or the scaled inputs) itself where it holds
+    them in this order, else a copy reordered each forward (and its gradient reordered back in backward)."""
+
+    def __init__(self, rows: list[int], models: list[int], source_models: list[int], source: torch.Tensor,
+                 source_grad: torch.Tensor | None, width: int, batch: int, like: torch.Tensor):
+        self.position = {r: k for k, r in enumerate(rows)}  # a row of layer d -> its place here
+        index = [source_models.index(model) for model in models]
+        if index == list(range(source.shape[0])):
+            self.index = self.inverse = None
+            self.h, self.dh = source, source_grad
+        else:
+            self.index = torch.tensor(index, device=like.device)
+            self.inverse = torch.argsort(self.index)
+            self.h = _empty(len(rows), batch, width, like, ones=True)
+            self.dh = None if source_grad is None else _empty(len(rows), batch, width, like)
+        self.source, self.source_grad = source, source_grad
+
+    def gather(self) -> None:
+        if self.index is not None:
+            torch.index_select(self.source, 0, self.index, out=self.h)
+
+    def scatter_grad(self) -> None:
+        if self.index is not None and self.source_grad is not None:
+            torch.index_select(self.dh, 0, self.inverse, out=self.source_grad)
+
+
+class _TermBuffers:
+    """Every tensor one term's forward and backward write, for a batch of `batch` rows, each layer's at its
+    models' own widths: per hidden layer and width, the rows of that layer of that width (consecutive:
+    `StackedMLP.rows`) as one (rows, batch, width) tensor of pre-activations `z`, activations `h` (with a
+    first column of ones), slopes act'(z), gradients dL/dz `g` and dL/dh `dh`; per layer and input width,
+    its input (`_LayerInput`); the output layer's pre-activations transposed, (rows, outputs, batch), as the
+    product that gives them (`StackedMLP.affine`), and so are its error and gradient."""
+
+    def __init__(self, net: StackedMLP, batch: int):
+        like, n, depth = net.flat, net.n_models, len(net.weights)
+        self.x = _empty(n, batch, net.weights[0].shape[2], like, ones=True)  # the scaled inputs, in model order
+        self.groups, self.z, self.h, self.slope, self.g, self.dh = [], [], [], [], [], []
+        for d in range(depth - 1):
+            groups: dict[int, slice] = {}
+            for c in net.layer_classes[d]:
+                first = groups.get(c.n_out, c.rows)
+                groups[c.n_out] = slice(first.start, c.rows.stop)
+            self.groups.append(groups)
+            for name, ones in (("z", False), ("h", True), ("slope", False), ("g", False), ("dh", False)):
+                getattr(self, name).append({w: _empty(s.stop - s.start, batch, w, like, ones)
+                                            for w, s in groups.items()})
+        self.inputs = []  # per layer, per input width
+        for d in range(depth):
+            widths = sorted({c.n_in for c in net.layer_classes[d]})
+            layer = {}
+            for width in widths:
+                rows = [r for c in net.layer_classes[d] if c.n_in == width for r in range(c.rows.start, c.rows.stop)]
+                models = [net.rows[d][r] for r in rows]
+                if d == 0:
+                    source, source_grad, source_models = self.x, None, list(range(n))
+                else:
+                    group = self.groups[d - 1][width]
+                    source, source_grad = self.h[d - 1][width], self.dh[d - 1][width]
+                    source_models = net.rows[d - 1][group]
+                layer[width] = _LayerInput(rows, models, source_models, source, source_grad, width, batch, like)
+            self.inputs.append(layer)
+        n_out = net.weights[-1].shape[1]
+        self.out = torch.empty((n, n_out, batch), dtype=like.dtype, device=like.device)
+        self.err, self.g_out = torch.empty_like(self.out), torch.empty_like(self.out)
+        self.targets = torch.empty((n, batch, n_out), dtype=like.dtype, device=like.device)
+        self.loss = torch.empty((n, batch), dtype=like.dtype, device=like.device)
+
+
 class DataTermsStep:
-    """Losses (forward) and gradients (backward) of a stacked group's data terms, by hand."""
+    """Losses (forward) and gradients (backward) of a stacked group's data terms, by hand, each layer's
+    products at its models' own widths (one product per `LayerClass`: no padded unit is computed)."""
 
     def __init__(self, net: StackedMLP, terms: list, rows: list[torch.Tensor | None] | None = None):
         if not self.applies(net, terms):
             raise ValueError("DataTermsStep takes data terms only, with activations it knows")
-        self.net, self.terms, self.rows = net, terms, rows or [None] * len(terms)
-        self.padding = [None if r is None else (r == 0)[:, None, :] for r in self.rows]  # (models, 1, batch)
-        self.buffers = [_Buffers(net, t.batch_size if r is None else r.shape[1])
+        self.net, self.terms = net, terms
+        rows = rows or [None] * len(terms)
+        # the output layer's models in its rows' order (None: model order): targets, scales, row weights and
+        # coefficients are reordered to it, the losses back
+        out_models = net.rows[-1]
+        self.out_models = None if out_models == list(range(net.n_models)) else torch.tensor(out_models,
+                                                                                           device=net.flat.device)
+        self.output_scale = self._out_order(net.output_scale).transpose(1, 2)  # (rows, outputs, 1)
+        self.output_offset = self._out_order(net.output_offset).transpose(1, 2)
+        self.rows = [None if r is None else self._out_order(r) for r in rows]
+        self.padding = [None if r is None else (r == 0)[:, None, :] for r in self.rows]  # (rows, 1, batch)
+        self.buffers = [_TermBuffers(net, t.batch_size if r is None else r.shape[1])
                         for t, r in zip(terms, self.rows, strict=True)]
-        self.runs = [self._runs(buf) for buf in self.buffers]
-        self.inputs = [buf.x[..., :-1] for buf in self.buffers]
-        # each layer's gradient of its weight and bias (`StackedMLP.affine`), summed over the terms here and
-        # then copied into `flat_grad` (a product written straight into its strided views is several times
-        # slower on a CPU); a pass-through layer's stays 0
-        self.affine_grads = [torch.zeros_like(a, memory_format=torch.contiguous_format) for a in net.affine]
-        self.hidden = [self._hidden_layers(buf) for buf in self.buffers]
+        # each class's gradient of its weight and bias (`StackedMLP.affine`, at its own size), summed over the
+        # terms here and then copied into `flat_grad`; a pass-through layer's stays 0
+        self.grads = [[None if c.through else torch.zeros(self._weights(d, c).shape, dtype=net.flat.dtype,
+                                                          device=net.flat.device)
+                       for c in classes] for d, classes in enumerate(net.layer_classes)]
+        self.plans = [self._plan(buf) for buf in self.buffers]
+        # per layer, whether each row's model has all coefficients 0 (its gradients are written as 0, even
+        # where its loss is not finite), and each class's gradient with the view of `flat_grad` it goes to
+        self.silent = torch.zeros((len(net.weights), net.n_models), dtype=torch.bool, device=net.flat.device)
+        self.zero = torch.zeros((), dtype=net.flat.dtype, device=net.flat.device)
+        self.layer_rows = [torch.tensor(rows, device=net.flat.device) for rows in net.rows]
+        self.copies = [(self.silent[d, c.rows][:, None, None], grad, self._weights(d, c, net.affine_grad))
+                       for d, classes in enumerate(net.layer_classes)
+                       for c, grad in zip(classes, self.grads[d], strict=True) if grad is not None]
 
     @staticmethod
     def applies(net: StackedMLP, terms: list) -> bool:
@@ -178,116 +255,120 @@ class DataTermsStep:
         return all(type(t) is DataTerm for t in terms) and all(
             name in ACTIVATION_AND_SLOPE for runs in net.activation_names for name, _ in runs)
 
-    def _segments(self, depth: int) -> list[tuple[slice, bool]]:
-        """The models of layer `depth` in consecutive segments: (models, whether it passes them through)."""
-        through = self.net.pass_through[depth]
-        cuts = sorted({0, self.net.n_models} | {s.start for s in through} | {s.stop for s in through})
-        starts = {s.start for s in through}
-        return [(slice(a, b), a in starts) for a, b in itertools.pairwise(cuts)]
+    def _out_order(self, t: torch.Tensor) -> torch.Tensor:
+        return t if self.out_models is None else t.index_select(0, self.out_models)
 
-    def _hidden_layers(self, buf: _Buffers) -> list[tuple[list, list, list, list]]:
-        """Per hidden layer, the operations of its forward, its weight gradient (the first term's; a further
-        term's, added) and its input gradient, on views of `buf` and the net made once. A segment of models
-        the layer passes through (`StackedMLP.pass_through`) is copied: its identity's product I h is h
-        exactly, its input gradient g, and it has no weight gradient."""
-        net, layers = self.net, []
-        for d in range(len(net.weights) - 1):
-            h, z, g, grad = buf.h[d - 1] if d else buf.x, buf.z[d], buf.g[d], self.affine_grads[d]
-            weight = net.weights[d].detach()
-            forward, first, more, back = [], [], [], []
-            for seg, through in self._segments(d):
-                if through:  # (never the first layer: every model has one hidden layer of its own)
-                    units = min(z.shape[2], h.shape[2] - 1)
-                    forward.append(functools.partial(z[seg, :, :units].copy_, h[seg, :, :units]))
-                    back.append(functools.partial(buf.dh[d - 1][seg, :, :units].copy_, g[seg, :, :units]))
+    def _weights(self, d: int, c: LayerClass, of: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """Class c's weights and biases in layer d, a view of `StackedMLP.affine` (or of `of`, its gradient):
+        (rows, 1 + in, out) in a hidden layer, (rows, out, 1 + in) in the output layer."""
+        affine = (self.net.affine if of is None else of)[d]
+        if d == len(self.net.affine) - 1:
+            return affine[c.rows, :, : c.n_in + 1]
+        return affine[c.rows, : c.n_in + 1, : c.n_out]
+
+    def _plan(self, buf: _TermBuffers) -> dict:
+        """The operations of one term's forward and backward, on views of `buf` and the net made once (slicing
+        in every iteration costs as much as a small operation): per layer, its forward (inputs gathered,
+        products, activations), its weight gradients (the first term's; a further term's, added) and its
+        input gradients (products, then reordered back to the layer before)."""
+        net, depth = self.net, len(self.net.weights)
+        forward, first, more, back = ([[] for _ in range(depth)] for _ in range(4))
+        for d, classes in enumerate(net.layer_classes):
+            inputs, output = buf.inputs[d], d == depth - 1
+            forward[d] += [i.gather for i in inputs.values()]
+            for c, grad in zip(classes, self.grads[d], strict=True):
+                given = inputs[c.n_in]
+                at = slice(given.position[c.rows.start], given.position[c.rows.stop - 1] + 1)
+                h, dh, weights = given.h[at], None if given.dh is None else given.dh[at], self._weights(d, c)
+                if output:
+                    g = buf.g_out[c.rows]
+                    forward[d].append(functools.partial(torch.bmm, weights, h.transpose(1, 2), out=buf.out[c.rows]))
+                    first[d].append(functools.partial(torch.bmm, g, h, out=grad))
+                    more[d].append(functools.partial(grad.baddbmm_, g, h))
+                    if dh is not None:
+                        back[d].append(functools.partial(torch.bmm, g.transpose(1, 2), weights[..., 1:], out=dh))
                     continue
-                forward.append(functools.partial(torch.bmm, h[seg], net.affine[d][seg], out=z[seg]))
-                first.append(functools.partial(torch.bmm, h[seg].transpose(1, 2), g[seg], out=grad[seg]))
-                more.append(functools.partial(grad[seg].baddbmm_, h[seg].transpose(1, 2), g[seg]))
-                if d:
-                    back.append(functools.partial(torch.bmm, g[seg], weight[seg], out=buf.dh[d - 1][seg]))
-            layers.append((forward, first, more, back))
-        return layers
-
-    def _runs(self, buf: _Buffers) -> list[list[tuple]]:
-        """Per hidden layer, per run of models sharing an activation: (fill, z, h, slope), views of `buf`'s
-        tensors made once (slicing in every iteration costs as much as a small operation), of the run's
-        widest model's units only (the others' activation and slope stay 0, as a padded unit's must)."""
-        layers = []
-        for depth, runs in enumerate(self.net.activation_names):
-            start, layer = 0, []
-            for name, count in runs:
-                part = slice(start, start + count)
-                units = slice(0, max(self.net.widths[depth][part]))
-                fill = ACTIVATION_AND_SLOPE[name]
-                if fill is _identity:  # its slope is 1 whatever z: once
-                    buf.slope[depth][part, :, units].fill_(1.0)
-                    fill = _pass_through
-                layer.append((fill, buf.z[depth][part, :, units], buf.h[depth][part, :, units],
-                              buf.slope[depth][part, :, units]))
-                start += count
-            layers.append(layer)
-        return layers
-
-    def _activate(self, depth: int, buf: _Buffers, runs: list[tuple]) -> None:
-        """Layer `depth`'s activations and slopes into the buffers, by `runs` (`_runs`)."""
-        for fill, z, h, slope in runs:
-            fill(z, h, slope)
-        mask = self.net.unit_masks[depth]
-        if mask is not None:  # padded units of an activation that does not map 0 to 0
-            buf.h[depth][..., :-1].mul_(mask)
-            buf.slope[depth].mul_(mask)
+                group = buf.groups[d][c.n_out]
+                mine = slice(c.rows.start - group.start, c.rows.stop - group.start)
+                z, g = buf.z[d][c.n_out][mine], buf.g[d][c.n_out][mine]
+                if c.through:  # an identity: its product I h is h exactly, its input gradient g, no weights
+                    forward[d].append(functools.partial(buf.h[d][c.n_out][mine, :, 1:].copy_, h[..., 1:]))
+                    buf.slope[d][c.n_out][mine].fill_(1.0)
+                    if dh is not None:
+                        back[d].append(functools.partial(dh.copy_, g))
+                    continue
+                forward[d].append(functools.partial(torch.bmm, h, weights, out=z))
+                first[d].append(functools.partial(torch.bmm, h.transpose(1, 2), g, out=grad))
+                more[d].append(functools.partial(grad.baddbmm_, h.transpose(1, 2), g))
+                if dh is not None:
+                    back[d].append(functools.partial(torch.bmm, g, weights[:, 1:].transpose(1, 2), out=dh))
+            if not output:  # activations and slopes, per width, of each run of rows of one activation
+                for width in buf.groups[d]:
+                    names = [(c.through, c.activation) for c in classes if c.n_out == width]
+                    sizes = [c.rows.stop - c.rows.start for c in classes if c.n_out == width]
+                    start = 0
+                    for (through, name), run in _runs_of(names):
+                        count = sum(sizes[run])
+                        part = slice(start, start + count)
+                        start += count
+                        if not through:
+                            forward[d].append(functools.partial(
+                                ACTIVATION_AND_SLOPE[name], buf.z[d][width][part], buf.h[d][width][part, :, 1:],
+                                buf.slope[d][width][part]))
+            back[d] += [i.scatter_grad for i in inputs.values()]
+        return {"forward": forward, "first": first, "more": more, "back": back}
 
     @torch.no_grad()
     def forward(self, batches: list) -> torch.Tensor:
         """Each term's loss per model, (terms, models), on its batch ((models, batch, n_in), (models, batch,
         n_out)); the activations stay in the buffers for `backward`."""
         net, losses = self.net, []
-        for buf, runs, hidden, x, rows, padding, (inputs, targets) in zip(
-                self.buffers, self.runs, self.hidden, self.inputs, self.rows, self.padding, batches, strict=True):
+        for buf, plan, rows, padding, (inputs, targets) in zip(
+                self.buffers, self.plans, self.rows, self.padding, batches, strict=True):
+            x = buf.x[..., 1:]
             torch.sub(inputs, net.input_offset, out=x)
             x.div_(net.input_scale)
-            for depth, (layer, _, _, _) in enumerate(hidden):
+            for layer in plan["forward"]:
                 for operation in layer:
                     operation()
-                self._activate(depth, buf, runs[depth])
-            torch.bmm(net.affine[-1], (buf.h[-1] if buf.h else buf.x).transpose(1, 2), out=buf.z[-1])
-            torch.mul(buf.z[-1], net.output_scale.transpose(1, 2), out=buf.err)
-            buf.err.add_(net.output_offset.transpose(1, 2)).sub_(targets.transpose(1, 2))
+            if self.out_models is not None:
+                torch.index_select(targets, 0, self.out_models, out=buf.targets)
+                targets = buf.targets
+            torch.mul(buf.out, self.output_scale, out=buf.err)
+            buf.err.add_(self.output_offset).sub_(targets.transpose(1, 2))
             if padding is not None:  # a padded row's error is 0, even where its output is not finite
                 buf.err.masked_fill_(padding, 0.0)
-            torch.mul(buf.err, buf.err, out=buf.g[-1])  # scratch: g[-1] is written again in backward
-            torch.sum(buf.g[-1], dim=1, out=buf.loss)
+            torch.mul(buf.err, buf.err, out=buf.g_out)  # scratch: g_out is written again in backward
+            torch.sum(buf.g_out, dim=1, out=buf.loss)
             losses.append((buf.loss.mean(dim=-1) if rows is None else (buf.loss * rows).sum(dim=-1)).mul_(0.5))
-        return torch.stack(losses)
+        losses = torch.stack(losses)
+        return losses if net.output_order is None else losses.index_select(1, net.output_order)
 
     @torch.no_grad()
     def backward(self, coefficients: torch.Tensor) -> None:
         """Write into the net's gradients d/dw of sum over terms t and models m of coefficients[t, m] x
-        loss[t, m] (a term's weight, 0 for a frozen model), for the batches of the last `forward`."""
-        net = self.net
-        for k, (buf, hidden, rows) in enumerate(zip(self.buffers, self.hidden, self.rows, strict=True)):
-            g = buf.g[-1]  # (models, outputs, batch); d(1/2 mean |out - y|^2)/dz = err x scale / batch
-            torch.mul(buf.err, net.output_scale.transpose(1, 2), out=g)
+        loss[t, m] (a term's weight, 0 for a frozen model), for the batches of the last `forward`; those of a
+        model whose coefficients are all 0 exactly 0, even where its loss is not finite."""
+        net, silent = self.net, (coefficients == 0).all(dim=0)
+        if self.out_models is not None:
+            coefficients = coefficients.index_select(1, self.out_models)
+        for k, (buf, plan, rows) in enumerate(zip(self.buffers, self.plans, self.rows, strict=True)):
+            g = buf.g_out  # (rows, outputs, batch); d(1/2 mean |out - y|^2)/dz = err x scale / batch
+            torch.mul(buf.err, self.output_scale, out=g)
             if rows is None:
                 g.mul_((coefficients[k] / buf.err.shape[2])[:, None, None])
             else:  # each row's weight: 1 / the model's batch size, 0 on padding
                 g.mul_(coefficients[k][:, None, None] * rows[:, None, :])
-            # the output layer: g transposed, (models, outputs, batch), as its weights are; [h, 1] (the bias's
-            # gradient sums g over the batch)
-            h = buf.h[-1] if buf.h else buf.x
-            if k == 0:
-                torch.bmm(g, h, out=self.affine_grads[-1])
-            else:
-                self.affine_grads[-1].baddbmm_(g, h)
-            if buf.h:
-                torch.bmm(g.transpose(1, 2), net.weights[-1], out=buf.dh[-1])
-            for depth in range(len(hidden) - 1, -1, -1):
-                _, first, more, back = hidden[depth]
-                torch.mul(buf.dh[depth], buf.slope[depth], out=buf.g[depth])
-                for operation in first if k == 0 else more:
+            for d in range(len(net.weights) - 1, -1, -1):
+                if d < len(net.weights) - 1:
+                    for width in buf.groups[d]:
+                        torch.mul(buf.dh[d][width], buf.slope[d][width], out=buf.g[d][width])
+                for operation in plan["first" if k == 0 else "more"][d]:
                     operation()
-                for operation in back:
+                for operation in plan["back"][d]:
                     operation()
-        for flat_grad, affine_grad in zip(net.affine_grad, self.affine_grads, strict=True):
-            flat_grad.copy_(affine_grad)
+        for d, rows in enumerate(self.layer_rows):
+            torch.index_select(silent, 0, rows, out=self.silent[d])
+        for mask, grad, into in self.copies:
+            torch.where(mask, self.zero, grad, out=into)
+

@@ -88,6 +88,7 @@ class StackedGroup:
         self.bad = torch.zeros(n, **f64)
         self.exp_avg, self.exp_avg_sq = torch.zeros_like(self.net.flat), torch.zeros_like(self.net.flat)
         self._step = torch.zeros_like(self.net.flat)  # one Adam step at rate 1 (scratch)
+        self._row_blocks = self.net.row_blocks()
         self.iteration = runs[0].iteration
         self.adam_steps = 0  # every active model has taken this many Adam steps (they start together)
         # the same count on the device, for the fused kernel: incremented there, never copied from the host
@@ -199,16 +200,20 @@ class StackedGroup:
     @torch.no_grad()
     def _adam(self) -> None:
         """torch.optim.Adam's update of every model at once (the rows of the stacked net's `flat`), each
-        with its own rate; a frozen model's row stays as it is. torch's fused Adam kernel (one pass over
-        weights, gradients and moments) computes every model's step at rate 1 into `_step`, which is
-        then added at each model's rate (the same update up to the rounding of one product)."""
+        with its own rate; a frozen model's rows stay as they are. torch's fused Adam kernel (one pass over
+        weights, gradients and moments; a frozen model's gradients are 0: `step.backward`) computes every
+        model's step at rate 1 into `_step`, which is then added at each row's model's rate (the same update
+        up to the rounding of one product), block by block of layers of one row order
+        (`StackedMLP.row_blocks`)."""
         self._adam_step.add_(1.0)
-        grad = self.net.flat_grad.masked_fill_(~self.active[:, None], 0.0)  # a frozen model's may be NaN
+        rate = torch.where(self.active, self.lr, 0.0).float()
         self._step.zero_()
-        torch._fused_adam_([self._step], [grad], [self.exp_avg], [self.exp_avg_sq], [],
+        torch._fused_adam_([self._step], [self.net.flat_grad], [self.exp_avg], [self.exp_avg_sq], [],
                            [self._adam_step], lr=1.0, beta1=BETA1,
                            beta2=BETA2, weight_decay=0.0, eps=EPS, amsgrad=False, maximize=False)
-        self.net.flat.addcmul_(self._step, torch.where(self.active, self.lr, 0.0).float()[:, None])
+        for columns, rows in self._row_blocks:
+            row_rate = rate if rows is None else rate.index_select(0, rows)
+            self.net.flat[:, columns].addcmul_(self._step[:, columns], row_rate[:, None])
 
     def _plateau(self, loss: torch.Tensor) -> None:
         """ReduceLROnPlateau (mode min, relative threshold, no cooldown) of every model; a frozen
