@@ -20,7 +20,7 @@ from fhnkit.plan import expand_study, validate_config
 from fhnkit.plan.model_spec import ModelSpec
 from fhnkit.training import TrainingRun, fit
 from fhnkit.training.fleet import fit_fleet, make_groups
-from fhnkit.training.stacked import StackedMLP, activation_order
+from fhnkit.training.stacked import StackedMLP, stack_order
 from fhnkit.training.stacked_group import StackedGroup
 
 ITERATIONS = 200
@@ -305,26 +305,39 @@ def test_a_fleet_model_is_handed_over_only_when_finished_from_the_same_spec(tmp_
     assert not any(src.iterdir())
 
 
-class _Net:
-    def __init__(self, acts):
-        self.spec = {"layers": [(act, 8) for act in acts]}
+def test_a_layer_computes_each_shape_of_a_grid_once_in_consecutive_rows():
+    """Issue 22: every layer of a stacked grid is computed at its models' own widths, one product per shape
+    (a `LayerClass`) and one activation per width and activation: a grid of widths 16-64 padded to the
+    widest did three times the arithmetic of its models."""
+    from fhnkit.nets.mlp import MLP, make_spec
 
-
-def _activation_runs(nets, order) -> int:
-    depth = len(nets[0].spec["layers"])
-    return sum(len(list(itertools.groupby(nets[i].spec["layers"][d][0] for i in order))) for d in range(depth))
-
-
-def test_a_full_grid_is_ordered_with_one_layer_changing_between_neighbours():
-    """Fewer runs of one activation per layer: fewer activation kernels per iteration."""
-    acts = ["silu", "tanh", "sin"]
-    nets = [_Net(combo) for combo in itertools.product(acts, repeat=3)][::-1]
-    order = activation_order(nets)
-    assert sorted(order) == list(range(27))
-    for a, b in itertools.pairwise(order):
-        assert sum(x != y for x, y in zip(nets[a].spec["layers"], nets[b].spec["layers"], strict=True)) == 1
-    by_sorting = sorted(range(27), key=lambda i: [act for act, _ in nets[i].spec["layers"]])
-    assert _activation_runs(nets, order) == 29 < _activation_runs(nets, by_sorting) == 39
+    configs = [("silu", 16), ("tanh", 32), ("silu", 64), ("sin", 32)]
+    torch.manual_seed(0)
+    nets = [MLP(make_spec(["t", "u0"], ["u"], list(layers), [0, 0], [1, 1], [0], [1]))
+            for depth in (1, 2, 3) for layers in itertools.product(configs, repeat=depth)][::-1]
+    ordered = [nets[i] for i in stack_order(nets)]
+    net = StackedMLP(ordered)
+    for d, classes in enumerate(net.layer_classes):
+        keys = [(net.rows[d][r], c) for c in classes for r in range(c.rows.start, c.rows.stop)]
+        assert [r for r, _ in keys] == net.rows[d] and sorted(net.rows[d]) == list(range(len(nets)))
+        shapes = [(c.n_in, c.n_out, c.through, c.activation) for c in classes]
+        assert len(shapes) == len(set(shapes))  # each shape in one run of rows
+        for model, c in keys:  # ... which is its model's
+            own = ordered[model].spec["layers"]
+            if d == len(net.layer_classes) - 1:
+                assert c.n_out == 1 and c.n_in == (own[-1][1] if own else 2) and c.activation is None
+            elif d < len(own):
+                assert (c.n_out, c.activation, c.through) == (own[d][1], own[d][0], False)
+            else:
+                assert c.through and c.n_in == c.n_out == own[-1][1]
+        if d < len(net.activation_names):  # one activation per width and activation
+            runs = [name for name, _ in net.activation_names[d]]
+            widths = {(c.n_out, c.activation) for c in classes}
+            assert len(runs) == len(widths)
+    assert net.layer_inputs[0] is None  # the first layer's rows are the models' order
+    x = torch.rand((len(nets), 5, 2))
+    with torch.no_grad():  # and each model computes what it computes alone
+        assert torch.allclose(net(x), torch.stack([m(x[i]) for i, m in enumerate(ordered)]), atol=1e-6)
 
 
 class HostTraffic(torch.utils._python_dispatch.TorchDispatchMode):

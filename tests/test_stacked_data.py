@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fhnkit.nets.mlp import ACTIVATIONS, MLP, make_spec
-from fhnkit.training.stacked import StackedMLP, activation_order
+from fhnkit.training.stacked import StackedMLP, stack_order
 from fhnkit.training.stacked_data import ACTIVATION_AND_SLOPE, DataTermsStep
 from fhnkit.training.terms import DataTerm, PhysicsTerm
 
@@ -19,7 +19,7 @@ def _nets(activations, widths=(5, 12), depth=2, seed=0):
                           [10, 1.1, 0.2], [0.4, 0.1], [0.7, 0.2]))
             for acts in itertools.product(activations, repeat=depth)
             for ws in itertools.product(widths, repeat=depth)]
-    return [nets[i] for i in activation_order(nets)]
+    return [nets[i] for i in stack_order(nets)]
 
 
 def _model_grad(net, i):

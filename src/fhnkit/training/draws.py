@@ -8,9 +8,9 @@ batch for every model of a group at once, on the device, inside a CUDA graph), a
 needs nothing but its iteration to go on drawing where it stopped.
 
 The hash is Chris Wellons' "lowbias32" integer mixer, on int64 tensors holding 32-bit values
-(products split so that no intermediate leaves int64's range). A uniform number is the hash's top
-24 bits times 2^-24 (exact in float32); a row index is the hash modulo the number of rows (bias
-below rows / 2^32).
+(each multiplier taken as a signed 32-bit number, so that no product leaves int64's range). A
+uniform number is the hash's top 24 bits times 2^-24 (exact in float32); a row index is the hash
+modulo the number of rows (bias below rows / 2^32).
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ _POSITION_SALT, _DRAW_SALT = 0x5BD1E995, 0x9E3779B9
 
 
 def _mul32(x: torch.Tensor, m: int) -> torch.Tensor:
-    """x * m mod 2^32, for 0 <= x < 2^32 (int64), without an intermediate beyond 2^49."""
-    low = x * (m & 0xFFFF)
-    high = ((x * (m >> 16)) & 0xFFFF) << 16
-    return (low + high) & MASK32
+    """x * m mod 2^32, for 0 <= x < 2^32 (int64) and 0 <= m < 2^32, in two operations: m taken as m - 2^32
+    where m >= 2^31 (the same residue), so that the product's magnitude stays below 2^63 (no int64 overflow)
+    and its low 32 bits, in two's complement, are those of x * m."""
+    signed = m - (1 << 32) if m >= 1 << 31 else m
+    return (x * signed) & MASK32
 
 
 def hash32(x: torch.Tensor) -> torch.Tensor:

@@ -17,9 +17,8 @@ evaluation reorders its activations between layers (a permutation of the models,
 All weights and biases live in one (rows, values per row) tensor, `flat`, and their gradients in another,
 `flat_grad` (the parameters are views of them; `LAYOUT` names the order of a row's values, which checkpoints
 record): an optimiser updates every model with a handful of operations (`fhnkit.training.stacked_group`), at
-each row's model's own rate (`StackedMLP.row_blocks`). Models are ordered by their layers' widths and
-activations (`activation_order`), so that a layer applies each activation to contiguous runs of models (no
-activation is computed twice).
+each row's model's own rate (`StackedMLP.row_blocks`). A layer applies each activation to runs of
+consecutive rows, one per width (no activation is computed twice).
 """
 
 from __future__ import annotations
@@ -63,24 +62,13 @@ def stacked_layers(nets: list[MLP]) -> list[list[tuple[str, int]]]:
     return out
 
 
-def activation_order(nets: list[MLP]) -> list[int]:
-    """Indices of `nets` in reflected Gray-code order of their hidden layers' (width, activation) in the stack
-    (`stacked_layers`): models sharing the first layer's are contiguous (in increasing width, so that the
-    first layer's order is this one), and within them, alternately forwards and backwards, those sharing the
-    next; on a full grid neighbours differ in one layer only, so the layers together have as few runs of one
-    activation as an order allows (3 x 3 x 3: 29, where sorting gives 39)."""
+def stack_order(nets: list[MLP]) -> list[int]:
+    """Indices of `nets` sorted by their hidden layers' (width, activation) in the stack (`stacked_layers`),
+    first layer first: the first layer's own order (`StackedMLP.rows`), and one in which the models of one
+    shape in a layer are, as far as an order allows, in the order of the layer before (its input needs no
+    reordering)."""
     keys = [[(width, act) for act, width in layers] for layers in stacked_layers(nets)]
-
-    def order(members: list[int], depth: int) -> list[int]:
-        if len(members) <= 1 or depth >= len(keys[members[0]]):
-            return members
-        out = []
-        for k, value in enumerate(sorted({keys[i][depth] for i in members})):
-            sub = order([i for i in members if keys[i][depth] == value], depth + 1)
-            out += sub[::-1] if k % 2 else sub
-        return out
-
-    return order(list(range(len(nets))), 0)
+    return sorted(range(len(nets)), key=lambda i: keys[i])
 
 
 def _zero_preserving(name: str) -> bool:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .draws import DRAWS
-from .stacked import LAYOUT, StackedMLP, activation_order
+from .stacked import LAYOUT, StackedMLP, stack_order
 from .stacked_data import AutogradTermsStep, DataTermsStep, row_weights
 from .terms import entry
 from .train import TrainingDiverged, TrainingRun
@@ -59,7 +59,7 @@ class StackedGroup:
     (default), on a CUDA device, each iteration replayed from a CUDA graph."""
 
     def __init__(self, runs: list[TrainingRun], graphs: bool = True):
-        self.runs = runs = [runs[i] for i in activation_order([run.model for run in runs])]
+        self.runs = runs = [runs[i] for i in stack_order([run.model for run in runs])]
         self.net = StackedMLP([run.model for run in runs])
         device = self.device = self.net.weights[0].device
         # every loss term of the group's models (by name, in order of first appearance), one of them computing
