@@ -88,7 +88,7 @@ class LayerClass:
     activation: str | None
 
 
-def _runs_of(values: list) -> list[tuple[object, slice]]:
+def consecutive_runs(values: list) -> list[tuple[object, slice]]:
     """Maximal runs of equal consecutive `values`: (value, slice)."""
     out, start = [], 0
     for value, group in itertools.groupby(values):
@@ -129,7 +129,7 @@ class StackedMLP(nn.Module):
             order = sorted(order, key=lambda i, d=d: key(i, d))
             self.rows.append(list(order))
             self.layer_classes.append([LayerClass(rows, k[3], k[0], k[1], k[2] or None)
-                                       for k, rows in _runs_of([key(i, d) for i in order])])
+                                       for k, rows in consecutive_runs([key(i, d) for i in order])])
         self.row_of = [{model: r for r, model in enumerate(rows)} for rows in self.rows]  # per layer: model -> row
         # per layer, its input's rows from the layer before's (from the models, for the first); None: the same
         self.layer_inputs = []

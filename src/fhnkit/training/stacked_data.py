@@ -30,7 +30,7 @@ import functools
 
 import torch
 
-from .stacked import LayerClass, StackedMLP, _runs_of
+from .stacked import LayerClass, StackedMLP, consecutive_runs
 from .terms import DataTerm
 
 _ONES: dict = {}  # 1 as a 0-dimensional tensor per (dtype, device): `lerp_` and `addcmul` take no plain number
@@ -84,10 +84,6 @@ def _sin(z, h, d):
 def _identity(z, h, d):
     h.copy_(z)
     d.fill_(1.0)
-
-
-def _pass_through(z, h, d):  # `_identity` whose slope d was filled with 1 once (`DataTermsStep._runs`)
-    h.copy_(z)
 
 
 # per activation's name (fhnkit.nets.mlp.ACTIVATIONS): fill h = act(z) and d = act'(z)
@@ -155,7 +151,8 @@ class _LayerInput:
     def __init__(self, rows: list[int], models: list[int], source_models: list[int], source: torch.Tensor,
                  source_grad: torch.Tensor | None, width: int, batch: int, like: torch.Tensor):
         self.position = {r: k for k, r in enumerate(rows)}  # a row of layer d -> its place here
-        index = [source_models.index(model) for model in models]
+        place = {model: k for k, model in enumerate(source_models)}
+        index = [place[model] for model in models]
         if index == list(range(source.shape[0])):
             self.index = self.inverse = None
             self.h, self.dh = source, source_grad
@@ -311,7 +308,7 @@ class DataTermsStep:
                     names = [(c.through, c.activation) for c in classes if c.n_out == width]
                     sizes = [c.rows.stop - c.rows.start for c in classes if c.n_out == width]
                     start = 0
-                    for (through, name), run in _runs_of(names):
+                    for (through, name), run in consecutive_runs(names):
                         count = sum(sizes[run])
                         part = slice(start, start + count)
                         start += count
