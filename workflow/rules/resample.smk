@@ -16,9 +16,9 @@ rule train_resample_model:
         layout.log("{study}", "resample", "train_{which}"),
     conda:
         FHNKIT_ENV
-    threads: lambda w: resample_threads(w)
+    threads: resample_threads
     resources:
-        gpu=lambda w: resample_gpus(w),
+        gpu=resample_gpus,
     params:
         identity=lambda w: model_identity(resample_model_spec(w)),
         spec=lambda w: ExecutionOnly(resample_model_spec(w)),

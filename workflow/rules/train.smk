@@ -16,10 +16,10 @@ rule train:
         layout.train_log("{study}", "{model}"),
     conda:
         FHNKIT_ENV
-    threads: lambda w: model_threads(w)
+    threads: model_threads
     resources:
         # one GPU slot per job (`--resources gpu=N` caps concurrent jobs; fhnkit.cluster.devices picks the device)
-        gpu=lambda w: model_gpus(w),
+        gpu=model_gpus,
     params:
         # what makes the model (a change reruns the job); the whole spec, its threads and device too, for the script
         identity=lambda w: model_identity(model_spec(w)),

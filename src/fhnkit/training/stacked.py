@@ -17,7 +17,7 @@ evaluation reorders its activations between layers (a permutation of the models,
 All weights and biases live in one (rows, values per row) tensor, `flat`, and their gradients in another,
 `flat_grad` (the parameters are views of them; `LAYOUT` names the order of a row's values, which checkpoints
 record): an optimiser updates every model with a handful of operations (`fhnkit.training.stacked_group`), at
-each row's model's own rate (`StackedMLP.row_blocks`). A layer applies each activation to runs of
+each row's model's own rate (`row_blocks`). A layer applies each activation to runs of
 consecutive rows, one per width (no activation is computed twice).
 """
 
@@ -131,16 +131,15 @@ class StackedMLP(nn.Module):
             self.layer_classes.append([LayerClass(rows, k[3], k[0], k[1], k[2] or None)
                                        for k, rows in consecutive_runs([key(i, d) for i in order])])
         self.row_of = [{model: r for r, model in enumerate(rows)} for rows in self.rows]  # per layer: model -> row
+
+        def reordering(index: list[int]) -> torch.Tensor | None:  # None where it leaves every row in place
+            return None if index == list(range(n_models)) else torch.tensor(index, device=device)
+        self.row_models = [reordering(rows) for rows in self.rows]  # per layer, each row's model (None: row r is r)
         # per layer, its input's rows from the layer before's (from the models, for the first); None: the same
-        self.layer_inputs = []
-        for d in range(depth):
-            source = self.row_of[d - 1] if d else {i: i for i in range(n_models)}
-            index = [source[model] for model in self.rows[d]]
-            self.layer_inputs.append(None if index == list(range(n_models))
-                                     else torch.tensor(index, device=device))
-        output_index = [self.row_of[-1][i] for i in range(n_models)]  # the output layer's rows, in model order
-        self.output_order = None if output_index == list(range(n_models)) else torch.tensor(output_index,
-                                                                                             device=device)
+        self.layer_inputs = [reordering([self.row_of[d - 1][model] for model in self.rows[d]] if d else self.rows[d])
+                             for d in range(depth)]
+        # the output layer's rows, in model order
+        self.output_order = reordering([self.row_of[-1][i] for i in range(n_models)])
         per_model = sum(n_out * n_in + n_out for n_out, n_in in shapes)
         self.flat = torch.zeros((n_models, per_model), device=device)
         self.flat_grad = torch.zeros_like(self.flat)
@@ -171,6 +170,14 @@ class StackedMLP(nn.Module):
             self.affine_grad.append(block(self.flat_grad))
             self.columns.append(slice(start, start + size))
             start += size
+        # `flat`'s columns in blocks of consecutive layers of one row order: (columns, each row's model or None),
+        # what an optimiser needs to give each row its model's rate
+        self.row_blocks: list[tuple[slice, torch.Tensor | None]] = []
+        for d, columns in enumerate(self.columns):
+            if self.row_blocks and self.rows[d] == self.rows[d - 1]:
+                self.row_blocks[-1] = (slice(self.row_blocks[-1][0].start, columns.stop), self.row_blocks[-1][1])
+            else:
+                self.row_blocks.append((columns, self.row_models[d]))
         with torch.no_grad():
             for i, net in enumerate(nets):
                 linears = dict(zip(self.positions(net, depth), _linears(net), strict=True))
@@ -219,19 +226,6 @@ class StackedMLP(nn.Module):
     @property
     def n_models(self) -> int:
         return self.flat.shape[0]
-
-    def row_blocks(self) -> list[tuple[slice, torch.Tensor | None]]:
-        """`flat`'s columns in blocks of consecutive layers with one row order: (columns, the model of each
-        row, None where row r is model r): what an optimiser needs to give each row its model's rate."""
-        blocks: list[list] = []  # [columns, rows]
-        for d, columns in enumerate(self.columns):
-            rows = None if self.rows[d] == list(range(self.n_models)) else self.rows[d]
-            if blocks and blocks[-1][1] == rows:
-                blocks[-1][0] = slice(blocks[-1][0].start, columns.stop)
-            else:
-                blocks.append([columns, rows])
-        return [(columns, None if rows is None else torch.tensor(rows, device=self.flat.device))
-                for columns, rows in blocks]
 
     def _layer_input(self, d: int, h: torch.Tensor) -> torch.Tensor:
         """Layer d's input, from the layer before's output (of the models, for the first) in layer d's rows."""

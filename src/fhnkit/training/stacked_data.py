@@ -113,7 +113,6 @@ class AutogradTermsStep:
     def __init__(self, net: StackedMLP, terms: list, rows: list[torch.Tensor | None] | None = None):
         self.net, self.terms, self.rows = net, terms, rows or [None] * len(terms)
         self.losses = None
-        self.row_blocks = net.row_blocks()
 
     def forward(self, batches: list) -> torch.Tensor:
         """Each term's loss per model, (terms, models), with its graph kept for `backward`."""
@@ -128,7 +127,7 @@ class AutogradTermsStep:
         self.net.backward((coefficients * self.losses).sum())
         self.net.zero_pass_through(self.net.affine_grad)
         silent = (coefficients == 0).all(dim=0)
-        for columns, rows in self.row_blocks:
+        for columns, rows in self.net.row_blocks:
             mask = silent if rows is None else silent.index_select(0, rows)
             self.net.flat_grad[:, columns].masked_fill_(mask[:, None], 0.0)
         self.losses = None
@@ -226,9 +225,7 @@ class DataTermsStep:
         rows = rows or [None] * len(terms)
         # the output layer's models in its rows' order (None: model order): targets, scales, row weights and
         # coefficients are reordered to it, the losses back
-        out_models = net.rows[-1]
-        self.out_models = None if out_models == list(range(net.n_models)) else torch.tensor(out_models,
-                                                                                           device=net.flat.device)
+        self.out_models = net.row_models[-1]
         self.output_scale = self._out_order(net.output_scale).transpose(1, 2)  # (rows, outputs, 1)
         self.output_offset = self._out_order(net.output_offset).transpose(1, 2)
         self.rows = [None if r is None else self._out_order(r) for r in rows]
@@ -245,7 +242,6 @@ class DataTermsStep:
         # where its loss is not finite), and each class's gradient with the view of `flat_grad` it goes to
         self.silent = torch.zeros((len(net.weights), net.n_models), dtype=torch.bool, device=net.flat.device)
         self.zero = torch.zeros((), dtype=net.flat.dtype, device=net.flat.device)
-        self.layer_rows = [torch.tensor(rows, device=net.flat.device) for rows in net.rows]
         self.copies = [(self.silent[d, c.rows][:, None, None], grad, self._weights(d, c, net.affine_grad))
                        for d, classes in enumerate(net.layer_classes)
                        for c, grad in zip(classes, self.grads[d], strict=True) if grad is not None]
@@ -368,8 +364,11 @@ class DataTermsStep:
                     operation()
                 for operation in plan["back"][d]:
                     operation()
-        for d, rows in enumerate(self.layer_rows):
-            torch.index_select(silent, 0, rows, out=self.silent[d])
+        for d, rows in enumerate(net.row_models):
+            if rows is None:
+                self.silent[d].copy_(silent)
+            else:
+                torch.index_select(silent, 0, rows, out=self.silent[d])
         for mask, grad, into in self.copies:
             torch.where(mask, self.zero, grad, out=into)
 

@@ -88,7 +88,6 @@ class StackedGroup:
         self.bad = torch.zeros(n, **f64)
         self.exp_avg, self.exp_avg_sq = torch.zeros_like(self.net.flat), torch.zeros_like(self.net.flat)
         self._step = torch.zeros_like(self.net.flat)  # one Adam step at rate 1 (scratch)
-        self._row_blocks = self.net.row_blocks()
         self.iteration = runs[0].iteration
         self.adam_steps = 0  # every active model has taken this many Adam steps (they start together)
         # the same count on the device, for the fused kernel: incremented there, never copied from the host
@@ -211,7 +210,7 @@ class StackedGroup:
         torch._fused_adam_([self._step], [self.net.flat_grad], [self.exp_avg], [self.exp_avg_sq], [],
                            [self._adam_step], lr=1.0, beta1=BETA1,
                            beta2=BETA2, weight_decay=0.0, eps=EPS, amsgrad=False, maximize=False)
-        for columns, rows in self._row_blocks:
+        for columns, rows in self.net.row_blocks:
             row_rate = rate if rows is None else rate.index_select(0, rows)
             self.net.flat[:, columns].addcmul_(self._step[:, columns], row_rate[:, None])
 
