@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import os
 
 import numpy as np
 import pytest
@@ -254,6 +255,61 @@ def test_a_killed_fleet_resumes_from_its_checkpoint_bit_identical(grid, tmp_path
         pd.testing.assert_frame_equal(ha, hb)
 
 
+@pytest.mark.parametrize("checkpointed", [True, False])
+def test_a_fleet_killed_while_writing_its_models_ends_bit_identical(grid, tmp_path, monkeypatch, checkpointed):
+    """A job killed between two models' files of one group (the first written, the others not): the rerun
+    keeps the first as it is and gives the others exactly the weights and history of an uninterrupted job
+    (their group is the same group, not one of the unfinished models only: a group of other models sums in
+    another order); with a checkpoint directory from the group's saved end state, without an iteration."""
+    import pandas as pd
+
+    from fhnkit.training import fleet, train_fleet
+    from fhnkit.training.stacked_group import StackedGroup as Group
+
+    specs, data = grid
+    specs = [copy.deepcopy(s) for s in specs if s["class"] == "ddnn" and s["seed"] == 0 and s["batch_size"] == 8
+             and s["model"].startswith("ddnn_tanh8")]
+    assert [s["depth"] for s in specs] == [1, 2, 2]  # rows in other orders per layer (pass-through rows)
+    for s in specs:
+        s["training"].update(iterations=40, validate_every=20, checkpoint_every=20)
+    paths = {"train": tmp_path / "train.parquet", "val": tmp_path / "val.parquet"}
+    for split, path in paths.items():
+        data[split].to_parquet(path)
+    ckpt = (lambda name: tmp_path / f"{name}_ckpt") if checkpointed else (lambda name: None)
+
+    def jobs(name):
+        return [(ModelSpec.from_mapping(s), paths, tmp_path / name / s["model"]) for s in specs]
+
+    train_fleet(jobs("whole"), checkpoint_dir=ckpt("whole"))
+    write, written = fleet.write_finished, []
+
+    def killed_after_one(run, *args, **kwargs):
+        if written:
+            raise KeyboardInterrupt("killed")
+        written.append(run.spec.model)
+        return write(run, *args, **kwargs)
+
+    monkeypatch.setattr(fleet, "write_finished", killed_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        train_fleet(jobs("killed"), checkpoint_dir=ckpt("killed"))
+    first = tmp_path / "killed" / written[0]
+    kept = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in first.iterdir()}
+    monkeypatch.setattr(fleet, "write_finished", write)
+    if checkpointed:  # the group resumes at its end: no iteration
+        monkeypatch.setattr(Group, "advance", lambda self, n: pytest.fail("the group trained again"))
+    train_fleet(jobs("killed"), checkpoint_dir=ckpt("killed"))
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in first.iterdir()} == kept
+    if checkpointed:
+        assert not list(ckpt("killed").glob("fleet-*.pt"))  # removed once every model was written
+    timing = ["iter_time_s", "wall_time_s"]
+    for s in specs:
+        whole, killed = tmp_path / "whole" / s["model"], tmp_path / "killed" / s["model"]
+        a, b = torch.load(whole / "weights.pt"), torch.load(killed / "weights.pt")
+        assert all(torch.equal(a[k], b[k]) for k in a), s["model"]
+        pd.testing.assert_frame_equal(pd.read_parquet(whole / "history.parquet").drop(columns=timing),
+                                      pd.read_parquet(killed / "history.parquet").drop(columns=timing))
+
+
 def test_an_unreadable_fleet_checkpoint_is_ignored(grid, tmp_path, caplog):
     from fhnkit.training import train_fleet
     from fhnkit.training.fleet import checkpoint_name, make_groups
@@ -303,6 +359,33 @@ def test_a_fleet_model_is_handed_over_only_when_finished_from_the_same_spec(tmp_
     assert take_from_fleet(src, dst, "abc")
     assert sorted(p.name for p in dst.iterdir()) == ["history.parquet", "metrics.json", "spec.json", "weights.pt"]
     assert not any(src.iterdir())
+
+
+def test_a_hand_over_killed_half_way_leaves_the_model_whole_in_the_fleet(tmp_path, monkeypatch):
+    """A `train` job killed while it moves its model out of the fleet's directory (two files moved): every
+    file is still in the fleet's directory, and the rerun's hand-over takes them all."""
+    from fhnkit.cluster import handoff
+
+    src, dst = tmp_path / "fleet" / "m", tmp_path / "models" / "m"
+    src.mkdir(parents=True)
+    files = {"weights.pt": b"w", "spec.json": b"s", "history.parquet": b"h", "metrics.json": b'{"config_hash": "abc"}'}
+    for name, content in files.items():
+        (src / name).write_bytes(content)
+    link, calls = os.link, []
+
+    def killed_after_two(a, b):
+        if len(calls) == 2:
+            raise KeyboardInterrupt("killed")
+        calls.append(b)
+        link(a, b)
+
+    monkeypatch.setattr(handoff.os, "link", killed_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        handoff.take_from_fleet(src, dst, "abc")
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == files and len(list(dst.iterdir())) == 2
+    monkeypatch.setattr(handoff.os, "link", link)
+    assert handoff.take_from_fleet(src, dst, "abc")
+    assert {p.name: p.read_bytes() for p in dst.iterdir()} == files and not any(src.iterdir())
 
 
 def test_a_layer_computes_each_shape_of_a_grid_once_in_consecutive_rows():

@@ -29,10 +29,27 @@ def take_from_fleet(fleet_model_dir, model_dir, config_hash: str | None) -> bool
         return False
     if metrics.get("config_hash") != config_hash or not all((src / name).is_file() for name in MODEL_FILES):
         return False
-    dst.mkdir(parents=True, exist_ok=True)
-    for name in MODEL_FILES:  # metrics.json is the last of them: the model counts as finished only then
-        os.replace(src / name, dst / name)
+    _hand_over(src, dst, MODEL_FILES)  # metrics.json is the last of them: the model counts as finished only then
     return True
+
+
+def _hand_over(src: Path, dst: Path, names) -> None:
+    """Move the files `names` from `src` into `dst` in that order, each complete where it appears (a hard
+    link, or a copy renamed into place), and only then remove them from `src`: a job killed on the way
+    leaves every file still in `src` (a later hand-over takes them again), never some in one directory and
+    the rest in the other."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        target = dst / name
+        target.unlink(missing_ok=True)  # a link of the same file from a hand-over killed before
+        try:
+            os.link(src / name, target)
+        except OSError:  # a file system without hard links
+            landing = dst / f".{name}.handover"
+            shutil.copyfile(src / name, landing)
+            os.replace(landing, target)
+    for name in names:
+        (src / name).unlink()
 
 
 def take_shared_model(source_dir, model_dir, spec: dict) -> dict:
@@ -85,9 +102,6 @@ def take_compiled_from_fleet(fleet_compiled_dir, compiled_dir, weights_path, set
     if record.get("weights_sha256") != file_sha256(weights_path) or record.get("settings") != settings:
         shutil.rmtree(src, ignore_errors=True)
         return False
-    dst.mkdir(parents=True, exist_ok=True)
-    for path in sorted(src.iterdir()):
-        if path.name != COMPILED_RECORD and path.is_file():
-            os.replace(path, dst / path.name)
-    os.replace(src / COMPILED_RECORD, dst / COMPILED_RECORD)
+    builds = sorted(p.name for p in src.iterdir() if p.name != COMPILED_RECORD and p.is_file())
+    _hand_over(src, dst, [*builds, COMPILED_RECORD])
     return True

@@ -15,6 +15,7 @@ validation) without synchronising with the host (`stacked_group`).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -83,18 +84,29 @@ class SoloGroup:
         return [result]
 
 
-def make_groups(runs: list[TrainingRun], graphs: bool = True) -> list:
-    """The stacked groups (and solo runs) of a fleet, in the order of their first run; with `graphs`, a
-    group on a GPU replays its iterations from a CUDA graph (`StackedGroup`)."""
+def partition(runs: list[TrainingRun]) -> list[list[TrainingRun]]:
+    """The runs of each group of a fleet (`make_groups`), without building the groups: stacked groups in the
+    order of their first run, then each run that steps alone as a group of its own."""
     groups: dict = {}
     solos = []
     for run in runs:
         key = group_key(run)
         if key is None:
-            solos.append(SoloGroup(run))
+            solos.append([run])
         else:
             groups.setdefault(key, []).append(run)
-    return [StackedGroup(members, graphs) for members in groups.values()] + solos
+    return list(groups.values()) + solos
+
+
+def build_group(members: list[TrainingRun], graphs: bool = True):
+    """A group of `partition`'s: a StackedGroup (with `graphs`, on a GPU replaying its iterations from a CUDA
+    graph) or the SoloGroup of a run that steps alone."""
+    return StackedGroup(members, graphs) if group_key(members[0]) is not None else SoloGroup(members[0])
+
+
+def make_groups(runs: list[TrainingRun], graphs: bool = True) -> list:
+    """The stacked groups (and solo runs) of a fleet, in the order of their first run."""
+    return [build_group(members, graphs) for members in partition(runs)]
 
 
 def fit_fleet(runs: list[TrainingRun], groups: list | None = None) -> list[pd.DataFrame | TrainingDiverged]:
@@ -113,7 +125,8 @@ def fit_fleet(runs: list[TrainingRun], groups: list | None = None) -> list[pd.Da
 def fit_group(group, start: float, checkpoint: Path | None = None) -> list[pd.DataFrame | TrainingDiverged]:
     """Train one group (`make_groups`) to the end, block by block (a block ends at a validation); with
     `checkpoint` (a stacked group only), its state is saved there every `training.checkpoint_every`
-    iterations and taken up again when the file is there (bit-identical on a CPU)."""
+    iterations and at the end (so that a job killed while it writes the group's models takes them from
+    there: `train_fleet`), and taken up again when the file is there (bit-identical on a CPU)."""
     training = group.runs[0].spec.training
     total, every = training.iterations, training.validate_every
     rows: list[list] = [[] for _ in group.runs]
@@ -135,7 +148,7 @@ def fit_group(group, start: float, checkpoint: Path | None = None) -> list[pd.Da
                 row = {"iteration": run.iteration, "lr": run.optimizer.param_groups[0]["lr"], **result}
                 row.update(run.validation_row(errors[j]), iter_time_s=share, wall_time_s=time.perf_counter() - start)
                 rows[j].append(row)
-        due = group.iteration - last_save >= training.checkpoint_every and group.iteration < total
+        due = group.iteration - last_save >= training.checkpoint_every or group.iteration >= total
         if checkpoint is not None and due:
             _save(group, rows, stopped, checkpoint)
             last_save = group.iteration
@@ -176,27 +189,35 @@ def train_fleet(jobs: list[tuple[dict, dict, object]], checkpoint_dir=None) -> l
     """Train the models of `jobs` ([(spec, {split: data path}, model directory)]) as one fleet and write
     each model's `weights.pt`, `spec.json`, `history.parquet` and `metrics.json` exactly as `train_model`
     does, a group's models as soon as the group ends. A model whose `metrics.json` exists (from the same
-    spec: same config hash) is finished and left alone. With `checkpoint_dir`, each stacked group saves its state there
-    (`checkpoint_name`) every `training.checkpoint_every` iterations: a killed fleet resumes where it
-    stopped. Returns per job its metrics, or,
-    for a model that diverged with `training.on_divergence: fail`, the TrainingDiverged (no metrics)."""
+    spec: same config hash) is finished and left alone. The groups are those of all of `jobs`, finished
+    models included, so that a rerun computes what an uninterrupted job would: a group all of whose models
+    are finished is skipped; one with some finished trains them again with the others (from its checkpoint,
+    when there is one) and writes only the others. With `checkpoint_dir`, each stacked group saves its state
+    there (`checkpoint_name`) every `training.checkpoint_every` iterations and when it ends (removed once
+    its models are written): a killed fleet resumes where it stopped, bit-identical on a CPU. Returns per
+    job its metrics, or, for a model that diverged with `training.on_divergence: fail`, the
+    TrainingDiverged (no metrics)."""
     cache: dict = {}
     results: list = [None] * len(jobs)
-    todo = []
+    runs, out_dirs, index = [], {}, {}
     for k, (spec, paths, out_dir) in enumerate(jobs):
         out_dir = Path(out_dir)
         done = read_json(out_dir / "metrics.json") if (out_dir / "metrics.json").is_file() else None
         if done is not None and done.get("config_hash") == spec.config_hash:
-            log.info("%s finished before (same config): kept as it is", spec.model)
             results[k] = done
-            continue
-        todo.append((k, TrainingRun(spec, **load_training_data(spec, paths, cache)), out_dir))
-    if todo:
-        torch.set_num_threads(todo[0][1].spec.training.threads)
-    out_dirs = {id(run): out_dir for _, run, out_dir in todo}
-    index = {id(run): k for k, run, _ in todo}
+        run = TrainingRun(spec, **load_training_data(spec, paths, cache))
+        runs.append(run)
+        out_dirs[id(run)], index[id(run)] = out_dir, k
+    if runs:
+        torch.set_num_threads(runs[0].spec.training.threads)
     start = time.perf_counter()
-    for group in make_groups([run for _, run, _ in todo]):
+    for members in partition(runs):
+        finished = [results[index[id(run)]] is not None for run in members]
+        for run in itertools.compress(members, finished):
+            log.info("%s finished before (same config): kept as it is", run.spec.model)
+        if all(finished):
+            continue
+        group = build_group(members)
         if isinstance(group, StackedGroup):
             path = None if checkpoint_dir is None else Path(checkpoint_dir) / checkpoint_name(group)
             outcomes = fit_group(group, start, path)
@@ -210,6 +231,8 @@ def train_fleet(jobs: list[tuple[dict, dict, object]], checkpoint_dir=None) -> l
             path = None
         for run, outcome in zip(group.runs, outcomes, strict=True):
             k, out_dir = index[id(run)], out_dirs[id(run)]
+            if results[k] is not None:  # finished before: trained again only for its group mates
+                continue
             if not isinstance(outcome, TrainingDiverged):
                 results[k] = write_finished(run, outcome, out_dir, fleet={"models": len(group.runs)})
             elif run.spec.training.on_divergence == "fail":
